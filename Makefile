@@ -1,0 +1,35 @@
+# Quick start: `make demo` (whole workflow on the built-in demo data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch and torchvision from the package registry as a matched pair
+TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
+CORES ?= all
+
+.PHONY: demo test bench lint fmt clean
+
+$(BIN)/snakemake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install $(TORCH_PAIR)
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+demo: $(BIN)/snakemake
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 results/report.html
+
+test: $(BIN)/snakemake
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/snakemake
+	$(BIN)/python -m bench.run
+
+lint: $(BIN)/snakemake
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+fmt: $(BIN)/snakemake
+	$(BIN)/snakefmt .
+
+clean:
+	rm -rf results resources/demo .snakemake

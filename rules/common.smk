@@ -1,0 +1,68 @@
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+# the library without installation: src/ here; rule scripts find it through the
+# scripts/cineflow link (Snakemake puts the script's folder on sys.path), e.g. in conda envs
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from cineflow.config import DemoConfig, fill_defaults, load_schema
+from cineflow.demo import LABEL_COLUMNS, plan
+from cineflow.labels import read_table, shard_of, validate as validate_labels
+from cineflow.provenance import module_sources
+
+# snakemake's validate() fills `properties` defaults; model entries need the rest.
+fill_defaults(
+    config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+)
+
+DATA_ROOT = config["data"]["root"]
+# the demo writes its table into its own root
+LABELS = (
+    f"{DATA_ROOT}/labels.csv" if config["data"]["demo"] else config["data"]["labels"]
+)
+MODELS = list(config["models"])
+FOLDS = list(range(config["splits"]["folds"]))
+SHARDS = list(range(config["cache"]["shards"]))
+CLASSES = config["data"]["classes"]
+SEED = config["seed"]
+ENV = "../envs/cineflow.yaml"
+
+
+@lru_cache(maxsize=1)
+def samples() -> pd.DataFrame:
+    """The labels table, checked at parse time (errors name the row and the fix), with its shard."""
+    if config["data"]["demo"]:
+        table = plan(DemoConfig.from_dict(config["demo"]), SEED, CLASSES)[LABEL_COLUMNS]
+    else:
+        table = read_table(LABELS)
+    table = validate_labels(table, CLASSES, DATA_ROOT, source=LABELS)
+    return table.assign(shard=[shard_of(v, len(SHARDS)) for v in table["video_id"]])
+
+
+def labels_records(wildcards) -> list[dict]:
+    """The checked table as a param: editing a label reruns the manifest, never the cache."""
+    return samples().drop(columns="shard").to_dict("records")
+
+
+def shard_rows(wildcards) -> list[dict]:
+    rows = samples()[samples()["shard"] == int(wildcards.shard)]
+    return rows[["video_id", "path"]].to_dict("records")
+
+
+def shard_videos(wildcards) -> list[str]:
+    """Raw files of one shard. A missing file is left out here and quarantined by the job."""
+    paths = [f"{DATA_ROOT}/{row['path']}" for row in shard_rows(wildcards)]
+    return [p for p in paths if config["data"]["demo"] or Path(p).exists()]
+
+
+def code(module: str) -> list[str]:
+    """Library sources a rule's script reaches: editing one reruns exactly the rules that use it."""
+    return module_sources(f"cineflow.{module}")
+
+
+def fold_outputs(pattern: str) -> list[str]:
+    return expand(pattern, model=MODELS, fold=FOLDS)

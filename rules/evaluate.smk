@@ -1,0 +1,45 @@
+rule evaluate:
+    input:
+        model="results/{model}/fold_{fold}/model.pt",
+        split="results/splits/fold_{fold}.csv",
+        manifest="results/manifest.parquet",
+        code=code("evaluate"),
+    output:
+        metrics="results/{model}/fold_{fold}/metrics.json",
+        predictions="results/{model}/fold_{fold}/predictions.csv",
+    log:
+        "results/logs/evaluate/{model}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}/fold_{fold}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=30,
+    params:
+        evaluate=config["evaluate"],
+        seed=SEED,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarize:
+    input:
+        metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS),
+        code=code("summary"),
+    output:
+        "results/{model}/summary.json",
+    log:
+        "results/logs/summarize/{model}.log",
+    benchmark:
+        "results/benchmarks/summarize/{model}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/summarize.py"

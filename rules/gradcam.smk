@@ -1,0 +1,25 @@
+rule gradcam:
+    input:
+        model="results/{model}/fold_{fold}/model.pt",
+        metrics="results/{model}/fold_{fold}/metrics.json",
+        predictions="results/{model}/fold_{fold}/predictions.csv",
+        manifest="results/manifest.parquet",
+        code=code("gradcam"),
+    output:
+        directory("results/{model}/fold_{fold}/gradcam"),
+    log:
+        "results/logs/gradcam/{model}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/gradcam/{model}/fold_{fold}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=30,
+    params:
+        gradcam=config["gradcam"],
+        seed=SEED,
+    script:
+        "../scripts/gradcam.py"

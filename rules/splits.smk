@@ -1,0 +1,21 @@
+rule splits:
+    input:
+        manifest="results/manifest.parquet",
+        code=code("splits"),
+    output:
+        expand("results/splits/fold_{fold}.csv", fold=FOLDS),
+    log:
+        "results/logs/splits.log",
+    benchmark:
+        "results/benchmarks/splits.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        splits=config["splits"],
+        seed=SEED,
+    script:
+        "../scripts/splits.py"

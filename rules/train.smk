@@ -1,0 +1,30 @@
+rule train:
+    input:
+        split="results/splits/fold_{fold}.csv",
+        manifest="results/manifest.parquet",
+        code=code("trainer"),
+    output:
+        model="results/{model}/fold_{fold}/model.pt",
+        history="results/{model}/fold_{fold}/history.csv",
+    log:
+        "results/logs/train/{model}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/fold_{fold}.tsv"
+    wildcard_constraints:
+        model="|".join(MODELS),
+        fold=r"\d+",
+    conda:
+        ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=config["resources"]["train_runtime"],
+    params:
+        model=lambda wildcards: config["models"][wildcards.model],
+        classes=CLASSES,
+        seed=SEED,
+        # resumable state: not an output, so Snakemake keeps it when it reruns a killed job
+        state="results/.resume/{model}/fold_{fold}/state.pt",
+    script:
+        "../scripts/train.py"

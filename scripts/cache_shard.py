@@ -1,0 +1,17 @@
+"""Rule cache_shard: decode one shard's videos into the frame cache."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from cineflow.atomic import write_parquet
+from cineflow.cache import cache_shard
+from cineflow.config import CacheConfig
+from cineflow.logs import to_log
+
+with to_log(snakemake.log[0]):
+    out = Path(snakemake.output[0])
+    table = cache_shard(pd.DataFrame(snakemake.params.videos, columns=["video_id", "path"]),
+                        snakemake.params.root, out, CacheConfig.from_dict(snakemake.params.cache))
+    write_parquet(out / "shard.parquet", table)
+    print(table[["video_id", "status", "reason", "n_frames"]].to_string())

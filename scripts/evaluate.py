@@ -1,0 +1,21 @@
+"""Rule evaluate: test metrics with the val-tuned threshold, and per-video predictions."""
+
+import pandas as pd
+
+from cineflow.atomic import write_csv, write_json
+from cineflow.config import EvalConfig
+from cineflow.evaluate import evaluate_fold
+from cineflow.logs import to_log
+from cineflow.provenance import provenance
+from cineflow.seeding import seed_everything
+
+with to_log(snakemake.log[0]):
+    device = seed_everything(snakemake.params.seed, snakemake.threads)
+    metrics, predictions = evaluate_fold(
+        snakemake.input.model, pd.read_csv(snakemake.input.split, keep_default_na=False),
+        pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device)
+    metrics = {"model": snakemake.wildcards.model, "fold": int(snakemake.wildcards.fold), **metrics,
+               "provenance": provenance(snakemake.config)}
+    write_csv(snakemake.output.predictions, predictions)
+    write_json(snakemake.output.metrics, metrics)
+    print({k: v for k, v in metrics["metrics"].items()})

@@ -1,0 +1,21 @@
+"""Rule manifest: join labels with the cache shards; list what was quarantined."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from cineflow.atomic import write_csv, write_parquet
+from cineflow.logs import to_log
+from cineflow.manifest import build_manifest
+
+with to_log(snakemake.log[0]):
+    labels = pd.DataFrame(snakemake.params.labels)  # checked at parse time (rules/common.smk)
+    shards = [pd.read_parquet(Path(d) / "shard.parquet") for d in snakemake.input.shards]
+    manifest, quarantine = build_manifest(labels, shards)
+    print(f"{len(manifest)} usable videos, {len(quarantine)} quarantined")
+    print(quarantine.to_string())
+    if snakemake.params.strict and len(quarantine):
+        raise SystemExit(f"data.strict is on and {len(quarantine)} input(s) are unusable: "
+                         + "; ".join(f"{r.source}: {r.reason}" for r in quarantine.itertuples()))
+    write_parquet(snakemake.output.manifest, manifest)
+    write_csv(snakemake.output.quarantine, quarantine)

@@ -1,0 +1,30 @@
+"""Checkpoints: weights plus everything needed to use them, loadable with weights_only=True."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .models import build_model
+
+
+def save(path: str | Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model from its checkpoint (architecture, classes and normalisation travel with it)."""
+    ckpt = load(path)
+    spec = ckpt["model"]
+    model = build_model(spec["arch"], n_outputs=len(ckpt["classes"]), in_channels=ckpt["in_channels"],
+                        pretrained=False, weights=None, **spec["arch_params"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,151 @@
+"""Typed views of the validated config. Defaults live in one place: schemas/config.schema.yaml."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
+    """Fill schema defaults in place, including inside `additionalProperties` maps (models).
+
+    snakemake.utils.validate only fills `properties`; model entries live under
+    `additionalProperties`, so they get their defaults here.
+    """
+    root = schema if root is None else root
+    schema = _deref(schema, root)
+    if not isinstance(config, dict) or schema.get("type") != "object":
+        return config
+    for key, sub in schema.get("properties", {}).items():
+        sub = _deref(sub, root)
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if key in config:
+            fill_defaults(config[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in config:
+            if key not in schema.get("properties", {}):
+                fill_defaults(config[key], extra, root)
+    return config
+
+
+def resolve(config: dict | None = None, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate `config` against the schema and return a copy with every default filled."""
+    import jsonschema
+
+    schema = load_schema(schema_path)
+    config = fill_defaults(copy.deepcopy(config or {}), schema)
+    try:
+        jsonschema.validate(config, schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise ConfigError(f"config key '{where}': {err.message}") from None
+    return config
+
+
+def _deref(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if not ref:
+        return schema
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _from_dict(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}; allowed: {sorted(names)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    n_patients: int
+    clips_per_patient: int
+    hflip_fraction: float
+    n_frames: int
+    size: int
+    fps: float
+    ef_range: list
+    ef_threshold: float
+    n_corrupt: int
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    shards: int
+    size: int
+    color: str
+    max_frames: int | None
+
+    from_dict = classmethod(_from_dict)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "grey" else 3
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    folds: int
+    val_fraction: float
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str
+    arch_params: dict
+    pretrained: bool
+    weights: str | None
+    clip_length: int
+    clip_period: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    loss: str
+    monitor: str
+    patience: int
+    hflip_p: float
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    threshold: str
+    eval_clips: int
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class GradcamConfig:
+    n_videos: int
+    fps: float
+    target_layer: str | None
+
+    from_dict = classmethod(_from_dict)

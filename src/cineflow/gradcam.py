@@ -1,0 +1,87 @@
+"""Grad-CAM videos (pytorch-grad-cam): original | overlay, with truth, prediction and score on the frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from .atomic import write_csv
+from .cache import load_frames
+from .checkpoint import load_model
+from .config import GradcamConfig
+from .data import clip_indices, clip_starts, read_clip, to_tensor
+from .models import get_module
+from .video_io import write_mp4
+
+INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "file"]
+
+
+def select_videos(predictions: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
+    """Most confident correct and most confident wrong test videos, alternating, `n` in all."""
+    confidence = (predictions["score"] - threshold).abs()
+    ranked = predictions.assign(confidence=confidence).sort_values(["confidence", "video_id"],
+                                                                   ascending=[False, True])
+    correct = ranked[ranked["correct"]].assign(kind="confident_correct")
+    wrong = ranked[~ranked["correct"]].assign(kind="confident_wrong")
+    picks, queues = [], [list(correct.itertuples(index=False)), list(wrong.itertuples(index=False))]
+    while len(picks) < n and any(queues):
+        for queue in queues:
+            if queue and len(picks) < n:
+                picks.append(queue.pop(0))
+    return pd.DataFrame(picks, columns=ranked.columns.tolist() + ["kind"]) if picks else ranked.head(0)
+
+
+def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_class: int, layer: str) -> np.ndarray:
+    """[T, H, W] CAM in [0, 1], min-max scaled over the whole clip (not per frame)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with GradCAM(model=model, target_layers=[get_module(model, layer)],
+                 reshape_transform=getattr(model, "cam_reshape", None)) as cam:
+        heat = cam(input_tensor=clip[None], targets=[ClassifierOutputTarget(target_class)])
+    return heat[0]
+
+
+def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, scale: int = 4) -> np.ndarray:
+    """[T, H, W, C] uint8 + [T, H, W] heat -> [T, H*s, 2*W*s, 3] side-by-side RGB frames."""
+    out = []
+    for frame, cam in zip(frames, heat):
+        rgb = frame if frame.shape[-1] == 3 else np.repeat(frame, 3, axis=-1)
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        cam = cv2.resize(cam, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * cam), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        blend = (0.55 * rgb + 0.45 * colour).astype(np.uint8)
+        panel = np.concatenate([rgb, blend], axis=1)
+        cv2.putText(panel, caption, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+        out.append(panel)
+    return np.stack(out)
+
+
+def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.DataFrame, threshold: float,
+                cfg: GradcamConfig, out_dir: str | Path) -> pd.DataFrame:
+    """Write one MP4 per selected test video plus index.csv into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, ckpt = load_model(model_path)
+    classes, norm, spec = ckpt["classes"], ckpt["normalisation"], ckpt["model"]
+    layer = cfg.target_layer or model.cam_layer
+    chosen = select_videos(predictions, threshold, cfg.n_videos)
+    rows = []
+    for pick in chosen.itertuples(index=False):
+        video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
+        frames = load_frames(video["frames_path"])
+        start = clip_starts(video["n_frames"], spec["clip_length"], spec["clip_period"], 1)[0]
+        raw = read_clip(frames, clip_indices(video["n_frames"], spec["clip_length"], spec["clip_period"], start))
+        heat = clip_cam(model, to_tensor(raw, norm["mean"], norm["std"]), classes.index(pick.prediction), layer)
+        caption = f"true {pick.label} | pred {pick.prediction} | p={pick.score:.2f}"
+        name = f"{pick.video_id}.mp4"
+        write_mp4(out_dir / name, overlay(raw, heat, caption), cfg.fps)
+        rows.append(dict(video_id=pick.video_id, kind=pick.kind, label=pick.label, prediction=pick.prediction,
+                         score=float(pick.score), file=name))
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    write_csv(out_dir / "index.csv", index)
+    return index

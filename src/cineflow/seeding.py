@@ -1,0 +1,19 @@
+"""Seeds and determinism in one call, so every entry point is reproducible the same way."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, threads: int | None = None) -> torch.device:
+    """Seed Python/NumPy/torch, make CPU kernels deterministic, and pick CUDA when present."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
