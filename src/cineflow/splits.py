@@ -13,6 +13,7 @@ SPLIT_COLUMNS = ["video_id", "group", "label", "partition"]
 
 def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.DataFrame]:
     """One table per fold: test = fold k of StratifiedGroupKFold, val carved from the rest by group."""
+    manifest = manifest.sort_values("video_id").reset_index(drop=True)  # row order must not matter
     originals = manifest[manifest["augment"] == ""].reset_index(drop=True)
     n_groups = originals["group"].nunique()
     if n_groups < cfg.folds + 1:
@@ -22,9 +23,12 @@ def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.
     folds = []
     for k, (rest_idx, test_idx) in enumerate(outer.split(originals, originals["label"], originals["group"])):
         rest = originals.iloc[rest_idx]
-        n_inner = max(2, round(1 / cfg.val_fraction))
-        inner = StratifiedGroupKFold(n_splits=min(n_inner, rest["group"].nunique()), shuffle=True,
-                                     random_state=seed + 1 + k)
+        smallest_class = int(rest.groupby("label")["group"].nunique().min())
+        if smallest_class < 2:
+            raise ValueError(f"fold {k}: a class has fewer than 2 groups outside the test partition, so no "
+                             "val partition can hold it; add patients or lower splits.folds")
+        n_inner = min(max(2, round(1 / cfg.val_fraction)), smallest_class)
+        inner = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + 1 + k)
         _, val_idx = next(inner.split(rest, rest["label"], rest["group"]))
         test_groups = set(originals["group"].iloc[test_idx])
         val_groups = set(rest["group"].iloc[val_idx])
