@@ -16,7 +16,7 @@ rule cache_shard:
         runtime=60,
     params:
         videos=shard_rows,
-        cache=config["cache"],
+        cache=canonical(config["cache"]),
         root=DATA_ROOT,
     script:
         "../scripts/cache_shard.py"

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from functools import lru_cache
@@ -30,6 +31,7 @@ SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
 ENV = "../envs/cineflow.yaml"
+LIBRARY = Path(workflow.basedir) / "src" / "cineflow"
 
 
 @lru_cache(maxsize=1)
@@ -59,9 +61,15 @@ def shard_videos(wildcards) -> list[str]:
     return [p for p in paths if config["data"]["demo"] or Path(p).exists()]
 
 
+def canonical(section):
+    """A config section with sorted keys: Snakemake compares params as text, so reordering
+    keys in config.yaml must not look like a change."""
+    return json.loads(json.dumps(section, sort_keys=True))
+
+
 def code(module: str) -> list[str]:
     """Library sources a rule's script reaches: editing one reruns exactly the rules that use it."""
-    return module_sources(f"cineflow.{module}")
+    return module_sources(f"cineflow.{module}", LIBRARY)
 
 
 def fold_outputs(pattern: str) -> list[str]:

@@ -15,7 +15,7 @@ if config["data"]["demo"]:
             mem_mb=1000,
             runtime=20,
         params:
-            demo=config["demo"],
+            demo=canonical(config["demo"]),
             seed=SEED,
             classes=CLASSES,
             root=lambda wildcards, output: os.path.dirname(output.labels),

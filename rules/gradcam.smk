@@ -19,7 +19,7 @@ rule gradcam:
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=30,
     params:
-        gradcam=config["gradcam"],
+        gradcam=canonical(config["gradcam"]),
         seed=SEED,
     script:
         "../scripts/gradcam.py"

@@ -15,7 +15,7 @@ rule splits:
         mem_mb=1000,
         runtime=10,
     params:
-        splits=config["splits"],
+        splits=canonical(config["splits"]),
         seed=SEED,
     script:
         "../scripts/splits.py"

@@ -21,7 +21,7 @@ rule train:
         mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=config["resources"]["train_runtime"],
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
         classes=CLASSES,
         seed=SEED,
         # resumable state: not an output, so Snakemake keeps it when it reruns a killed job
