@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 CORES ?= all
 
-.PHONY: demo test bench lint fmt clean
+.PHONY: demo test lint fmt clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,10 @@ $(BIN)/snakemake: pyproject.toml
 	touch $@
 
 demo: $(BIN)/snakemake
-	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 results/report.html
+	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
 test: $(BIN)/snakemake
 	$(BIN)/python -m pytest
-
-bench: $(BIN)/snakemake
-	$(BIN)/python -m bench.run
 
 lint: $(BIN)/snakemake
 	$(BIN)/snakemake --lint
