@@ -26,12 +26,17 @@ def config_hash(config: Any) -> str:
 
 
 @lru_cache(maxsize=1)
-def code_version() -> str:
-    """git describe of the checkout when there is one, plus a hash of the library sources."""
-    src_hash = hashlib.sha256()
+def source_hash() -> str:
+    """Hash of the library sources: what the code *is*, whatever git says about it."""
+    digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        src_hash.update(path.read_bytes())
-    digest = src_hash.hexdigest()[:12]
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """git describe of the checkout when there is one, plus the source hash."""
     try:
         described = subprocess.run(
             ["git", "describe", "--always", "--dirty"], cwd=PACKAGE_DIR, capture_output=True,
@@ -39,7 +44,7 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         described = "nogit"
-    return f"{described}+src.{digest}"
+    return f"{described}+src.{source_hash()}"
 
 
 def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:

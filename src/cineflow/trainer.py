@@ -27,7 +27,7 @@ from .inference import predict_videos
 from .losses import build_loss
 from .metrics import binary_metrics, is_better
 from .models import build_model
-from .provenance import code_version, config_hash
+from .provenance import config_hash, source_hash
 
 
 def fold_rows(split: pd.DataFrame, manifest: pd.DataFrame, partition: str) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
 
-    resume_key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": code_version(),
+    resume_key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
                               "train": train_rows["video_id"].tolist(), "val": val_rows["video_id"].tolist()})
     state = _load_state(Path(state_path), resume_key)
     history: list[dict] = []
