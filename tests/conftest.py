@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from cineflow.config import CacheConfig, DemoConfig, SplitConfig, resolve
@@ -64,7 +63,3 @@ def job_counts(output: str) -> dict[str, int]:
                 break
             counts[parts[0]] = int(parts[1])
     return counts
-
-
-def table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)

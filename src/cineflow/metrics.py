@@ -13,7 +13,6 @@ def tune_threshold(y_true: np.ndarray, score: np.ndarray, rule: str) -> float:
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
     if rule == "fixed" or len(np.unique(y_true)) < 2:
         return 0.5
-    candidates = np.unique(score)
     if rule == "youden":
         fpr, tpr, thresholds = skm.roc_curve(y_true, score)
         finite = np.isfinite(thresholds)
@@ -21,6 +20,7 @@ def tune_threshold(y_true: np.ndarray, score: np.ndarray, rule: str) -> float:
     scorer = {"f1": skm.f1_score, "mcc": skm.matthews_corrcoef}.get(rule)
     if scorer is None:
         raise ValueError(f"unknown threshold rule '{rule}'; use youden, f1, mcc or fixed")
+    candidates = np.unique(score)
     values = [scorer(y_true, (score >= t).astype(int)) for t in candidates]
     return float(candidates[int(np.argmax(values))])
 
