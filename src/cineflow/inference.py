@@ -18,14 +18,13 @@ def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float]
     model.eval()
     clips, owners = [], []
     for i, row in enumerate(rows.itertuples(index=False)):
+        frames = load_frames(row.frames_path)  # opened once per video, not once per clip
         for start in clip_starts(row.n_frames, length, period, n_clips):
-            clips.append((row.frames_path, row.n_frames, start))
+            clips.append((frames, clip_indices(row.n_frames, length, period, start)))
             owners.append(i)
     probs = []
     for b in range(0, len(clips), batch_size):
-        batch = torch.stack([
-            to_tensor(read_clip(load_frames(p), clip_indices(n, length, period, s)), mean, std)
-            for p, n, s in clips[b: b + batch_size]])
+        batch = torch.stack([to_tensor(read_clip(frames, idx), mean, std) for frames, idx in clips[b: b + batch_size]])
         probs.append(scores_from_outputs(model(batch.to(device))).cpu().numpy())
     probs = np.concatenate(probs) if probs else np.zeros((0, 0))
     owners = np.asarray(owners)
