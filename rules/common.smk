@@ -10,9 +10,17 @@ import pandas as pd
 # scripts/cineflow link (Snakemake puts the script's folder on sys.path), e.g. in conda envs
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cineflow.config import DemoConfig, fill_defaults, load_schema
+from cineflow.config import (
+    DataConfig,
+    DemoConfig,
+    SplitConfig,
+    fill_defaults,
+    load_schema,
+)
 from cineflow.demo import LABEL_COLUMNS, plan
-from cineflow.labels import read_table, shard_of, validate as validate_labels
+from cineflow.labels import shard_of, validate as validate_labels
+from cineflow.layouts import load_layout, table_source
+from cineflow.splits import n_folds
 from cineflow.provenance import module_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
@@ -20,13 +28,12 @@ fill_defaults(
     config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 )
 
-DATA_ROOT = config["data"]["root"]
+DATA = DataConfig.from_dict(config["data"])
+DATA_ROOT = DATA.root
+LAYOUT = DATA.layout
 # the demo writes its table into its own root
-LABELS = (
-    f"{DATA_ROOT}/labels.csv" if config["data"]["demo"] else config["data"]["labels"]
-)
+LABELS = f"{DATA_ROOT}/labels.csv" if LAYOUT == "demo" else table_source(DATA)
 MODELS = list(config["models"])
-FOLDS = list(range(config["splits"]["folds"]))
 SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
@@ -37,11 +44,13 @@ LIBRARY = Path(workflow.basedir) / "src" / "cineflow"
 @lru_cache(maxsize=1)
 def samples() -> pd.DataFrame:
     """The labels table, checked at parse time (errors name the row and the fix), with its shard."""
-    if config["data"]["demo"]:
+    if LAYOUT == "demo":
         table = plan(DemoConfig.from_dict(config["demo"]), SEED, CLASSES)[LABEL_COLUMNS]
     else:
-        table = read_table(LABELS)
-    table = validate_labels(table, CLASSES, DATA_ROOT, source=LABELS)
+        table = load_layout(DATA)
+    table = validate_labels(
+        table, CLASSES, DATA_ROOT, source=LABELS, targets=DATA.targets
+    )
     return table.assign(shard=[shard_of(v, len(SHARDS)) for v in table["video_id"]])
 
 
@@ -58,7 +67,11 @@ def shard_rows(wildcards) -> list[dict]:
 def shard_videos(wildcards) -> list[str]:
     """Raw files of one shard. A missing file is left out here and quarantined by the job."""
     paths = [f"{DATA_ROOT}/{row['path']}" for row in shard_rows(wildcards)]
-    return [p for p in paths if config["data"]["demo"] or Path(p).exists()]
+    return [p for p in paths if LAYOUT == "demo" or Path(p).exists()]
+
+
+# one fold when the table brings its own train/val/test split (splits.mode)
+FOLDS = list(range(n_folds(SplitConfig.from_dict(config["splits"]), samples())))
 
 
 def canonical(section):

@@ -1,4 +1,4 @@
-if config["data"]["demo"]:
+if LAYOUT == "demo":
 
     rule demo_data:
         output:

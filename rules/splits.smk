@@ -19,3 +19,26 @@ rule splits:
         seed=SEED,
     script:
         "../scripts/splits.py"
+
+
+rule normalisation:
+    input:
+        split="results/splits/fold_{fold}.csv",
+        manifest="results/manifest.parquet",
+        code=code("normalisation"),
+    output:
+        "results/splits/fold_{fold}.norm.json",
+    log:
+        "results/logs/normalisation/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/normalisation/fold_{fold}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seed=SEED,
+    script:
+        "../scripts/normalisation.py"

@@ -1,6 +1,7 @@
 rule train:
     input:
         split="results/splits/fold_{fold}.csv",
+        norm="results/splits/fold_{fold}.norm.json",
         manifest="results/manifest.parquet",
         code=code("trainer"),
     output:

@@ -19,7 +19,9 @@ TINY = {
     "cache": {"shards": 2, "size": 24},
     "splits": {"folds": 2, "val_fraction": 0.25},
     "models": {"tiny": {"arch": "tiny3d", "arch_params": {"width": 4}, "clip_length": 8, "clip_period": 1,
-                        "epochs": 1, "batch_size": 4}},
+                        "epochs": 1, "batch_size": 4,
+                        "augment": {"hflip": {"p": 0.5}, "brightness": {"p": 0.5}, "rotation": {"p": 0.3},
+                                    "frame_mask": {"p": 0.3}}}},
     "evaluate": {"eval_clips": 2},
     "gradcam": {"n_videos": 1},
     "resources": {"train_threads": 1},
@@ -48,6 +50,11 @@ def tiny_dataset(tmp_path_factory, tiny_config):
     manifest, quarantine = build_manifest(labels, [shard])
     folds = make_splits(manifest, SplitConfig.from_dict(cfg["splits"]), cfg["seed"])
     return manifest, quarantine, folds
+
+
+def settings(cls, section: str, **overrides):
+    """A typed config section with the schema's defaults and `overrides`."""
+    return cls.from_dict(resolve({section: overrides})[section])
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -1,10 +1,21 @@
-import numpy as np
+"""The cache stage: decoding once, quarantine reasons, and each preprocessing step."""
 
-from cineflow.cache import cache_shard, load_frames
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cineflow.cache import cache_shard, load_frames, resample_indices, sector_mask
 from cineflow.config import CacheConfig
 from cineflow.video_io import write_avi
+from conftest import settings
+from media import gradient_clip, write_dicom, write_image
 
-import pandas as pd
+
+def cache(tmp_path, files: dict, **overrides) -> pd.DataFrame:
+    videos = pd.DataFrame({"video_id": list(files), "path": list(files.values())})
+    return cache_shard(videos, tmp_path, tmp_path / "cache", settings(CacheConfig, "cache", **overrides))
 
 
 def test_cache_decodes_once_and_quarantines_bad_files(tmp_path):
@@ -12,10 +23,8 @@ def test_cache_decodes_once_and_quarantines_bad_files(tmp_path):
     write_avi(tmp_path / "ok.avi", frames, fps=25)
     (tmp_path / "empty.avi").write_bytes(b"")
     (tmp_path / "corrupt.avi").write_bytes(b"\x00garbage" * 50)
-    videos = pd.DataFrame({"video_id": ["ok", "empty", "corrupt", "missing"],
-                           "path": ["ok.avi", "empty.avi", "corrupt.avi", "missing.avi"]})
-    table = cache_shard(videos, tmp_path, tmp_path / "cache", CacheConfig(shards=1, size=16, color="grey",
-                                                                          max_frames=None))
+    table = cache(tmp_path, {"ok": "ok.avi", "empty": "empty.avi", "corrupt": "corrupt.avi",
+                             "missing": "missing.avi"}, size=16, keep_aspect=False)
     by_id = table.set_index("video_id")
     assert by_id.loc["ok", "status"] == "ok"
     assert (by_id.loc["ok", ["n_frames", "height", "width"]].tolist()) == [9, 40, 48]
@@ -26,15 +35,100 @@ def test_cache_decodes_once_and_quarantines_bad_files(tmp_path):
     assert abs(float(cached.mean()) - float(frames.mean())) < 6
     assert by_id.loc["empty", "reason"] == "empty file (0 bytes)"
     assert by_id.loc["missing", "reason"] == "file not found"
-    assert by_id.loc["corrupt", "status"] == "quarantined" and by_id.loc["corrupt", "reason"]
+    assert by_id.loc["corrupt", "status"] == "quarantined" and "corrupt" in by_id.loc["corrupt", "reason"]
 
 
 def test_rgb_cache_and_max_frames(tmp_path):
     frames = np.zeros((10, 20, 20, 3), np.uint8)
     frames[..., 0] = 200  # red
     write_avi(tmp_path / "red.avi", frames, fps=10)
-    table = cache_shard(pd.DataFrame({"video_id": ["red"], "path": ["red.avi"]}), tmp_path, tmp_path / "c",
-                        CacheConfig(shards=1, size=8, color="rgb", max_frames=4))
-    cached = load_frames(table["frames_path"][0])
+    cached = load_frames(cache(tmp_path, {"red": "red.avi"}, size=8, color="rgb", max_frames=4)["frames_path"][0])
     assert cached.shape == (4, 8, 8, 3)
     assert cached[..., 0].mean() > 150 and cached[..., 2].mean() < 50
+
+
+def test_image_where_video_is_required_and_the_reverse(tmp_path):
+    write_image(tmp_path / "xray.png", gradient_clip(1, 32)[0])
+    write_avi(tmp_path / "cine.avi", gradient_clip(5, 32), 25)
+    files = {"xray": "xray.png", "cine": "cine.avi"}
+    by_id = cache(tmp_path, files, media="video").set_index("video_id")
+    assert by_id.loc["cine", "status"] == "ok"
+    assert "still image (1 frame) where cache.media is 'video'" in by_id.loc["xray", "reason"]
+    by_id = cache(tmp_path, files, media="image").set_index("video_id")
+    assert by_id.loc["xray", "status"] == "ok" and by_id.loc["xray", "n_frames"] == 1
+    assert "a video (5 frames) where cache.media is 'image'" in by_id.loc["cine", "reason"]
+    assert (cache(tmp_path, files, media="any")["status"] == "ok").all()
+
+
+def test_dicom_cine_and_unsupported_syntax_through_the_cache(tmp_path):
+    write_dicom(tmp_path / "cine.dcm", gradient_clip(6, 32, rgb=False), syntax="jpegls", fps=50)
+    write_dicom(tmp_path / "mpeg.dcm", gradient_clip(6, 32, rgb=False), syntax="unsupported")
+    by_id = cache(tmp_path, {"cine": "cine.dcm", "mpeg": "mpeg.dcm"}, size=16).set_index("video_id")
+    assert by_id.loc["cine", "status"] == "ok" and by_id.loc["cine", "fps"] == 50
+    assert by_id.loc["mpeg", "status"] == "quarantined"
+    assert "cannot decode transfer syntax" in by_id.loc["mpeg", "reason"]
+
+
+def test_crop_box_and_a_box_outside_the_frame(tmp_path):
+    frames = np.zeros((4, 40, 60, 3), np.uint8)
+    frames[:, 10:30, 20:40] = 255  # the region of interest is white, the rest black
+    write_avi(tmp_path / "roi.avi", frames, 25)
+    table = cache(tmp_path, {"roi": "roi.avi"}, crop=[20, 10, 20, 20], size=10)
+    assert load_frames(table["frames_path"][0]).min() > 200
+    assert json.loads(table["crop"][0]) == [20, 10, 20, 20]
+    table = cache(tmp_path, {"roi": "roi.avi"}, crop=[50, 0, 20, 20])
+    assert "cache.crop [50, 0, 20, 20] lies outside the 60x40 frame" in table["reason"][0]
+
+
+def ultrasound(n_frames=24, size=64, seed=0):
+    """A fan of changing speckle, static burned-in text outside it, and a moving ECG trace below it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    angle = np.arctan2(xx - size / 2, yy + 4)
+    radius = np.hypot(xx - size / 2, yy + 4)
+    fan = (np.abs(angle) < 0.6) & (radius < size * 0.8)
+    frames = np.zeros((n_frames, size, size, 3), np.uint8)
+    for t in range(n_frames):
+        frame = np.where(fan, rng.integers(60, 220, (size, size)), 0)
+        frame[2:6, 2:14] = 250  # static text, top left
+        frame[size - 4, (t * 3) % size] = 255  # ECG sweep, one moving dot
+        frames[t] = frame[..., None]
+    return frames, fan
+
+
+def test_sector_mask_keeps_the_fan_and_fills_the_rest(tmp_path):
+    frames, fan = ultrasound()
+    mask = sector_mask(frames)
+    iou = (mask & fan).sum() / (mask | fan).sum()
+    assert iou > 0.9
+    assert not mask[2:6, 2:14].any() and not mask[-4].any()
+    write_avi(tmp_path / "echo.avi", frames, 25)
+    table = cache(tmp_path, {"echo": "echo.avi"}, sector_mask=True, fill=[255, 0, 255], size=64, color="rgb")
+    cached = load_frames(table["frames_path"][0]).astype(int)
+    assert (np.abs(cached[:, 4, 8] - [255, 0, 255]) < 40).all()  # the burned-in text is gone
+    inside = cached[:, fan & sector_mask(frames)]
+    assert (np.abs(inside - [255, 0, 255]).sum(-1) > 100).mean() > 0.95  # the fan is untouched
+    assert 0.2 < table["mask_fraction"][0] < 0.8
+    assert sector_mask(frames[:1]) is None  # a still image has no motion: the frame stays whole
+
+
+def test_keep_aspect_pads_with_the_fill_value(tmp_path):
+    write_avi(tmp_path / "wide.avi", np.full((3, 20, 40, 3), 255, np.uint8), 25)
+    cached = load_frames(cache(tmp_path, {"wide": "wide.avi"}, size=20, fill=[0, 0, 0])["frames_path"][0])
+    assert cached[:, :4].max() < 30 and cached[:, -4:].max() < 30  # padding rows top and bottom
+    assert cached[:, 6:14].min() > 220
+    stretched = load_frames(cache(tmp_path, {"wide": "wide.avi"}, size=20, keep_aspect=False)["frames_path"][0])
+    assert stretched.min() > 220
+
+
+@pytest.mark.parametrize("source,target,n,expected", [(50, 25, 10, [0, 2, 4, 6, 8]), (25, None, 4, [0, 1, 2, 3]),
+                                                       (0, 25, 3, [0, 1, 2]), (10, 20, 3, [0, 1, 2])])
+def test_temporal_resampling_indices(source, target, n, expected):
+    assert resample_indices(n, source, target).tolist() == expected
+
+
+def test_resampling_to_a_target_fps_is_recorded(tmp_path):
+    write_avi(tmp_path / "fast.avi", gradient_clip(20, 16), 50)
+    row = cache(tmp_path, {"fast": "fast.avi"}, fps=25, size=16).iloc[0]
+    assert row["n_frames"] == 10 and row["fps"] == 25 and row["source_fps"] == 50 and row["source_frames"] == 20
+    assert json.loads(row["preprocess"])["fps"] == 25

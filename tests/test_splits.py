@@ -17,7 +17,7 @@ def manifest(n_groups=30, clips=2):
 
 def test_no_group_crosses_partitions_and_every_video_is_tested_once():
     m = manifest()
-    folds = make_splits(m, SplitConfig(folds=3, val_fraction=0.2), seed=0)
+    folds = make_splits(m, SplitConfig(mode="auto", folds=3, val_fraction=0.2), seed=0)
     tested = []
     for fold in folds:
         assert set(fold["partition"]) == {"train", "val", "test"}
@@ -33,9 +33,9 @@ def test_no_group_crosses_partitions_and_every_video_is_tested_once():
 
 def test_same_config_gives_byte_identical_csvs(tmp_path):
     m = manifest()
-    a = [f.to_csv(index=False) for f in make_splits(m, SplitConfig(folds=3, val_fraction=0.2), seed=5)]
+    a = [f.to_csv(index=False) for f in make_splits(m, SplitConfig(mode="auto", folds=3, val_fraction=0.2), seed=5)]
     b = [f.to_csv(index=False) for f in make_splits(m.sample(frac=1, random_state=1).reset_index(drop=True),
-                                                     SplitConfig(folds=3, val_fraction=0.2), seed=5)]
+                                                     SplitConfig(mode="auto", folds=3, val_fraction=0.2), seed=5)]
     assert a == b
-    c = [f.to_csv(index=False) for f in make_splits(m, SplitConfig(folds=3, val_fraction=0.2), seed=6)]
+    c = [f.to_csv(index=False) for f in make_splits(m, SplitConfig(mode="auto", folds=3, val_fraction=0.2), seed=6)]
     assert a != c

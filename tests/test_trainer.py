@@ -7,6 +7,7 @@ import torch
 from cineflow import checkpoint, trainer
 from cineflow.config import EvalConfig, ModelConfig
 from cineflow.evaluate import evaluate_fold
+from cineflow.normalisation import fold_normalisation
 
 DEVICE = torch.device("cpu")
 
@@ -19,7 +20,8 @@ def model_cfg(tiny_config, **over) -> ModelConfig:
 
 def run(tiny_config, tiny_dataset, out, cfg):
     manifest, _, folds = tiny_dataset
-    return trainer.train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, out / "model.pt",
+    norm = fold_normalisation(folds[0], manifest, seed=1)
+    return trainer.train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, out / "model.pt",
                               out / "history.csv", out / "state" / "state.pt", seed=1, device=DEVICE)
 
 
@@ -36,7 +38,7 @@ def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tin
     assert not (tmp_path / "state" / "state.pt").exists()  # finished runs leave no resume state
     manifest, _, folds = tiny_dataset
     metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
-                                         EvalConfig(threshold="youden", eval_clips=2), DEVICE)
+                                         EvalConfig(threshold="youden", eval_clips=2, block=3), DEVICE)
     test_ids = folds[0].loc[folds[0]["partition"] == "test", "video_id"]
     assert sorted(predictions["video_id"]) == sorted(test_ids)
     assert 0 <= metrics["metrics"]["accuracy"] <= 1 and metrics["threshold_rule"] == "youden"

@@ -1,7 +1,13 @@
-"""The frame cache: decode each video once into uint8 frames that training reads memory-mapped."""
+"""The frame cache: decode each video once, preprocess it, store uint8 frames that training memory-maps.
+
+Preprocessing order: crop box -> sector mask -> temporal resampling -> max frames -> resize
+(aspect kept, padded) -> grey/RGB. Every choice is recorded per video in the shard table.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -10,40 +16,120 @@ import pandas as pd
 from .config import CacheConfig
 from .readers import UnreadableVideo, read_video
 
-SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "height", "width", "channels",
-                 "frames_path"]
+SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
+                 "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path"]
 
 
-def preprocess(frames: np.ndarray, cfg: CacheConfig) -> np.ndarray:
-    """RGB [T,H,W,3] uint8 -> [T, size, size, C] uint8 (grey or RGB)."""
+def crop_box(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
+    if not box:
+        return frames
+    x, y, w, h = box
+    height, width = frames.shape[1:3]
+    if x + w > width or y + h > height or w == 0 or h == 0:
+        raise UnreadableVideo(f"cache.crop {list(box)} lies outside the {width}x{height} frame; fix the box")
+    return frames[:, y: y + h, x: x + w]
+
+
+def sector_mask(frames: np.ndarray, min_fraction: float = 0.05) -> np.ndarray | None:
+    """Boolean [H, W] mask of the ultrasound fan: pixels that vary over time, cleaned and made convex.
+
+    Static burned-in text and thin moving lines (ECG traces) outside the fan are left out; None when
+    no sector can be found (a still image, or too little motion), so the frame is kept whole.
+    """
     import cv2
 
+    if len(frames) < 2:
+        return None
+    step = max(1, len(frames) // 32)
+    grey = frames[::step].astype(np.float32).mean(-1)
+    spread = grey.std(0)
+    if spread.max() <= 0:
+        return None
+    scaled = np.round(spread * (255.0 / spread.max())).astype(np.uint8)
+    _, moving = cv2.threshold(scaled, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    k = max(3, round(min(moving.shape) / 40) * 2 + 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, kernel)
+    count, components, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+    if count < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    points = cv2.findNonZero((components == largest).astype(np.uint8))
+    mask = np.zeros(moving.shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points), 1)
+    if mask.mean() < min_fraction:
+        return None
+    return mask.astype(bool)
+
+
+def resample_indices(n_frames: int, source_fps: float, target_fps: float | None) -> np.ndarray:
+    """Frame indices that turn `source_fps` into `target_fps` (nearest frame); all frames when unknown."""
+    if not target_fps or source_fps <= 0 or n_frames < 2:
+        return np.arange(n_frames)
+    times = np.arange(0, n_frames / source_fps, 1.0 / target_fps)
+    return np.unique(np.minimum(np.round(times * source_fps).astype(int), n_frames - 1))
+
+
+def fit_frame(frame: np.ndarray, size: int, keep_aspect: bool, fill: list[int]) -> np.ndarray:
+    """One RGB frame resized to size x size; with keep_aspect, scaled to fit and padded with `fill`."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    if not keep_aspect or height == width:
+        return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+    scale = size / max(height, width)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = fill
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top: top + h, left: left + w] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
+    """RGB [T,H,W,3] uint8 -> ([T', size, size, C] uint8, what was done)."""
+    import cv2
+
+    frames = crop_box(frames, cfg.crop)
+    mask = sector_mask(frames) if cfg.sector_mask else None
+    if mask is not None:
+        frames = frames.copy()
+        frames[:, ~mask] = cfg.fill
+    keep = resample_indices(len(frames), fps, cfg.fps)
     if cfg.max_frames:
-        frames = frames[: cfg.max_frames]
-    out = np.empty((len(frames), cfg.size, cfg.size, cfg.channels), np.uint8)
-    for t, frame in enumerate(frames):
-        frame = cv2.resize(frame, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
-        if cfg.channels == 1:
-            frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
-        out[t] = frame
-    return out
+        keep = keep[: cfg.max_frames]
+    out = np.empty((len(keep), cfg.size, cfg.size, cfg.channels), np.uint8)
+    for t, i in enumerate(keep):
+        frame = fit_frame(frames[i], cfg.size, cfg.keep_aspect, cfg.fill)
+        out[t] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None] if cfg.channels == 1 else frame
+    info = {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
+            "mask_fraction": float(mask.mean()) if mask is not None else 1.0}
+    return out, info
 
 
 def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
     """Decode, preprocess and store one video; returns its shard-table row (status ok or quarantined)."""
-    row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, height=0, width=0,
-               channels=cfg.channels, frames_path="")
+    settings = {k: v for k, v in asdict(cfg).items() if k != "shards"}
+    row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
+               height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
+               preprocess=json.dumps(settings, sort_keys=True), frames_path="")
     try:
-        frames, fps = read_video(source)
+        frames, fps = read_video(source, cfg.reader)
+        if cfg.media == "video" and len(frames) < 2:
+            raise UnreadableVideo("a still image (1 frame) where cache.media is 'video'; remove it from the table "
+                                  "or set cache.media: any")
+        if cfg.media == "image" and len(frames) > 1:
+            raise UnreadableVideo(f"a video ({len(frames)} frames) where cache.media is 'image'; remove it from "
+                                  "the table or set cache.media: any")
+        cached, info = preprocess(frames, fps, cfg)
     except UnreadableVideo as err:
         return dict(row, status="quarantined", reason=str(err))
     except Exception as err:  # a decoder crash on one file must not stop the shard
         return dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}")
-    cached = preprocess(frames, cfg)
     dest.parent.mkdir(parents=True, exist_ok=True)
     np.save(dest, cached)
-    return dict(row, n_frames=len(cached), fps=fps, height=frames.shape[1], width=frames.shape[2],
-                frames_path=str(dest))
+    return dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
+                height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), **info)
 
 
 def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig) -> pd.DataFrame:

@@ -78,6 +78,20 @@ def _from_dict(cls, data: dict):
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    layout: str
+    root: str
+    labels: str | None
+    classes: list
+    targets: list
+    ef_threshold: float
+    group_pattern: str | None
+    strict: bool
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     n_patients: int
     clips_per_patient: int
@@ -95,8 +109,15 @@ class DemoConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     shards: int
+    reader: str
+    media: str
+    crop: list | None
+    sector_mask: bool
+    fill: list
+    keep_aspect: bool
     size: int
     color: str
+    fps: float | None
     max_frames: int | None
 
     from_dict = classmethod(_from_dict)
@@ -108,6 +129,7 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
+    mode: str
     folds: int
     val_fraction: float
 
@@ -129,7 +151,9 @@ class ModelConfig:
     loss: str
     monitor: str
     patience: int
-    hflip_p: float
+    clip_sampling: str
+    clip_offset: int
+    augment: dict
 
     from_dict = classmethod(_from_dict)
 
@@ -137,7 +161,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     threshold: str
-    eval_clips: int
+    eval_clips: int | str
+    block: int
 
     from_dict = classmethod(_from_dict)
 

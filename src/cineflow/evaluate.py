@@ -12,6 +12,7 @@ from .checkpoint import load_model
 from .config import EvalConfig
 from .inference import predict_videos
 from .metrics import binary_metrics, tune_threshold
+from .sampling import ClipSpec
 from .trainer import fold_rows, targets
 
 
@@ -23,8 +24,8 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
     classes, norm, spec = ckpt["classes"], ckpt["normalisation"], ckpt["model"]
 
     def scores(rows: pd.DataFrame) -> np.ndarray:
-        return predict_videos(model, rows, norm["mean"], norm["std"], spec["clip_length"], spec["clip_period"],
-                              cfg.eval_clips, device)
+        return predict_videos(model, rows, norm["mean"], norm["std"], ClipSpec.of(spec), cfg.eval_clips, device,
+                              block=cfg.block)
 
     val_rows, test_rows = fold_rows(split, manifest, "val"), fold_rows(split, manifest, "test")
     val_probs, test_probs = scores(val_rows), scores(test_rows)
@@ -42,6 +43,7 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
         "task": "binary", "positive_class": classes[1], "classes": list(classes),
         "n_test": int(len(test_rows)), "n_val": int(len(val_rows)),
         "threshold": float(threshold), "threshold_rule": cfg.threshold,
+        "eval_clips": cfg.eval_clips, "clip_sampling": spec.get("clip_sampling", "random"),
         "best_epoch": ckpt["best_epoch"],
         "metrics": binary_metrics(y_test, test_probs[:, 1], threshold),
         "val_metrics": binary_metrics(y_val, val_probs[:, 1], threshold),

@@ -13,8 +13,9 @@ from .atomic import write_csv
 from .cache import load_frames
 from .checkpoint import load_model
 from .config import GradcamConfig
-from .data import clip_indices, clip_starts, read_clip, to_tensor
+from .data import read_clip, to_tensor
 from .models import get_module
+from .sampling import ClipSpec, eval_clips
 from .video_io import write_mp4
 
 INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "file"]
@@ -74,8 +75,7 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
         frames = load_frames(video["frames_path"])
-        start = clip_starts(video["n_frames"], spec["clip_length"], spec["clip_period"], 1)[0]
-        raw = read_clip(frames, clip_indices(video["n_frames"], spec["clip_length"], spec["clip_period"], start))
+        raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
         heat = clip_cam(model, to_tensor(raw, norm["mean"], norm["std"]), classes.index(pick.prediction), layer)
         caption = f"true {pick.label} | pred {pick.prediction} | p={pick.score:.2f}"
         name = f"{pick.video_id}.mp4"

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-MANIFEST_COLUMNS = ["video_id", "source", "label", "group", "ef", "augment", "n_frames", "fps", "height", "width",
-                    "channels", "frames_path"]
+from .cache import SHARD_COLUMNS
+
 QUARANTINE_COLUMNS = ["video_id", "source", "reason"]
 
 
 def build_manifest(labels: pd.DataFrame, shard_tables: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest: one row per usable video with its labels, targets and preprocessing; quarantine)."""
     shards = pd.concat(shard_tables, ignore_index=True)
     merged = labels.drop(columns=["path"]).merge(shards, on="video_id", how="inner", validate="one_to_one")
-    if "ef" not in merged:
-        merged["ef"] = float("nan")
     ok = merged["status"] == "ok"
-    manifest = merged.loc[ok, MANIFEST_COLUMNS].sort_values("video_id").reset_index(drop=True)
+    columns = [c for c in labels.columns if c != "path"] + [c for c in SHARD_COLUMNS
+                                                            if c not in ("video_id", "status", "reason")]
+    manifest = merged.loc[ok, columns].sort_values("video_id").reset_index(drop=True)
     quarantine = merged.loc[~ok, QUARANTINE_COLUMNS].sort_values("video_id").reset_index(drop=True)
     return manifest, quarantine

@@ -1,4 +1,8 @@
-"""Video readers in a registry keyed by file suffix; each returns RGB uint8 frames and fps."""
+"""Readers in a registry: each turns one file into RGB uint8 frames [T, H, W, 3] and its fps.
+
+A reader is chosen by the file's suffix (`cache.reader: auto`) or by name. Still images are
+1-frame clips, so X-ray studies run through the same DAG as cine loops.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +13,51 @@ import numpy as np
 
 Reader = Callable[[Path], tuple[np.ndarray, float]]
 READERS: dict[str, Reader] = {}
+BY_SUFFIX: dict[str, str] = {}
 
 
 class UnreadableVideo(Exception):
     """A file that cannot be used; the message is the reason recorded in quarantine.csv."""
 
 
-def register_reader(*suffixes: str):
+def register_reader(name: str, *suffixes: str):
     def wrap(fn: Reader) -> Reader:
+        READERS[name] = fn
         for suffix in suffixes:
-            READERS[suffix.lower()] = fn
+            BY_SUFFIX[suffix.lower()] = name
         return fn
 
     return wrap
 
 
-def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """(frames [T, H, W, 3] uint8 RGB, fps); raises UnreadableVideo with the reason."""
+def reader_for(path: str | Path, reader: str = "auto") -> str:
+    """Registry name of the reader for `path`: by suffix under `auto`, else `reader` itself."""
+    if reader != "auto":
+        if reader not in READERS:
+            raise ValueError(f"unknown reader '{reader}'; known: {sorted(READERS)} or auto")
+        return reader
+    suffix = Path(path).suffix.lower()
+    if suffix not in BY_SUFFIX:
+        raise UnreadableVideo(f"no reader for '{suffix}' files (known suffixes: {sorted(BY_SUFFIX)}); "
+                              "set cache.reader to force one")
+    return BY_SUFFIX[suffix]
+
+
+def read_video(path: str | Path, reader: str = "auto") -> tuple[np.ndarray, float]:
+    """(frames [T, H, W, 3] uint8 RGB, fps or 0.0 when unknown); raises UnreadableVideo with the reason."""
     path = Path(path)
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise UnreadableVideo(f"no reader for '{path.suffix}' files (known: {sorted(READERS)})")
+    name = reader_for(path, reader)
     if not path.is_file():
         raise UnreadableVideo("file not found")
     if path.stat().st_size == 0:
         raise UnreadableVideo("empty file (0 bytes)")
-    frames, fps = reader(path)
+    frames, fps = READERS[name](path)
     if len(frames) == 0:
-        raise UnreadableVideo("no decodable frames (corrupt file or unsupported codec)")
+        raise UnreadableVideo(f"no decodable frames ({name} reader: corrupt file or unsupported codec)")
     return frames, fps
 
 
-@register_reader(".avi", ".mp4", ".mov", ".m4v", ".mkv")
+@register_reader("opencv", ".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv")
 def read_opencv(path: Path) -> tuple[np.ndarray, float]:
     import cv2
 
@@ -58,3 +75,108 @@ def read_opencv(path: Path) -> tuple[np.ndarray, float]:
     if not frames:
         return np.zeros((0, 1, 1, 3), np.uint8), fps
     return np.stack(frames), fps
+
+
+@register_reader("pyav")
+def read_pyav(path: Path) -> tuple[np.ndarray, float]:
+    """FFmpeg through PyAV: codecs OpenCV's build lacks (set cache.reader: pyav)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnreadableVideo("no video stream in the container")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except av.FFmpegError as err:
+        raise UnreadableVideo(f"FFmpeg cannot decode the file: {err}") from None
+    if not frames:
+        return np.zeros((0, 1, 1, 3), np.uint8), fps
+    return np.stack(frames), fps
+
+
+@register_reader("image", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+def read_image(path: Path) -> tuple[np.ndarray, float]:
+    """A still image as a 1-frame clip (16-bit and alpha handled); fps 0."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UnreadableVideo("OpenCV cannot decode the image (corrupt or unsupported format)")
+    image = to_uint8(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image[None], 0.0
+
+
+@register_reader("dicom", ".dcm", ".dicom")
+def read_dicom(path: Path) -> tuple[np.ndarray, float]:
+    """Single- and multi-frame DICOM, compressed or not, in the photometric interpretations of echo."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, EOFError, OSError) as err:
+        raise UnreadableVideo(f"not a readable DICOM file: {err}") from None
+    if "PixelData" not in ds:
+        raise UnreadableVideo("DICOM file has no pixel data (a report or structured document?)")
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    try:
+        pixels = ds.pixel_array  # decompresses; YBR_FULL / YBR_FULL_422 come back as RGB
+    except Exception as err:
+        name = getattr(syntax, "name", syntax)
+        raise UnreadableVideo(f"cannot decode transfer syntax '{name}' ({syntax}): {err}. Install the "
+                              "decoders in pyproject.toml (pylibjpeg-libjpeg, pylibjpeg-openjpeg, "
+                              "pylibjpeg-rle, pyjpegls)") from None
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1))
+    interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if frames == 1:
+        pixels = pixels[None]
+    if interpretation == "PALETTE COLOR":
+        pixels = to_uint8(apply_color_lut(pixels, ds), bits=int(ds.get("RedPaletteColorLookupTableDescriptor",
+                                                                        [0, 0, 8])[2]))
+    elif samples == 1:
+        pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
+        if interpretation == "MONOCHROME1":  # 0 is white there
+            pixels = 255 - pixels
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    else:
+        pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
+    return np.ascontiguousarray(pixels), dicom_fps(ds)
+
+
+def dicom_fps(ds) -> float:
+    """Frame rate from CineRate, RecommendedDisplayFrameRate or FrameTime (ms); 0.0 when absent."""
+    for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+        value = ds.get(keyword)
+        if value:
+            return float(value)
+    frame_time = ds.get("FrameTime")
+    if frame_time:
+        return 1000.0 / float(frame_time)
+    vector = ds.get("FrameTimeVector")
+    if vector and len(vector) > 1:
+        return 1000.0 / float(np.mean([float(v) for v in vector[1:]]))
+    return 0.0
+
+
+def to_uint8(pixels: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Scale integer pixels of `bits` significant bits (default: the dtype's) to 0-255."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if bits is None:
+        bits = 16 if pixels.dtype.kind in "ui" else 0
+    if bits and bits <= 8 and pixels.dtype.kind in "ui":
+        return np.clip(pixels, 0, 255).astype(np.uint8)
+    if bits and pixels.dtype.kind in "ui":
+        return np.clip(pixels.astype(np.float32) * (255.0 / (2**bits - 1)), 0, 255).round().astype(np.uint8)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    return ((pixels.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))).round().astype(np.uint8)

@@ -7,13 +7,37 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from .config import SplitConfig
+from .labels import LabelsError, has_fixed_split
 
 SPLIT_COLUMNS = ["video_id", "group", "label", "partition"]
 
 
+def uses_fixed_split(cfg: SplitConfig, table: pd.DataFrame) -> bool:
+    """Whether the table's own train/val/test column is the (single) fold."""
+    if cfg.mode == "fixed" and not has_fixed_split(table):
+        raise LabelsError("splits.mode is 'fixed' but the table has no split column (train/val/test); add one "
+                          "or set splits.mode: kfold")
+    return cfg.mode == "fixed" or (cfg.mode == "auto" and has_fixed_split(table))
+
+
+def n_folds(cfg: SplitConfig, table: pd.DataFrame) -> int:
+    return 1 if uses_fixed_split(cfg, table) else cfg.folds
+
+
 def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.DataFrame]:
-    """One table per fold: test = fold k of StratifiedGroupKFold, val carved from the rest by group."""
+    """One table per fold: test = fold k of StratifiedGroupKFold, val carved from the rest by group.
+
+    With a fixed split (splits.mode), the table's split column is the one fold.
+    """
     manifest = manifest.sort_values("video_id").reset_index(drop=True)  # row order must not matter
+    if uses_fixed_split(cfg, manifest):
+        table = manifest.assign(partition=manifest["split"])
+        table = table[(table["partition"] == "train") | (table["augment"] == "")]
+        missing = {"train", "val", "test"} - set(table["partition"])
+        if missing:
+            raise ValueError(f"the fixed split has no {sorted(missing)} videos left after quarantine; "
+                             "add them or set splits.mode: kfold")
+        return [table[SPLIT_COLUMNS].reset_index(drop=True)]
     originals = manifest[manifest["augment"] == ""].reset_index(drop=True)
     n_groups = originals["group"].nunique()
     if n_groups < cfg.folds + 1:

@@ -21,13 +21,15 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .atomic import write_csv
+from .augment import augment
 from .config import ModelConfig
-from .data import ClipDataset, channel_stats
+from .data import ClipDataset, normalise
 from .inference import predict_videos
 from .losses import build_loss
 from .metrics import binary_metrics, is_better
 from .models import build_model
 from .provenance import config_hash, source_hash
+from .sampling import ClipSpec
 
 
 def fold_rows(split: pd.DataFrame, manifest: pd.DataFrame, partition: str) -> pd.DataFrame:
@@ -51,17 +53,18 @@ def val_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
     return {"loss": loss, **scores}
 
 
-def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame,
+def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
                model_path: str | Path, history_path: str | Path, state_path: str | Path, seed: int,
                device: torch.device, provenance: dict | None = None) -> pd.DataFrame:
+    """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition)."""
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
     in_channels = int(manifest["channels"].iloc[0])
-    mean, std = channel_stats(train_rows["frames_path"].tolist(), seed=seed)
+    mean, std = norm["mean"], norm["std"]
+    spec = ClipSpec.of(cfg)
     y_train, y_val = targets(train_rows, classes), targets(val_rows, classes)
-    train_ds = ClipDataset(train_rows, y_train, cfg.clip_length, cfg.clip_period, mean, std, train=True, seed=seed,
-                           hflip_p=cfg.hflip_p)
+    train_ds = ClipDataset(train_rows, y_train, spec, seed=seed)
 
     torch.manual_seed(seed)
     model = build_model(cfg.arch, len(classes), in_channels, cfg.pretrained, cfg.weights, **cfg.arch_params)
@@ -71,6 +74,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
 
     resume_key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
+                              "norm": [mean, std],
                               "train": train_rows["video_id"].tolist(), "val": val_rows["video_id"].tolist()})
     state = _load_state(Path(state_path), resume_key)
     history: list[dict] = []
@@ -94,15 +98,18 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
                             drop_last=len(train_ds) > cfg.batch_size,
                             generator=torch.Generator().manual_seed(seed * 10_000 + epoch))
         losses = []
+        augmenter = torch.Generator().manual_seed(seed * 10_000 + epoch)
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, mininterval=10,
                          leave=False):
+            x = x.to(device, non_blocking=True).float().div_(255.0)  # uint8 until here
+            x = normalise(augment(x, cfg.augment, augmenter), mean, std)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(x.to(device)), y.to(device))
+            loss = criterion(model(x), y.to(device))
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         scheduler.step()
-        probs = predict_videos(model, val_rows, mean, std, cfg.clip_length, cfg.clip_period, 1, device)
+        probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size)
         scores = val_metrics(y_val, probs)
         if cfg.monitor not in scores:
             raise KeyError(f"monitor metric '{cfg.monitor}' is not computed; available: {sorted(scores)}")

@@ -10,7 +10,7 @@ import numpy as np
 from .atomic import atomic_path
 
 
-def write_avi(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
+def write_avi(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
     """Motion-JPEG AVI, the container EchoNet-Dynamic ships its videos in."""
     import cv2
 
@@ -25,9 +25,10 @@ def write_avi(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         writer.release()
         os.replace(avi, tmp)
+    return Path(path)
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
     """H.264 / yuv420p MP4 (PyAV + libx264): the combination every browser plays."""
     import av
 
@@ -45,6 +46,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+    return Path(path)
 
 
 def _as_rgb(frames: np.ndarray) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""On-the-fly augmentation of float clips [B, C, T, H, W] in [0, 1] on their device, at training only.
+
+Random draws come from a CPU generator seeded per (seed, epoch, step), so a resumed run
+augments exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Tensor:
+    """Apply every op of the model's `augment` section whose probability is above zero."""
+    batch = x.shape[0]
+
+    def chosen(name: str) -> torch.Tensor | None:
+        p = float(cfg.get(name, {}).get("p", 0.0))
+        if p <= 0:
+            return None
+        picked = torch.rand(batch, generator=generator) < p
+        return picked if picked.any() else None
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(batch, generator=generator)
+
+    def per_clip(values: torch.Tensor) -> torch.Tensor:  # [B] on the CPU -> broadcastable on x's device
+        return values.to(x).view(-1, 1, 1, 1, 1)
+
+    x = x.clone()
+    if (sel := chosen("temporal_crop")) is not None:
+        x = _temporal_crop(x, sel, cfg["temporal_crop"].get("min_fraction", 0.7), generator)
+    if (sel := chosen("hflip")) is not None:
+        x = torch.where(per_clip(sel) > 0, x.flip(-1), x)
+    spatial = [chosen(name) for name in ("rotation", "translation", "zoom")]
+    if any(s is not None for s in spatial):
+        x = _affine(x, cfg, spatial, uniform)
+    if (sel := chosen("brightness")) is not None:
+        delta = cfg["brightness"].get("delta", 0.1)
+        x += per_clip(torch.where(sel, uniform(-delta, delta), 0.0))
+    if (sel := chosen("contrast")) is not None:
+        factor = cfg["contrast"].get("factor", 0.2)
+        f = per_clip(torch.where(sel, uniform(1 - factor, 1 + factor), 1.0))
+        mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
+        x = torch.where(per_clip(sel) > 0, (x - mean) * f + mean, x)
+    if (sel := chosen("noise")) is not None:
+        noise = torch.randn(x.shape, generator=generator).to(x)
+        x += noise * per_clip(torch.where(sel, float(cfg["noise"].get("std", 0.03)), 0.0))
+    if (sel := chosen("frame_mask")) is not None:
+        x = _frame_mask(x, sel, cfg["frame_mask"].get("fraction", 0.1), generator)
+    return x.clamp_(0.0, 1.0)
+
+
+def _affine(x: torch.Tensor, cfg: dict, spatial: list, uniform) -> torch.Tensor:
+    """Rotation, translation and zoom as one resampling per clip (the same for all its frames)."""
+    batch, channels, frames, height, width = x.shape
+    rotation, translation, zoom = spatial
+    zeros, ones = torch.zeros(batch), torch.ones(batch)
+    angle = uniform(-1, 1) * math.radians(cfg.get("rotation", {}).get("degrees", 10))
+    angle = torch.where(rotation, angle, zeros) if rotation is not None else zeros
+    shift = cfg.get("translation", {}).get("fraction", 0.1) * 2
+    tx, ty = uniform(-shift, shift), uniform(-shift, shift)
+    tx = torch.where(translation, tx, zeros) if translation is not None else zeros
+    ty = torch.where(translation, ty, zeros) if translation is not None else zeros
+    span = cfg.get("zoom", {}).get("range", 0.1)
+    scale = uniform(1 - span, 1 + span)
+    scale = torch.where(zoom, scale, ones) if zoom is not None else ones
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], -1), torch.stack([sin, cos, ty], -1)], 1).to(x)
+    moved = torch.zeros(batch, dtype=torch.bool)
+    for s in spatial:
+        if s is not None:
+            moved |= s
+    index = torch.nonzero(moved).flatten().to(x.device)
+    flat = x[index].reshape(-1, channels * frames, height, width)
+    grid = F.affine_grid(theta[index], list(flat.shape), align_corners=False)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x[index] = out.reshape(-1, channels, frames, height, width)
+    return x
+
+
+def _temporal_crop(x: torch.Tensor, sel: torch.Tensor, min_fraction: float, generator) -> torch.Tensor:
+    """A random sub-window of the clip stretched back to its length (a speed change)."""
+    frames = x.shape[2]
+    for b in torch.nonzero(sel).flatten().tolist():
+        fraction = min_fraction + (1 - min_fraction) * float(torch.rand(1, generator=generator))
+        width = max(2, round(fraction * frames))
+        start = int(torch.randint(0, frames - width + 1, (1,), generator=generator))
+        idx = torch.linspace(start, start + width - 1, frames).round().long().to(x.device)
+        x[b] = x[b][:, idx]
+    return x
+
+
+def _frame_mask(x: torch.Tensor, sel: torch.Tensor, fraction: float, generator) -> torch.Tensor:
+    """Some frames replaced by the clip's mean: the model cannot rely on any single frame."""
+    frames = x.shape[2]
+    k = max(1, round(fraction * frames))
+    for b in torch.nonzero(sel).flatten().tolist():
+        idx = torch.randperm(frames, generator=generator)[:k].to(x.device)
+        x[b][:, idx] = x[b].mean()
+    return x

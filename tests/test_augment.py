@@ -1,0 +1,77 @@
+"""Augmentations: each op changes what it should, nothing else, and is reproducible."""
+
+import pytest
+import torch
+
+from cineflow.augment import augment
+from cineflow.config import resolve
+
+
+def clips(batch=4):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, 6, 16, 16, generator=g) * 0.5 + 0.25
+    return x
+
+
+def ops(**on):
+    """The model's augment section with schema defaults and only the named ops switched on (p=1)."""
+    section = {name: {"p": 0.0} for name in ("brightness", "contrast", "rotation", "translation", "zoom", "noise",
+                                              "hflip", "temporal_crop", "frame_mask")}
+    for name, params in on.items():
+        section[name] = dict(params, p=1.0)
+    return resolve({"models": {"m": {"augment": section}}})["models"]["m"]["augment"]
+
+
+def run(x, cfg, seed=0):
+    return augment(x, cfg, torch.Generator().manual_seed(seed))
+
+
+def test_nothing_on_is_the_identity():
+    x = clips()
+    assert torch.equal(run(x, ops()), x)
+
+
+def test_hflip_brightness_contrast_noise():
+    x = clips()
+    assert torch.equal(run(x, ops(hflip={})), x.flip(-1))
+    shifted = run(x, ops(brightness={"delta": 0.1})) - x
+    per_clip = shifted.flatten(1)
+    assert torch.allclose(per_clip, per_clip[:, :1].expand_as(per_clip), atol=1e-6)  # one offset per clip
+    assert (per_clip[:, 0].abs() <= 0.1 + 1e-6).all() and per_clip[:, 0].abs().max() > 0
+    contrasted = run(x, ops(contrast={"factor": 0.5}))
+    assert torch.allclose(contrasted.mean(dim=(1, 2, 3, 4)), x.mean(dim=(1, 2, 3, 4)), atol=1e-5)
+    assert not torch.allclose(contrasted.std(dim=(1, 2, 3, 4)), x.std(dim=(1, 2, 3, 4)))
+    noisy = run(x, ops(noise={"std": 0.05})) - x
+    assert 0.03 < float(noisy.std()) < 0.07
+
+
+def test_rotation_translation_zoom_move_pixels_not_intensity():
+    x = torch.zeros(2, 1, 4, 32, 32)
+    x[..., 12:20, 12:20] = 1.0  # a bright square in the middle
+    for name, params in (("rotation", {"degrees": 40}), ("translation", {"fraction": 0.2}), ("zoom", {"range": 0.4})):
+        y = run(x, ops(**{name: params}), seed=3)
+        assert not torch.allclose(y, x), name
+        assert torch.allclose(y[:, :, 0], y[:, :, 3]), name  # the same transform for every frame of a clip
+        assert 0.3 < float(y.sum() / x.sum()) < 2.5, name
+
+
+def test_temporal_crop_and_frame_mask():
+    x = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(2, 1, 8, 4, 4) / 10
+    y = run(x, ops(temporal_crop={"min_fraction": 0.5}), seed=1)
+    frames = y[:, 0, :, 0, 0]
+    assert (frames.diff(dim=1) >= 0).all()  # still in time order
+    assert (frames[:, -1] - frames[:, 0] < 0.7 + 1e-6).any()  # a shorter span stretched to 8 frames
+    masked = run(x, ops(frame_mask={"fraction": 0.25}), seed=1)
+    changed = (masked != x).any(dim=(1, 3, 4)).sum(dim=1)
+    assert changed.tolist() == [2, 2]
+
+
+def test_reproducible_and_probability_respected():
+    x = clips(64)
+    cfg = ops(brightness={"delta": 0.2}, rotation={"degrees": 15}, noise={"std": 0.02}, frame_mask={})
+    assert torch.equal(run(x, cfg, seed=7), run(x, cfg, seed=7))
+    assert not torch.equal(run(x, cfg, seed=7), run(x, cfg, seed=8))
+    half = ops()
+    half["hflip"] = {"p": 0.5}
+    flipped = (run(x, half) != x).flatten(1).any(1).float().mean()
+    assert 0.25 < float(flipped) < 0.75

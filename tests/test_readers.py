@@ -1,0 +1,98 @@
+"""Readers: video containers, DICOM (each transfer syntax and photometric interpretation), still images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cineflow.readers import READERS, UnreadableVideo, read_video, reader_for
+from cineflow.video_io import write_avi, write_mp4
+from media import gradient_clip, write_dicom, write_image
+
+RGB = gradient_clip(6, 32, rgb=True)
+GREY = gradient_clip(6, 32, rgb=False)
+
+
+def test_registry_picks_by_suffix_and_by_name(tmp_path):
+    assert reader_for("a/b.AVI") == "opencv" and reader_for("x.dcm") == "dicom" and reader_for("x.png") == "image"
+    assert reader_for("x.whatever", "pyav") == "pyav"
+    assert {"opencv", "pyav", "dicom", "image"} <= set(READERS)
+    with pytest.raises(UnreadableVideo, match="no reader for '.xyz'"):
+        read_video(tmp_path / "clip.xyz")
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+def test_avi_and_mp4_through_opencv_and_pyav(tmp_path, reader):
+    avi = write_avi(tmp_path / "clip.avi", GREY, 20)
+    mp4 = write_mp4(tmp_path / "clip.mp4", RGB, 25)
+    for path, expected, fps in ((avi, np.repeat(GREY[..., None], 3, -1), 20), (mp4, RGB, 25)):
+        frames, got_fps = read_video(path, reader)
+        assert frames.shape == expected.shape and frames.dtype == np.uint8
+        assert got_fps == pytest.approx(fps)
+        assert np.abs(frames.astype(int) - expected).mean() < 12  # lossy codecs
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "rle", "jpegls", "jpeg2000", "jpeg_baseline"])
+def test_dicom_transfer_syntaxes_multiframe_grey(tmp_path, syntax):
+    path = write_dicom(tmp_path / f"{syntax}.dcm", GREY, "MONOCHROME2", syntax)
+    frames, fps = read_video(path)
+    assert frames.shape == (6, 32, 32, 3) and fps == 25.0
+    tolerance = 3 if syntax == "jpeg_baseline" else 0
+    assert np.abs(frames[..., 0].astype(int) - GREY).max() <= tolerance
+
+
+@pytest.mark.parametrize("interpretation,syntax", [("RGB", "explicit"), ("RGB", "rle"), ("YBR_FULL", "explicit"),
+                                                   ("YBR_FULL_422", "jpeg_baseline"), ("RGB", "jpeg2000")])
+def test_dicom_colour_interpretations_come_back_as_rgb(tmp_path, interpretation, syntax):
+    path = write_dicom(tmp_path / "colour.dcm", RGB, interpretation, syntax)
+    frames, _ = read_video(path)
+    assert frames.shape == RGB.shape
+    # lossy JPEG and YBR rounding stay small; a channel mix-up would be off by ~100
+    assert np.abs(frames.astype(int) - RGB).mean() < 4
+
+
+def test_dicom_palette_colour_and_monochrome1_and_16_bit(tmp_path):
+    frames, _ = read_video(write_dicom(tmp_path / "palette.dcm", GREY, "PALETTE COLOR"))
+    assert np.array_equal(frames[..., 0], GREY) and np.array_equal(frames[..., 1], 255 - GREY)
+    assert (frames[..., 2] == 128).all()
+    frames, _ = read_video(write_dicom(tmp_path / "mono1.dcm", GREY, "MONOCHROME1"))
+    assert np.array_equal(frames[..., 0], 255 - GREY)
+    twelve = (GREY.astype(np.int64) * 4095 // 255).astype(np.uint16)
+    frames, _ = read_video(write_dicom(tmp_path / "mono12.dcm", twelve, "MONOCHROME2", bits_stored=12))
+    assert np.abs(frames[..., 0].astype(int) - GREY).max() <= 1
+
+
+@pytest.mark.parametrize("tag,fps", [("CineRate", 30.0), ("RecommendedDisplayFrameRate", 50.0), ("FrameTime", 40.0),
+                                     (None, 0.0)])
+def test_dicom_frame_rate_from_tags(tmp_path, tag, fps):
+    _, got = read_video(write_dicom(tmp_path / "x.dcm", GREY, fps_tag=tag, fps=fps or 1))
+    assert got == pytest.approx(fps)
+
+
+def test_single_frame_dicom_and_images_are_one_frame_clips(tmp_path):
+    frames, _ = read_video(write_dicom(tmp_path / "xray.dcm", GREY[:1]))
+    assert frames.shape == (1, 32, 32, 3)
+    for name, image in (("grey.png", GREY[0]), ("rgb.png", RGB[0]), ("photo.jpg", RGB[0]),
+                        ("sixteen.png", GREY[0].astype(np.uint16) * 257)):
+        frames, fps = read_video(write_image(tmp_path / name, image))
+        assert frames.shape == (1, 32, 32, 3) and frames.dtype == np.uint8 and fps == 0.0
+        expected = np.repeat(GREY[0][..., None], 3, -1) if image.ndim == 2 else RGB[0]
+        assert np.abs(frames[0].astype(int) - expected).mean() < 4, name
+
+
+def put(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda d: d / "missing.avi", "file not found"),
+    (lambda d: put(d / "empty.avi", b""), "empty file"),
+    (lambda d: put(d / "junk.avi", b"RIFF" + bytes(300)), "corrupt"),
+    (lambda d: put(d / "junk.dcm", b"not dicom" * 40), "not a readable DICOM"),
+    (lambda d: put(d / "junk.png", b"\x89PNG" + bytes(40)), "cannot decode the image"),
+    (lambda d: write_dicom(d / "mpeg2.dcm", GREY, syntax="unsupported"), "cannot decode transfer syntax"),
+])
+def test_unusable_files_raise_with_the_reason(tmp_path, make, reason):
+    with pytest.raises(UnreadableVideo, match=reason):
+        read_video(make(tmp_path))
