@@ -101,3 +101,31 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     assert cv2.imwrite(str(path), data)
     return path
+
+
+def write_echonet(root: str | Path, n_videos: int = 24, n_frames: int = 16, size: int = 32, seed: int = 0):
+    """A small EchoNet-Dynamic folder as published: FileList.csv + Videos/<FileName>.avi (demo clips inside).
+
+    Splits cycle TRAIN, TRAIN, VAL, TEST over the videos sorted by EF, so every partition holds both classes.
+    """
+    import pandas as pd
+
+    from cineflow.config import DemoConfig, resolve
+    from cineflow.demo import plan, render
+    from cineflow.video_io import write_avi
+
+    root = Path(root)
+    demo = DemoConfig.from_dict(resolve({"demo": {"n_patients": n_videos, "clips_per_patient": 1,
+                                                  "hflip_fraction": 0, "n_frames": n_frames, "size": size,
+                                                  "n_corrupt": 0}})["demo"])
+    clips = plan(demo, seed, ["NORMAL", "REDUCED"]).sort_values("ef").reset_index(drop=True)
+    rows = []
+    for i, (_, clip) in enumerate(clips.iterrows()):  # by EF, so each split spans the EF range
+        name = f"0X{i:04X}"
+        write_avi(root / "Videos" / f"{name}.avi", render(clip, demo), 50)
+        rows.append({"FileName": name, "EF": clip["ef"], "ESV": 30.0, "EDV": 80.0, "FrameHeight": size,
+                     "FrameWidth": size, "FPS": 50, "NumberOfFrames": n_frames,
+                     "Split": ["TRAIN", "TRAIN", "VAL", "TEST"][i % 4]})
+    rows.append(dict(rows[-1], FileName="0XMISSING"))  # listed, but its video is not there (as in the release)
+    pd.DataFrame(rows).to_csv(root / "FileList.csv", index=False)
+    return pd.DataFrame(rows)

@@ -1,6 +1,5 @@
 """Augmentations: each op changes what it should, nothing else, and is reproducible."""
 
-import pytest
 import torch
 
 from cineflow.augment import augment

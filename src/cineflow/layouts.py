@@ -81,8 +81,8 @@ def echonet(cfg: DataConfig) -> pd.DataFrame:
 def imagefolder(cfg: DataConfig) -> pd.DataFrame:
     """root/<class>/<file> or root/{train,val,test}/<class>/<file>; the latter is a fixed split.
 
-    The group is the file stem, or the first capture group of data.group_pattern (e.g. a patient id
-    inside the file name) so that several images of one patient stay together.
+    Each image is its own group, unless data.group_pattern's first capture group finds a patient id
+    in the file name, so that several images of one patient stay together.
     """
     root = Path(cfg.root)
     if not root.is_dir():
@@ -100,17 +100,16 @@ def imagefolder(cfg: DataConfig) -> pd.DataFrame:
             for file in sorted(folder.iterdir()):
                 if file.name.startswith(".") or file.suffix.lower() not in BY_SUFFIX:
                     continue
-                rows.append({"path": file.relative_to(root).as_posix(), "label": folder.name,
-                             "group": _group(file.stem, pattern, file), "split": split,
-                             "video_id": file.relative_to(root).with_suffix("").as_posix().replace("/", "__")})
+                video_id = file.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+                rows.append({"path": file.relative_to(root).as_posix(), "label": folder.name, "split": split,
+                             "group": _group(file.stem, pattern, file) if pattern else video_id,
+                             "video_id": video_id})
     if not rows:
         raise LabelsError(f"no images found under {root}/<class>/ for classes {cfg.classes}")
     return pd.DataFrame(rows)
 
 
-def _group(stem: str, pattern: re.Pattern | None, file: Path) -> str:
-    if pattern is None:
-        return stem
+def _group(stem: str, pattern: re.Pattern, file: Path) -> str:
     match = pattern.search(stem)
     if not match:
         raise LabelsError(f"{file}: data.group_pattern '{pattern.pattern}' does not match the file name; "

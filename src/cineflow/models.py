@@ -69,7 +69,7 @@ class Tiny3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x).mean(dim=(3, 4))  # [B, C, T]
-        return self.head(torch.cat([f.mean(-1), f.std(-1)], dim=1))
+        return self.head(torch.cat([f.mean(-1), f.std(-1, correction=0)], dim=1))  # 0 for 1-frame clips
 
 
 @register_model("tiny3d")
