@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 CORES ?= all
 
-.PHONY: demo test lint fmt clean
+.PHONY: demo test bench lint fmt clean
+
+# each benchmark writes bench/results/<name>.json (a flat object of figures)
+BENCHES := loader cache dag
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,9 @@ demo: $(BIN)/snakemake
 
 test: $(BIN)/snakemake
 	$(BIN)/python -m pytest
+
+bench: $(BIN)/snakemake
+	cd bench && for name in $(BENCHES); do ../$(BIN)/python $$name.py || exit 1; done
 
 lint: $(BIN)/snakemake
 	$(BIN)/snakemake --lint

@@ -80,6 +80,13 @@ def test_single_frame_dicom_and_images_are_one_frame_clips(tmp_path):
         assert np.abs(frames[0].astype(int) - expected).mean() < 4, name
 
 
+def zero_frames(path):
+    import cv2
+
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (32, 32)).release()  # header, no frames
+    return path
+
+
 def put(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -88,6 +95,7 @@ def put(path, data: bytes):
 @pytest.mark.parametrize("make,reason", [
     (lambda d: d / "missing.avi", "file not found"),
     (lambda d: put(d / "empty.avi", b""), "empty file"),
+    (lambda d: zero_frames(d / "zero.avi"), "no decodable frames \\(opencv reader\\): zero frames"),
     (lambda d: put(d / "junk.avi", b"RIFF" + bytes(300)), "corrupt"),
     (lambda d: put(d / "junk.dcm", b"not dicom" * 40), "not a readable DICOM"),
     (lambda d: put(d / "junk.png", b"\x89PNG" + bytes(40)), "cannot decode the image"),
@@ -96,3 +104,42 @@ def put(path, data: bytes):
 def test_unusable_files_raise_with_the_reason(tmp_path, make, reason):
     with pytest.raises(UnreadableVideo, match=reason):
         read_video(make(tmp_path))
+
+
+def write_xvid(path, frames, fps=25):
+    """MPEG-4 Part 2 in AVI (what XVID writes; OpenCV tags it FMP4)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), fps, frames.shape[1:3][::-1])
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_mov(path, frames, fps=25):
+    import av
+
+    with av.open(str(path), "w", format="mov") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+@pytest.mark.parametrize("writer,name", [(write_xvid, "xvid.avi"), (write_mov, "h264.mov")])
+def test_xvid_avi_and_h264_mov(tmp_path, reader, writer, name):
+    frames, fps = read_video(writer(tmp_path / name, RGB), reader)
+    assert frames.shape == RGB.shape and fps == pytest.approx(25)
+    assert np.abs(frames.astype(int) - RGB).mean() < 12
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+def test_unsupported_codec_is_unreadable(tmp_path, reader):
+    path = write_avi(tmp_path / "clip.avi", RGB, 25)
+    path.write_bytes(path.read_bytes().replace(b"MJPG", b"ZZZZ"))  # a codec no decoder knows
+    with pytest.raises(UnreadableVideo, match="no decodable frames|cannot open|cannot decode"):
+        read_video(path, reader)

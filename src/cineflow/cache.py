@@ -40,8 +40,8 @@ def sector_mask(frames: np.ndarray, min_fraction: float = 0.05) -> np.ndarray | 
 
     if len(frames) < 2:
         return None
-    step = max(1, len(frames) // 32)
-    grey = frames[::step].astype(np.float32).mean(-1)
+    step = max(1, len(frames) // 16)  # 16 frames spread over the loop are enough to see what moves
+    grey = frames[::step].mean(-1, dtype=np.float32)
     spread = grey.std(0)
     # speckle inside the fan varies a little, the heart wall a lot, the outside (text, black) barely:
     # a cut well below the typical in-fan variation keeps the whole fan, not just the wall
@@ -70,40 +70,58 @@ def resample_indices(n_frames: int, source_fps: float, target_fps: float | None)
 
 
 def fit_frame(frame: np.ndarray, size: int, keep_aspect: bool, fill: list[int]) -> np.ndarray:
-    """One RGB frame resized to size x size; with keep_aspect, scaled to fit and padded with `fill`."""
+    """One [H, W, C] frame resized to size x size; with keep_aspect, scaled to fit and padded with `fill`."""
     import cv2
 
-    height, width = frame.shape[:2]
+    height, width, channels = frame.shape
+    if height == width == size:
+        return frame
     if not keep_aspect or height == width:
-        return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels)
     scale = size / max(height, width)
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    canvas = np.empty((size, size, 3), np.uint8)
-    canvas[:] = fill
+    canvas = np.empty((size, size, channels), np.uint8)
+    canvas[:] = fill_value(fill, channels)
     top, left = (size - h) // 2, (size - w) // 2
-    canvas[top: top + h, left: left + w] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    canvas[top: top + h, left: left + w] = resized.reshape(h, w, channels)
     return canvas
 
 
+def fill_value(fill: list[int], channels: int) -> list[int]:
+    """The RGB fill, or its grey level (ITU-R 601 weights, as OpenCV converts) for 1-channel frames."""
+    if channels == 3:
+        return list(fill)
+    return [round(0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2])]
+
+
 def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
-    """RGB [T,H,W,3] uint8 -> ([T', size, size, C] uint8, what was done)."""
+    """[T,H,W,C] uint8 (C = cfg.channels, as read) -> ([T', size, size, C] uint8, what was done)."""
     import cv2
 
     frames = crop_box(frames, cfg.crop)
     mask = sector_mask(frames) if cfg.sector_mask else None
     if mask is not None:
-        frames = frames.copy()
-        frames[:, ~mask] = cfg.fill
+        mask_u8 = mask.astype(np.uint8)
+        background = np.empty(frames.shape[1:], np.uint8)
+        background[:] = fill_value(cfg.fill, frames.shape[-1])
     keep = resample_indices(len(frames), fps, cfg.fps)
     if cfg.max_frames:
         keep = keep[: cfg.max_frames]
+    if mask is None and frames.shape[1:3] == (cfg.size, cfg.size):  # already the cached geometry
+        return np.ascontiguousarray(frames[keep]), _info(fps, cfg, frames, mask)
     out = np.empty((len(keep), cfg.size, cfg.size, cfg.channels), np.uint8)
     for t, i in enumerate(keep):
-        frame = fit_frame(frames[i], cfg.size, cfg.keep_aspect, cfg.fill)
-        out[t] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None] if cfg.channels == 1 else frame
-    info = {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
+        frame = frames[i]
+        if mask is not None:
+            frame = cv2.copyTo(frame, mask_u8, background.copy()).reshape(frame.shape)
+        out[t] = fit_frame(frame, cfg.size, cfg.keep_aspect, cfg.fill)
+    return out, _info(fps, cfg, frames, mask)
+
+
+def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | None) -> dict:
+    return {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
             "mask_fraction": float(mask.mean()) if mask is not None else 1.0}
-    return out, info
 
 
 def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
@@ -113,7 +131,7 @@ def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
                preprocess=json.dumps(settings, sort_keys=True), frames_path="")
     try:
-        frames, fps = read_video(source, cfg.reader)
+        frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1)
         if cfg.media == "video" and len(frames) < 2:
             raise UnreadableVideo("a still image (1 frame) where cache.media is 'video'; remove it from the table "
                                   "or set cache.media: any")

@@ -31,11 +31,11 @@ def to_channels_first(clips: np.ndarray) -> torch.Tensor:
 
 def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """uint8 or [0, 1] float clips [..., C, T, H, W] -> normalised float on the same device."""
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255.0)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
-    return (x - m) / s
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
+    if x.dtype == torch.uint8:  # one float copy, then in place: this runs on every batch
+        return x.float().sub_(m * 255.0).div_(s * 255.0)
+    return (x - m.to(x.dtype)).div_(s.to(x.dtype))
 
 
 def to_tensor(clip: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:

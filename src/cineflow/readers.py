@@ -1,4 +1,4 @@
-"""Readers in a registry: each turns one file into RGB uint8 frames [T, H, W, 3] and its fps.
+"""Readers in a registry: each turns one file into uint8 frames [T, H, W, 3 (RGB) or 1 (grey)] and its fps.
 
 A reader is chosen by the file's suffix (`cache.reader: auto`) or by name. Still images are
 1-frame clips, so X-ray studies run through the same DAG as cine loops.
@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-Reader = Callable[[Path], tuple[np.ndarray, float]]
+# (path, grey wanted) -> (frames, fps); a reader may return RGB even when grey is wanted
+Reader = Callable[[Path, bool], tuple[np.ndarray, float]]
 READERS: dict[str, Reader] = {}
 BY_SUFFIX: dict[str, str] = {}
 
@@ -43,42 +44,73 @@ def reader_for(path: str | Path, reader: str = "auto") -> str:
     return BY_SUFFIX[suffix]
 
 
-def read_video(path: str | Path, reader: str = "auto") -> tuple[np.ndarray, float]:
-    """(frames [T, H, W, 3] uint8 RGB, fps or 0.0 when unknown); raises UnreadableVideo with the reason."""
+def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tuple[np.ndarray, float]:
+    """(frames [T, H, W, 3] uint8 RGB, or [T, H, W, 1] when `grey`; fps or 0.0 when unknown).
+
+    Raises UnreadableVideo with the reason. Asking for grey lets a decoder skip the RGB step.
+    """
     path = Path(path)
     name = reader_for(path, reader)
     if not path.is_file():
         raise UnreadableVideo("file not found")
     if path.stat().st_size == 0:
         raise UnreadableVideo("empty file (0 bytes)")
-    frames, fps = READERS[name](path)
+    frames, fps = READERS[name](path, grey)
+    if grey and frames.shape[-1] == 3:
+        frames = rgb_to_grey(frames)
     if len(frames) == 0:
-        raise UnreadableVideo(f"no decodable frames ({name} reader: corrupt file or unsupported codec)")
+        raise UnreadableVideo(f"no decodable frames ({name} reader): zero frames, a corrupt file or an "
+                              "unsupported codec")
     return frames, fps
 
 
+def rgb_to_grey(frames: np.ndarray) -> np.ndarray:
+    import cv2
+
+    out = np.empty(frames.shape[:3] + (1,), np.uint8)
+    for t, frame in enumerate(frames):
+        out[t, ..., 0] = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    return out
+
+
 @register_reader("opencv", ".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv")
-def read_opencv(path: Path) -> tuple[np.ndarray, float]:
+def read_opencv(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise UnreadableVideo("OpenCV cannot open the file (corrupt or unsupported container)")
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-    frames = []
+    # decode straight into one BGR array sized by the header's frame count (grown if the header is
+    # short), then convert the whole stack in one call: per-frame conversions cost as much as decoding
+    ok, frame = capture.read()
+    if not ok:
+        capture.release()
+        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
+    expected = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 1))
+    video = np.empty((expected,) + frame.shape, np.uint8)
+    video[0], n = frame, 1
     while True:
-        ok, frame = capture.read()
+        ok, frame = capture.read(video[n]) if n < len(video) else capture.read()
         if not ok:
             break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        if frame.shape != video.shape[1:]:
+            raise UnreadableVideo(f"frame size changes at frame {n}: {video.shape[1:3]} -> {frame.shape[:2]}")
+        if n == len(video):
+            video = np.concatenate([video, np.empty_like(video)])
+        if frame.ctypes.data != video[n].ctypes.data:  # not decoded in place
+            video[n] = frame
+        n += 1
     capture.release()
-    if not frames:
-        return np.zeros((0, 1, 1, 3), np.uint8), fps
-    return np.stack(frames), fps
+    height, width = video.shape[1:3]
+    tall = video[:n].reshape(n * height, width, 3)  # all frames as one image: one conversion call
+    if grey:
+        return cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n, height, width, 1), fps
+    return cv2.cvtColor(tall, cv2.COLOR_BGR2RGB, dst=tall).reshape(n, height, width, 3), fps
 
 
 @register_reader("pyav")
-def read_pyav(path: Path) -> tuple[np.ndarray, float]:
+def read_pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     """FFmpeg through PyAV: codecs OpenCV's build lacks (set cache.reader: pyav)."""
     import av
 
@@ -97,7 +129,7 @@ def read_pyav(path: Path) -> tuple[np.ndarray, float]:
 
 
 @register_reader("image", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-def read_image(path: Path) -> tuple[np.ndarray, float]:
+def read_image(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     """A still image as a 1-frame clip (16-bit and alpha handled); fps 0."""
     import cv2
 
@@ -115,7 +147,7 @@ def read_image(path: Path) -> tuple[np.ndarray, float]:
 
 
 @register_reader("dicom", ".dcm", ".dicom")
-def read_dicom(path: Path) -> tuple[np.ndarray, float]:
+def read_dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     """Single- and multi-frame DICOM, compressed or not, in the photometric interpretations of echo."""
     import pydicom
     from pydicom.errors import InvalidDicomError
