@@ -40,11 +40,10 @@ CONFIG = {
 def make_dataset(root: Path) -> None:
     """10,030 tiny AVIs (4 frames of 16 x 16): the DAG's cost depends on the count, not the pixels."""
     rng = np.random.default_rng(0)
-    template = root / "template.avi"
     rows = []
-    for label, level in (("NORMAL", 80), ("REDUCED", 160)):
+    for label, level in (("NORMAL", 80), ("REDUCED", 160)):  # one file per class, copied 10,030 times
         frames = np.clip(rng.normal(level, 20, (4, 16, 16)), 0, 255).astype(np.uint8)
-        write_avi(template.with_name(f"{label}.avi"), frames, 25)
+        write_avi(root / f"{label}.avi", frames, 25)
     (root / "videos").mkdir(parents=True)
     for i in range(N_VIDEOS):
         label = "REDUCED" if i % 3 == 0 else "NORMAL"
