@@ -14,17 +14,11 @@ import pandas as pd
 from .config import DataConfig
 from .labels import PARTITIONS, LabelsError, read_table
 from .readers import BY_SUFFIX
+from .registry import registrar
 
 Layout = Callable[[DataConfig], pd.DataFrame]
 LAYOUTS: dict[str, Layout] = {}
-
-
-def register_layout(name: str):
-    def wrap(fn: Layout) -> Layout:
-        LAYOUTS[name] = fn
-        return fn
-
-    return wrap
+register_layout = registrar(LAYOUTS)
 
 
 def load_layout(cfg: DataConfig) -> pd.DataFrame:

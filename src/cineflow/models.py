@@ -8,15 +8,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .registry import registrar
+
 MODELS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str):
-    def wrap(fn):
-        MODELS[name] = fn
-        return fn
-
-    return wrap
+register_model = registrar(MODELS)
 
 
 def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,

@@ -10,6 +10,8 @@ from typing import Callable
 
 import numpy as np
 
+from .registry import registrar
+
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -28,14 +30,7 @@ class ClipSpec:
 # (n_frames, spec, rng or None for evaluation, n_clips at evaluation) -> clips
 Sampler = Callable[[int, ClipSpec, "np.random.Generator | None", "int | str"], list[np.ndarray]]
 SAMPLERS: dict[str, Sampler] = {}
-
-
-def register_sampler(name: str):
-    def wrap(fn: Sampler) -> Sampler:
-        SAMPLERS[name] = fn
-        return fn
-
-    return wrap
+register_sampler = registrar(SAMPLERS)
 
 
 def train_clip(n_frames: int, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
