@@ -29,6 +29,8 @@ def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Ten
     def per_clip(values: torch.Tensor) -> torch.Tensor:  # [B] on the CPU -> broadcastable on x's device
         return values.to(x).view(-1, 1, 1, 1, 1)
 
+    if not any(float(op.get("p", 0.0)) > 0 for op in cfg.values()):
+        return x  # augmentation off: no copy on the training hot path
     x = x.clone()
     if (sel := chosen("temporal_crop")) is not None:
         x = _temporal_crop(x, sel, cfg["temporal_crop"].get("min_fraction", 0.7), generator)

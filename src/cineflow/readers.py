@@ -67,10 +67,9 @@ def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tu
 def rgb_to_grey(frames: np.ndarray) -> np.ndarray:
     import cv2
 
-    out = np.empty(frames.shape[:3] + (1,), np.uint8)
-    for t, frame in enumerate(frames):
-        out[t, ..., 0] = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    return out
+    n, height, width = frames.shape[:3]
+    tall = np.ascontiguousarray(frames).reshape(n * height, width, 3)  # one call for the whole stack
+    return cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY).reshape(n, height, width, 1)
 
 
 @register_reader("opencv", ".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv")
