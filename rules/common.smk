@@ -22,6 +22,7 @@ from cineflow.labels import shard_of, validate as validate_labels
 from cineflow.layouts import load_layout, table_source
 from cineflow.splits import n_folds
 from cineflow.provenance import module_sources
+from cineflow.tasks import check_model
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
 fill_defaults(
@@ -34,6 +35,8 @@ LAYOUT = DATA.layout
 # the demo writes its table into its own root
 LABELS = f"{DATA_ROOT}/labels.csv" if LAYOUT == "demo" else table_source(DATA)
 MODELS = list(config["models"])
+for _name, _model in config["models"].items():
+    check_model(_name, _model, config["data"]["classes"], config["data"]["targets"])
 SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]

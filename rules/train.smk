@@ -6,6 +6,7 @@ rule train:
         code=code("trainer"),
     output:
         model="results/{model}/fold_{fold}/model.pt",
+        last="results/{model}/fold_{fold}/last.pt",
         history="results/{model}/fold_{fold}/history.csv",
     log:
         "results/logs/train/{model}/fold_{fold}.log",
@@ -27,5 +28,7 @@ rule train:
         seed=SEED,
         # resumable state: not an output, so Snakemake keeps it when it reruns a killed job
         state="results/.resume/{model}/fold_{fold}/state.pt",
+        # tracking is not a param: switching it on or off does not retrain
+        tracking="results/tracking",
     script:
         "../scripts/train.py"

@@ -4,17 +4,20 @@ import json
 
 import pandas as pd
 
-from cineflow.config import ModelConfig
+from cineflow.config import ModelConfig, TrackingConfig
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
+from cineflow.tracking import open_trackers
 from cineflow.trainer import train_fold
 
-with to_log(snakemake.log[0]):
+run = f"{snakemake.wildcards.model}/fold_{snakemake.wildcards.fold}"
+with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
+                                             snakemake.params.tracking, run) as trackers:
     device = seed_everything(snakemake.params.seed, snakemake.threads)
     print(f"device: {device}")
     train_fold(ModelConfig.from_dict(snakemake.params.model), snakemake.params.classes,
                pd.read_csv(snakemake.input.split, keep_default_na=False), pd.read_parquet(snakemake.input.manifest),
                json.loads(open(snakemake.input.norm, encoding="utf-8").read()),
                snakemake.output.model, snakemake.output.history, snakemake.params.state, snakemake.params.seed,
-               device, provenance(snakemake.config))
+               device, provenance(snakemake.config), last_path=snakemake.output.last, trackers=trackers)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# no model hub here: fail fast instead of retrying the network (workflow subprocesses inherit it)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cineflow.config import CacheConfig, DemoConfig, SplitConfig, resolve
 

@@ -1,14 +1,18 @@
 import pytest
 import torch
 
-from cineflow.models import MODELS, build_model
+from cineflow.models import MODELS, backbone_blocks, build_model, init_output_bias
 
+VIDEOMAE_TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+                 "patch_size": 8, "tubelet_size": 2, "hidden": 16}
 CASES = {
     "tiny3d": {"width": 4},
     "frame2d": {"backbone": "test_resnet", "temporal_head": "bilstm_attention", "hidden": 8},
+    "image2d": {"backbone": "test_convnext", "hidden": 8},
     "r2plus1d_18": {},
     "r3d_18": {},
     "mc3_18": {},
+    "videomae": VIDEOMAE_TINY,
 }
 
 
@@ -16,39 +20,86 @@ CASES = {
 def test_every_registered_arch_trains_one_step(arch):
     assert set(CASES) == set(MODELS)
     torch.manual_seed(0)
-    model = build_model(arch, n_outputs=2, in_channels=1, **CASES[arch])
-    x, y = torch.randn(2, 1, 4, 32, 32), torch.tensor([0, 1])
+    frames = 1 if arch == "image2d" else 4
+    model = build_model(arch, n_outputs=3, in_channels=1, input_size=(frames, 32, 32), **CASES[arch])
+    x, y = torch.randn(2, 1, frames, 32, 32), torch.tensor([0, 2])
     out = model(x)
-    assert out.shape == (2, 2)
+    assert out.shape == (2, 3)
     before = [p.detach().clone() for p in model.parameters()]
     loss = torch.nn.functional.cross_entropy(out, y)
     loss.backward()
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    assert sum(p.numel() for p in model.backbone.parameters()) > 0  # two-stage fine-tuning needs the split
+    assert len(backbone_blocks(model.backbone)) >= 2
+
+
+@pytest.mark.parametrize("backbone", ["test_convnext", "test_efficientnet", "regnety_002"])
+def test_image_models_from_timm_take_one_frame_clips_with_the_mlp_head(backbone):
+    model = build_model("image2d", 5, 1, input_size=(1, 32, 32), backbone=backbone, hidden=8)
+    layers = [type(m).__name__ for m in model.head.classifier]
+    assert layers == ["LayerNorm", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert model(torch.randn(2, 1, 1, 32, 32)).shape == (2, 5)
+
+
+def test_videomae_pools_tokens_with_attention_and_follows_the_clip_geometry():
+    model = build_model("videomae", 1, 1, input_size=(4, 32, 32), **VIDEOMAE_TINY)
+    assert model(torch.randn(2, 1, 4, 32, 32)).shape == (2, 1)
+    w = model.last_weights  # 2 tubelets x 4 x 4 patches
+    assert w.shape == (2, 32) and torch.allclose(w.sum(1), torch.ones(2))
+    assert [type(m).__name__ for m in model.head] == ["LayerNorm", "Dropout", "Linear", "GELU", "Dropout", "Linear"]
+    with pytest.raises(ValueError, match="tubelet_size"):
+        build_model("videomae", 1, 1, input_size=(5, 32, 32), **VIDEOMAE_TINY)
 
 
 @pytest.mark.parametrize("head", ["mean", "attention", "bilstm", "bilstm_attention"])
 def test_temporal_heads(head):
     model = build_model("frame2d", 3, 1, backbone="test_resnet", temporal_head=head, hidden=8)
     assert model(torch.randn(2, 1, 5, 32, 32)).shape == (2, 3)
+    assert isinstance(model.head.classifier[0], torch.nn.LayerNorm)  # the stabilised head
     if "attention" in head:
         w = model.head.last_weights
         assert w.shape == (2, 5) and torch.allclose(w.sum(1), torch.ones(2))
 
 
-def test_offline_pretrained_error_names_both_options():
+@pytest.mark.parametrize("arch,params", [("r3d_18", {}), ("frame2d", {"backbone": "resnet18"}),
+                                         ("videomae", {"checkpoint": "MCG-NJU/videomae-base"})])
+def test_offline_pretrained_error_names_both_options(arch, params):
     with pytest.raises(RuntimeError, match="pretrained: false.*weights:"):
-        build_model("r3d_18", 2, 1, pretrained=True)
+        build_model(arch, 2, 3, pretrained=True, input_size=(16, 32, 32), **params)
 
 
-def test_local_weights_file_is_loaded(tmp_path):
-    source = build_model("tiny3d", 2, 1, width=4)
+def test_local_weights_file_is_loaded_into_a_three_channel_stem_for_grey_clips(tmp_path):
+    source = build_model("frame2d", 2, 3, backbone="test_resnet")
     torch.save(source.state_dict(), tmp_path / "w.pt")
-    loaded = build_model("tiny3d", 2, 1, weights=str(tmp_path / "w.pt"), width=4)
+    loaded = build_model("frame2d", 2, 3, weights=str(tmp_path / "w.pt"), backbone="test_resnet")
     for a, b in zip(source.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+    source.eval(), loaded.eval()
+    grey = torch.randn(1, 1, 2, 32, 32)  # repeated to the 3 channels the weights expect
+    assert torch.allclose(loaded(grey), source(grey.expand(-1, 3, -1, -1, -1)))
+
+
+def test_regression_output_starts_at_the_target_mean():
+    for arch, params in CASES.items():
+        model = build_model(arch, 1, 1, input_size=(4, 32, 32), **params)
+        init_output_bias(model, 55.0)
+        assert [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1].bias.item() == 55.0
+
+
+def test_backbone_blocks_are_the_stages_in_forward_order():
+    resnet = build_model("frame2d", 2, 1, backbone="resnet18").backbone
+    names = [dict(resnet.named_modules())[n] for n in ("layer4.1", "layer4.0", "layer3.1")]
+    assert backbone_blocks(resnet)[-3:] == names[::-1]
+    mae = build_model("videomae", 2, 1, input_size=(4, 32, 32), **VIDEOMAE_TINY).backbone
+    assert backbone_blocks(mae)[-2] is mae.encoder.layer[1]  # then the final LayerNorm
 
 
 def test_unknown_arch_lists_the_registry():
     with pytest.raises(KeyError, match="tiny3d"):
         build_model("nope", 2, 1)
+
+
+def test_unknown_arch_param_names_the_key():
+    with pytest.raises(ValueError, match="arch_params"):
+        build_model("tiny3d", 2, 1, widht=4)

@@ -1,13 +1,21 @@
-"""Training on the tiny cached dataset: checkpoint contents, history, and exact resume after a kill."""
+"""Training on the tiny cached dataset: checkpoint contents, history, exact resume after a kill, and
+each task and training-recipe option run for real."""
 
+import sys
+
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from cineflow import checkpoint, trainer
-from cineflow.config import EvalConfig, ModelConfig
+from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig
 from cineflow.evaluate import evaluate_fold
+from cineflow.gradcam import render_fold
+from cineflow.models import build_model
 from cineflow.normalisation import fold_normalisation
+from cineflow.precision import Precision
+from cineflow.tracking import open_trackers
 
 DEVICE = torch.device("cpu")
 
@@ -22,7 +30,8 @@ def run(tiny_config, tiny_dataset, out, cfg):
     manifest, _, folds = tiny_dataset
     norm = fold_normalisation(folds[0], manifest, seed=1)
     return trainer.train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, out / "model.pt",
-                              out / "history.csv", out / "state" / "state.pt", seed=1, device=DEVICE)
+                              out / "history.csv", out / "state" / "state.pt", seed=1, device=DEVICE,
+                              last_path=out / "last.pt")
 
 
 def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tiny_dataset, tmp_path):
@@ -78,3 +87,91 @@ def test_changed_config_does_not_resume(tiny_config, tiny_dataset, tmp_path, cap
     checkpoint.save(state_dir / "state.pt", {"key": "from another config", "epoch": 1})
     run(tiny_config, tiny_dataset, tmp_path, model_cfg(tiny_config, epochs=1))
     assert "training from scratch" in capfd.readouterr().err
+
+
+def test_regression_on_ef_trains_evaluates_and_explains(tiny_config, tiny_dataset, tmp_path):
+    manifest, _, folds = tiny_dataset
+    cfg = model_cfg(tiny_config, task="regression", target="ef", loss="weighted_mse", epochs=2, monitor=None,
+                    scheduler="plateau")
+    history = run(tiny_config, tiny_dataset, tmp_path, cfg)
+    assert {"val_mae", "val_rmse", "val_r2"} <= set(history.columns)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ckpt["task"] == {"name": "regression", "classes": tiny_config["data"]["classes"], "target": "ef"}
+    assert ckpt["monitor"] == "mae" and ckpt["n_outputs"] == 1
+    metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
+                                         EvalConfig(threshold="youden", eval_clips=2, block=3), DEVICE)
+    assert metrics["task"] == "regression" and metrics["target"] == "ef" and metrics["threshold"] is None
+    truth = predictions.merge(manifest[["video_id", "ef"]], on="video_id")
+    assert np.allclose(truth["target"], truth["ef"]) and np.allclose(truth["error"], truth["prediction"] - truth["ef"])
+    assert metrics["metrics"]["mae"] == pytest.approx(truth["error"].abs().mean(), rel=1e-5)
+    index = render_fold(tmp_path / "model.pt", predictions, manifest, None,
+                        GradcamConfig(n_videos=2, fps=5, target_layer=None), tmp_path / "cams")
+    assert index["kind"].tolist() == ["closest", "farthest"] and (tmp_path / "cams" / index["file"][0]).is_file()
+
+
+def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tmp_path, monkeypatch):
+    manifest, _, folds = tiny_dataset
+    classes = ["low", "mid", "high"]
+    manifest = manifest.assign(label=pd.cut(manifest["ef"], [0, 40, 55, 100], labels=classes).astype(str))
+    steps = []
+    real_step = Precision.step
+    monkeypatch.setattr(Precision, "step", lambda self, *a: (steps.append(1), real_step(self, *a)))
+    cfg = model_cfg(tiny_config, loss="focal", loss_params={"gamma": 2, "class_weights": "balanced"}, epochs=2,
+                    monitor="f1_macro", sampler="balanced_batches", batch_size=3, accumulate=2, clip_grad_norm=1.0,
+                    channels_last=True, compile="eager", optimizer="sgd", optimizer_params={"momentum": 0.9},
+                    scheduler_params={"warmup_epochs": 1})
+    norm = fold_normalisation(folds[0], manifest, seed=1)
+    history = trainer.train_fold(cfg, classes, folds[0], manifest, norm, tmp_path / "model.pt",
+                                 tmp_path / "history.csv", tmp_path / "state.pt", seed=1, device=DEVICE,
+                                 last_path=tmp_path / "last.pt")
+    n_batches = int((folds[0]["partition"] == "train").sum()) // 3
+    assert len(steps) == 2 * -(-n_batches // 2)  # one update per two batches, each epoch
+    assert {"val_f1_macro", "val_roc_auc"} <= set(history.columns)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["task"]["name"] == "multiclass"
+    metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
+                                         EvalConfig(threshold="youden", eval_clips=1, block=4), DEVICE)
+    assert metrics["task"] == "multiclass" and len(metrics["metrics"]["confusion_matrix"]) == 3
+    assert set(predictions["prediction"]) <= set(classes)
+    assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(1), 1, atol=1e-5)
+
+
+def test_two_stage_fine_tuning_keeps_the_frozen_backbone_untouched(tiny_config, tiny_dataset, tmp_path):
+    base = dict(arch="frame2d", arch_params={"backbone": "test_resnet", "temporal_head": "attention", "hidden": 8},
+                augment={}, freeze_epochs=1, unfreeze_blocks=1, backbone_lr=1e-4, monitor="loss", lr=0.01)
+    run(tiny_config, tiny_dataset, tmp_path / "a", model_cfg(tiny_config, epochs=1, **base))
+    history = run(tiny_config, tiny_dataset, tmp_path / "b", model_cfg(tiny_config, epochs=2, **base))
+    assert history["stage"].tolist() == ["head only", "head + last 1 of 10 backbone blocks"]
+    torch.manual_seed(1)
+    initial = build_model("frame2d", 2, 1, input_size=(8, 24, 24), **base["arch_params"])
+    start = initial.state_dict()
+    stage1 = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["state_dict"]
+    stage2 = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["state_dict"]
+    backbone = [k for k in start if k.startswith("backbone.")]
+    assert all(torch.equal(start[k], stage1[k]) for k in backbone)  # BatchNorm statistics included
+    assert not torch.equal(start["head.classifier.2.weight"], stage1["head.classifier.2.weight"])
+    last_block = [k for k in backbone if k.startswith("backbone.layer4.0.")]
+    early = [k for k in backbone if k.startswith("backbone.conv1.")]
+    assert last_block and early
+    assert any(not torch.equal(start[k], stage2[k]) for k in last_block)
+    assert all(torch.equal(start[k], stage2[k]) for k in early)
+
+
+def test_tracking_writes_tensorboard_and_mlflow_and_is_skipped_when_missing(tiny_config, tiny_dataset, tmp_path,
+                                                                             monkeypatch, capfd):
+    on = TrackingConfig(tensorboard=True, mlflow=True)
+    with open_trackers(on, tmp_path / "tracking", "tiny/fold_0") as trackers:
+        assert len(trackers) == 2
+        manifest, _, folds = tiny_dataset
+        norm = fold_normalisation(folds[0], manifest, seed=1)
+        trainer.train_fold(model_cfg(tiny_config, epochs=2), tiny_config["data"]["classes"], folds[0], manifest,
+                           norm, tmp_path / "model.pt", tmp_path / "h.csv", tmp_path / "s.pt", seed=1,
+                           device=DEVICE, trackers=trackers)
+    assert list((tmp_path / "tracking" / "tensorboard" / "tiny" / "fold_0").glob("events.out.tfevents.*"))
+    logged = list((tmp_path / "tracking" / "mlruns").rglob("metrics/val_loss"))
+    assert len(logged) == 1 and len(logged[0].read_text().splitlines()) == 2  # one line per epoch
+    for module in ("mlflow", "mlflow.tracking", "torch.utils.tensorboard"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with open_trackers(on, tmp_path / "none", "tiny/fold_0") as trackers:
+        assert trackers == []
+    assert "mlflow is switched on but not installed" in capfd.readouterr().err

@@ -11,6 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,11 +21,17 @@ from workflow_helpers import copy_repo, edit, planned, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
+# two models side by side in one run: the binary tiny model and an EF regression
+CONFIG = yaml.safe_load(yaml.safe_dump(TINY))
+CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "task": "regression", "target": "ef",
+                               "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
+                               "batch_size": 4}
+
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory):
     workdir = copy_repo(tmp_path_factory.mktemp("workflow"))
-    write_config(workdir, TINY)
+    write_config(workdir, CONFIG)
     snakemake(workdir)
     return workdir
 
@@ -67,11 +74,26 @@ def test_report_is_self_contained(workflow):
     html = (workflow / "results" / "report.html").read_text()
     assert not re.search(r"""(src|href)=["'](https?:)?//""", html)
     videos = re.findall(r'<video[^>]*src="data:video/mp4;base64,([^"]+)"', html)
-    assert len(videos) == 2
+    assert len(videos) == 4  # one per fold and model
     assert base64.b64decode(videos[0])[4:8] == b"ftyp"  # a real MP4
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) >= 3
     for needle in ("ROC", "Confusion", "Learning curves", "Provenance", "Quarantined", "fold"):
         assert needle in html
+
+
+def test_models_side_by_side_are_compared_in_the_report(workflow):
+    results = workflow / "results"
+    regression = json.loads((results / "tiny_ef" / "summary.json").read_text())
+    assert {"mae", "rmse", "r2", "pearson_r"} <= set(regression["metrics"])
+    fold = json.loads((results / "tiny_ef" / "fold_0" / "metrics.json").read_text())
+    assert fold["task"] == "regression" and fold["loss"] == "weighted_mse" and fold["monitor"] == "mae"
+    predictions = pd.read_csv(results / "tiny_ef" / "fold_0" / "predictions.csv")
+    assert np.allclose(predictions["error"], predictions["prediction"] - predictions["target"])
+    assert (results / "tiny_ef" / "fold_0" / "last.pt").is_file()
+    html = (results / "report.html").read_text()
+    table = html[html.index('id="comparison"'):html.index("</table>", html.index('id="comparison"'))]
+    assert "tiny_ef" in table and table.count("★") == 1 and "mae" in table and "roc_auc" in table
+    assert "Prediction vs truth" in html
 
 
 def test_nothing_to_do_after_a_run(workflow):
@@ -80,26 +102,26 @@ def test_nothing_to_do_after_a_run(workflow):
 
 
 def test_training_setting_reruns_training_onwards_only(workflow):
-    config = yaml.safe_load(yaml.safe_dump(TINY, sort_keys=True))  # key order must not matter either
+    config = yaml.safe_load(yaml.safe_dump(CONFIG, sort_keys=True))  # key order must not matter either
     config["models"]["tiny"]["lr"] = 0.0123
     write_config(workflow, config)
     try:
         jobs = planned(workflow)
     finally:
-        write_config(workflow, TINY)
+        write_config(workflow, CONFIG)
     assert jobs.get("train") == 2 and jobs.get("report") == 1
     assert not {"demo_data", "cache_shard", "manifest", "splits"} & set(jobs)
 
 
 def test_cache_size_reruns_cache_and_everything_after(workflow):
-    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
     config["cache"]["size"] = 20
     write_config(workflow, config)
     try:
         jobs = planned(workflow)
     finally:
-        write_config(workflow, TINY)
-    assert jobs.get("cache_shard") == 2 and jobs.get("splits") == 1 and jobs.get("train") == 2
+        write_config(workflow, CONFIG)
+    assert jobs.get("cache_shard") == 2 and jobs.get("splits") == 1 and jobs.get("train") == 4
     assert "demo_data" not in jobs
 
 
@@ -135,7 +157,7 @@ def test_unknown_config_key_fails_at_parse_time(workflow):
     try:
         out = snakemake(workflow, "-n", check=False)
     finally:
-        write_config(workflow, TINY)
+        write_config(workflow, CONFIG)
     assert out.returncode != 0 and "sise" in out.stdout + out.stderr
 
 

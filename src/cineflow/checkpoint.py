@@ -23,8 +23,8 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from its checkpoint (architecture, classes and normalisation travel with it)."""
     ckpt = load(path)
     spec = ckpt["model"]
-    model = build_model(spec["arch"], n_outputs=len(ckpt["classes"]), in_channels=ckpt["in_channels"],
-                        pretrained=False, weights=None, **spec["arch_params"])
+    model = build_model(spec["arch"], n_outputs=ckpt["n_outputs"], in_channels=ckpt["in_channels"],
+                        pretrained=False, weights=None, input_size=ckpt["input_size"], **spec["arch_params"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, ckpt

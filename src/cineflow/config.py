@@ -142,18 +142,42 @@ class ModelConfig:
     arch_params: dict
     pretrained: bool
     weights: str | None
+    task: str
+    target: str | None
     clip_length: int
     clip_period: int
     epochs: int
     batch_size: int
     lr: float
     weight_decay: float
-    loss: str
-    monitor: str
+    loss: str | None
+    loss_params: dict
+    monitor: str | None
     patience: int
+    optimizer: str
+    optimizer_params: dict
+    scheduler: str
+    scheduler_params: dict
+    freeze_epochs: int
+    backbone_lr: float | None
+    unfreeze_blocks: int | None
+    accumulate: int
+    clip_grad_norm: float | None
+    amp: str
+    channels_last: bool
+    compile: bool | str
+    sampler: str
     clip_sampling: str
     clip_offset: int
     augment: dict
+
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tensorboard: bool
+    mlflow: bool
 
     from_dict = classmethod(_from_dict)
 

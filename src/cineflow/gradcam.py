@@ -16,34 +16,31 @@ from .config import GradcamConfig
 from .data import read_clip, to_tensor
 from .models import get_module
 from .sampling import ClipSpec, eval_clips
+from .tasks import Task
 from .video_io import write_mp4
 
 INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "file"]
 
 
-def select_videos(predictions: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
-    """Most confident correct and most confident wrong test videos, alternating, `n` in all."""
-    confidence = (predictions["score"] - threshold).abs()
-    ranked = predictions.assign(confidence=confidence).sort_values(["confidence", "video_id"],
-                                                                   ascending=[False, True])
-    correct = ranked[ranked["correct"]].assign(kind="confident_correct")
-    wrong = ranked[~ranked["correct"]].assign(kind="confident_wrong")
-    picks, queues = [], [list(correct.itertuples(index=False)), list(wrong.itertuples(index=False))]
+def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None, n: int) -> pd.DataFrame:
+    """`n` test videos, taken in turn from the task's candidate lists (e.g. confident correct / wrong)."""
+    candidates = task.cam_candidates(predictions, threshold)
+    picks, queues = [], [list(c.itertuples(index=False)) for c in candidates]
     while len(picks) < n and any(queues):
         for queue in queues:
             if queue and len(picks) < n:
                 picks.append(queue.pop(0))
-    return pd.DataFrame(picks, columns=ranked.columns.tolist() + ["kind"]) if picks else ranked.head(0)
+    return pd.DataFrame(picks, columns=candidates[0].columns) if picks else candidates[0].head(0)
 
 
-def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_class: int, layer: str) -> np.ndarray:
+def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_output: int, layer: str) -> np.ndarray:
     """[T, H, W] CAM in [0, 1], min-max scaled over the whole clip (not per frame)."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     with GradCAM(model=model, target_layers=[get_module(model, layer)],
                  reshape_transform=getattr(model, "cam_reshape", None)) as cam:
-        heat = cam(input_tensor=clip[None], targets=[ClassifierOutputTarget(target_class)])
+        heat = cam(input_tensor=clip[None], targets=[ClassifierOutputTarget(target_output)])
     return heat[0]
 
 
@@ -62,22 +59,23 @@ def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, scale: int = 4) 
     return np.stack(out)
 
 
-def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.DataFrame, threshold: float,
+def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.DataFrame, threshold: float | None,
                 cfg: GradcamConfig, out_dir: str | Path) -> pd.DataFrame:
     """Write one MP4 per selected test video plus index.csv into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ckpt = load_model(model_path)
-    classes, norm, spec = ckpt["classes"], ckpt["normalisation"], ckpt["model"]
+    task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
     layer = cfg.target_layer or model.cam_layer
-    chosen = select_videos(predictions, threshold, cfg.n_videos)
+    chosen = select_videos(predictions, task, threshold, cfg.n_videos)
     rows = []
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
         frames = load_frames(video["frames_path"])
         raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
-        heat = clip_cam(model, to_tensor(raw, norm["mean"], norm["std"]), classes.index(pick.prediction), layer)
-        caption = f"true {pick.label} | pred {pick.prediction} | p={pick.score:.2f}"
+        heat = clip_cam(model, to_tensor(raw, norm["mean"], norm["std"]),
+                        task.cam_output(pick.prediction, ckpt["output"]), layer)
+        caption = task.caption(pick)
         name = f"{pick.video_id}.mp4"
         write_mp4(out_dir / name, overlay(raw, heat, caption), cfg.fps)
         rows.append(dict(video_id=pick.video_id, kind=pick.kind, label=pick.label, prediction=pick.prediction,

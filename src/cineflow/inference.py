@@ -14,7 +14,7 @@ import torch
 
 from .cache import load_frames
 from .data import normalise, read_clip, to_channels_first
-from .losses import scores_from_outputs
+from .losses import to_scores
 from .sampling import ClipSpec, eval_clips
 
 
@@ -28,8 +28,11 @@ def iter_clips(rows: pd.DataFrame, spec: ClipSpec, n_clips: int | str) -> Iterat
 
 @torch.no_grad()
 def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float],
-                   spec: ClipSpec, n_clips: int | str, device: torch.device, block: int = 16) -> np.ndarray:
-    """[N, n_classes] probabilities, each the mean over the video's clips."""
+                   spec: ClipSpec, n_clips: int | str, device: torch.device, block: int = 16,
+                   output: str = "softmax") -> np.ndarray:
+    """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips.
+
+    `output` is how the model's outputs read (losses.LossEntry.output)."""
     model.eval()
     sums: np.ndarray | None = None
     counts = np.zeros(len(rows))
@@ -39,7 +42,7 @@ def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float]
     def flush() -> None:
         nonlocal sums
         x = normalise(to_channels_first(np.stack(clips)).to(device), mean, std)
-        probs = scores_from_outputs(model(x)).float().cpu().numpy()
+        probs = to_scores(model(x), output).cpu().numpy()
         if sums is None:
             sums = np.zeros((len(rows), probs.shape[1]))
         np.add.at(sums, owners, probs)

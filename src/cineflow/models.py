@@ -1,4 +1,9 @@
-"""Architectures in a registry (as timm does): every entry maps [B, C, T, H, W] clips to outputs."""
+"""Architectures in a registry (as timm does): every entry maps [B, C, T, H, W] clips to outputs.
+
+Every model has a `backbone` (frozen in stage 1 of two-stage fine-tuning) and a `head` whose last
+Linear is the output layer. Builders take (n_outputs, in_channels, pretrained, input_size=(T, H, W),
+**arch_params).
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,27 @@ MODELS: dict[str, Callable[..., nn.Module]] = {}
 register_model = registrar(MODELS)
 
 
+def stem_channels(in_channels: int, pretrained: bool, weights: str | None) -> int:
+    """Pretrained backbones (hub or a local file) have a 3-channel stem; grey clips are repeated to fit it."""
+    return 3 if pretrained or weights else in_channels
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    return x.expand(-1, channels, -1, -1, -1) if x.shape[1] == 1 and channels == 3 else x
+
+
 def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,
-                **params) -> nn.Module:
-    """Instantiate a registered architecture; `weights` is a local state-dict file (offline use)."""
+                input_size: tuple[int, int, int] = (16, 112, 112), **params) -> nn.Module:
+    """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
+
+    `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width)."""
     if arch not in MODELS:
         raise KeyError(f"unknown model arch '{arch}'; registered: {sorted(MODELS)}")
-    model = MODELS[arch](n_outputs=n_outputs, in_channels=in_channels, pretrained=pretrained and not weights,
-                         **params)
+    try:
+        model = MODELS[arch](n_outputs=n_outputs, in_channels=in_channels, pretrained=pretrained and not weights,
+                             input_size=tuple(input_size), **params)
+    except TypeError as err:  # an arch_params key the architecture does not take
+        raise ValueError(f"model arch '{arch}': {err}; check arch_params") from None
     if weights:
         path = Path(weights)
         if not path.is_file():
@@ -30,6 +49,33 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         if len(missing) == len(model.state_dict()):
             raise ValueError(f"weights file {path} matches none of the parameters of '{arch}'")
     return model
+
+
+def init_output_bias(model: nn.Module, value: float) -> None:
+    """Regression starts at the target mean (as EchoNet-Dynamic does): the output layer's bias."""
+    last = [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias.fill_(value)
+
+
+def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's stages in forward order, for progressive unfreezing from the last one.
+
+    Top-level children with parameters; a Sequential/ModuleList (timm's `blocks`, ResNet layers,
+    a transformer's layer list) counts as its children, and a wrapper with one child is looked through."""
+    blocks = []
+    for child in backbone.children():
+        while not isinstance(child, (nn.Sequential, nn.ModuleList)) and len(_with_params(child.children())) == 1:
+            child = _with_params(child.children())[0]
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            blocks += _with_params(child.children())
+        elif _with_params([child]):
+            blocks.append(child)
+    return blocks
+
+
+def _with_params(modules) -> list[nn.Module]:
+    return [m for m in modules if any(True for _ in m.parameters())]
 
 
 def _pretrained_error(arch: str, err: Exception) -> RuntimeError:
@@ -53,6 +99,7 @@ class Tiny3D(nn.Module):
 
     def __init__(self, n_outputs: int, in_channels: int, width: int = 16, dropout: float = 0.2):
         super().__init__()
+        self.in_channels = in_channels
 
         def block(cin, cout, stride):
             return nn.Sequential(nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
@@ -62,32 +109,43 @@ class Tiny3D(nn.Module):
                                       block(2 * width, 4 * width, (1, 2, 2)), block(4 * width, 4 * width, 1))
         self.head = nn.Sequential(nn.LayerNorm(8 * width), nn.Dropout(dropout), nn.Linear(8 * width, n_outputs))
 
+    @property
+    def backbone(self) -> nn.Module:
+        return self.features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x).mean(dim=(3, 4))  # [B, C, T]
+        f = self.features(match_channels(x, self.in_channels)).mean(dim=(3, 4))  # [B, C, T]
         return self.head(torch.cat([f.mean(-1), f.std(-1, correction=0)], dim=1))  # 0 for 1-frame clips
 
 
 @register_model("tiny3d")
-def tiny3d(n_outputs: int, in_channels: int, pretrained: bool = False, **params) -> nn.Module:
+def tiny3d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, **params) -> nn.Module:
     if pretrained:
         raise ValueError("tiny3d has no pretrained weights; set pretrained: false")
     return Tiny3D(n_outputs, in_channels, **params)
 
 
 class TemporalHead(nn.Module):
-    """Pools per-frame features over time: mean, attention, bilstm or bilstm_attention."""
+    """Pools per-frame features over time (mean, attention, bilstm or bilstm_attention), then a
+    LayerNorm-stabilised classifier: `linear` (one layer) or `mlp` (Linear -> ReLU -> Dropout -> Linear)."""
 
     KINDS = ("mean", "attention", "bilstm", "bilstm_attention")
 
-    def __init__(self, kind: str, dim: int, n_outputs: int, hidden: int = 128, dropout: float = 0.3):
+    def __init__(self, kind: str, dim: int, n_outputs: int, hidden: int = 128, dropout: float = 0.3,
+                 classifier: str = "linear"):
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"unknown temporal_head '{kind}'; choose one of {self.KINDS}")
+        if classifier not in ("linear", "mlp"):
+            raise ValueError(f"unknown classifier '{classifier}'; choose linear or mlp")
         self.kind = kind
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True) if "bilstm" in kind else None
         out_dim = 2 * hidden if self.lstm is not None else dim
         self.attention = nn.Linear(out_dim, 1) if "attention" in kind else None
-        self.classifier = nn.Sequential(nn.LayerNorm(out_dim), nn.Dropout(dropout), nn.Linear(out_dim, n_outputs))
+        layers = [nn.LayerNorm(out_dim), nn.Dropout(dropout)]
+        layers += ([nn.Linear(out_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_outputs)]
+                   if classifier == "mlp" else [nn.Linear(out_dim, n_outputs)])
+        self.classifier = nn.Sequential(*layers)
         self.last_weights: torch.Tensor | None = None  # [B, T], for the report
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, D]
@@ -105,9 +163,9 @@ class TemporalHead(nn.Module):
 class FrameModel(nn.Module):
     """A timm 2D backbone applied to every frame as one batch, then a temporal head."""
 
-    def __init__(self, backbone: nn.Module, head: TemporalHead, repeat_grey: bool):
+    def __init__(self, backbone: nn.Module, head: TemporalHead, in_channels: int):
         super().__init__()
-        self.backbone, self.head, self.repeat_grey = backbone, head, repeat_grey
+        self.backbone, self.head, self.in_channels = backbone, head, in_channels
 
     @property
     def cam_layer(self) -> str:
@@ -119,59 +177,70 @@ class FrameModel(nn.Module):
         return activations.view(bt // self._frames, self._frames, c, h, w).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_channels(x, self.in_channels)
         b, c, t, h, w = x.shape
         self._frames = t
-        if self.repeat_grey and c == 1:
-            x = x.expand(b, 3, t, h, w)
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, -1, h, w)
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         return self.head(self.backbone(frames).view(b, t, -1))
 
 
 @register_model("frame2d")
-def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, backbone: str = "resnet18",
-            temporal_head: str = "mean", hidden: int = 128, dropout: float = 0.3) -> nn.Module:
+def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, backbone: str = "resnet18",
+            temporal_head: str = "mean", hidden: int = 128, dropout: float = 0.3, classifier: str = "linear"
+            ) -> nn.Module:
     import timm
 
-    try:  # grey input is repeated to 3 channels for pretrained backbones
-        net = timm.create_model(backbone, pretrained=pretrained, num_classes=0,
-                                in_chans=3 if pretrained else in_channels)
-    except RuntimeError as err:
-        raise _pretrained_error(backbone, err) from err
+    try:
+        net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_channels)
     except Exception as err:
         if pretrained:
             raise _pretrained_error(backbone, err) from err
         raise
-    return FrameModel(net, TemporalHead(temporal_head, net.num_features, n_outputs, hidden, dropout),
-                      repeat_grey=pretrained)
+    return FrameModel(net, TemporalHead(temporal_head, net.num_features, n_outputs, hidden, dropout, classifier),
+                      in_channels)
+
+
+@register_model("image2d")
+def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None,
+            backbone: str = "convnextv2_atto", hidden: int = 256, dropout: float = 0.3) -> nn.Module:
+    """A timm image model (ConvNeXt-V2, EfficientNet-V2, RegNetY, ...) for 1-frame clips (X-rays) with the
+    custom head: pool -> LayerNorm -> Dropout -> Linear -> ReLU -> Dropout -> Linear. Longer clips are
+    averaged over frames."""
+    return frame2d(n_outputs, in_channels, pretrained, input_size, backbone=backbone, temporal_head="mean",
+                   hidden=hidden, dropout=dropout, classifier="mlp")
 
 
 def _torchvision_video(name: str):
-    def build(n_outputs: int, in_channels: int, pretrained: bool = False, dropout: float = 0.0) -> nn.Module:
+    def build(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None,
+              dropout: float = 0.0) -> nn.Module:
         from torchvision.models import video
 
         try:
             net = getattr(video, name)(weights="DEFAULT" if pretrained else None)
         except Exception as err:
             raise _pretrained_error(name, err) from err
-        net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, n_outputs))
-        return VideoCNN(net)
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, n_outputs))
+        net.fc = nn.Identity()
+        return VideoCNN(net, head)
 
     return build
 
 
 class VideoCNN(nn.Module):
-    """torchvision video ResNet; grey clips are repeated to 3 channels."""
+    """torchvision video ResNet (3-channel stem: grey clips are repeated) with a new head."""
 
     cam_layer = "net.layer4"
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, head: nn.Module):
         super().__init__()
-        self.net = net
+        self.net, self.head = net, head
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1, -1)
-        return self.net(x)
+        return self.head(self.net(match_channels(x, 3)))
 
 
 for _name in ("r2plus1d_18", "r3d_18", "mc3_18"):
@@ -186,3 +255,65 @@ def _last_conv_name(module: nn.Module) -> str:
     if name is None:
         raise ValueError("backbone has no Conv2d layer; set gradcam.target_layer")
     return name
+
+
+class VideoMAE(nn.Module):
+    """Hugging Face VideoMAE encoder, attention pooling over its tokens and an MLP head
+    (LayerNorm -> Dropout -> Linear -> GELU -> Dropout -> Linear), as in the EF study."""
+
+    def __init__(self, net: nn.Module, n_outputs: int, hidden: int, dropout: float):
+        super().__init__()
+        dim = net.config.hidden_size
+        self.backbone, self.in_channels = net, net.config.num_channels
+        self.pool = nn.Linear(dim, 1)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+        self.last_weights: torch.Tensor | None = None  # [B, tokens]
+
+    @property
+    def cam_layer(self) -> str:
+        return f"backbone.encoder.layer.{len(self.backbone.encoder.layer) - 1}.layernorm_before"
+
+    def token_grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
+        c = self.backbone.config
+        return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
+
+    def cam_reshape(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, N, D] tokens -> [B, D, T', h', w'] (the tubelet grid), so Grad-CAM treats them like a 3D CNN."""
+        b, n, d = tokens.shape
+        return tokens.transpose(1, 2).reshape(b, d, *self._grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_channels(x, self.in_channels)
+        self._grid = self.token_grid(*x.shape[2:])
+        tokens = self.backbone(pixel_values=x.transpose(1, 2)).last_hidden_state  # [B, N, D]
+        weights = torch.softmax(self.pool(tokens).squeeze(-1), dim=1)
+        self.last_weights = weights.detach()
+        return self.head((weights.unsqueeze(-1) * tokens).sum(1))
+
+
+@register_model("videomae")
+def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=(16, 224, 224),
+             checkpoint: str = "MCG-NJU/videomae-base", hidden: int = 256, dropout: float = 0.3,
+             **encoder) -> nn.Module:
+    """`encoder` overrides the VideoMAE config (hidden_size, num_hidden_layers, num_attention_heads,
+    intermediate_size, patch_size, tubelet_size); frames and image size follow the clips. Position
+    embeddings are sinusoidal, so pretrained weights work at other clip sizes."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    t, h, w = input_size
+    geometry = dict(num_frames=t, image_size=h, num_channels=in_channels, use_mean_pooling=False)
+    if h != w:
+        raise ValueError(f"videomae needs square frames, the cache gives {h}x{w}")
+    try:
+        if pretrained:
+            net = VideoMAEModel.from_pretrained(checkpoint, **geometry, **encoder)
+        else:
+            net = VideoMAEModel(VideoMAEConfig(**geometry, **encoder))
+    except OSError as err:
+        raise _pretrained_error(checkpoint, err) from err
+    c = net.config
+    if t % c.tubelet_size or h % c.patch_size:
+        raise ValueError(f"videomae: clip_length {t} must be a multiple of tubelet_size {c.tubelet_size} and the "
+                         f"frame size {h} a multiple of patch_size {c.patch_size}")
+    return VideoMAE(net, n_outputs, hidden, dropout)

@@ -64,3 +64,37 @@ def learning_curves(histories: dict[int, pd.DataFrame], monitor: str) -> str:
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
     return to_data_uri(fig)
+
+
+def regression_scatter(predictions: dict[int, pd.DataFrame], target: str) -> str:
+    """Predicted against true target per fold, with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for fold, table in sorted(predictions.items()):
+        ax.scatter(table["target"], table["prediction"], s=12, alpha=0.7, label=f"fold {fold}")
+    values = pd.concat([t[["target", "prediction"]] for t in predictions.values()]).to_numpy()
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
+    ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="Prediction vs truth (test)")
+    ax.legend(fontsize=7)
+    return to_data_uri(fig)
+
+
+def _roc(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
+    return {"alt": "ROC curves", "uri": roc_plot(predictions, metrics["positive_class"])}
+
+
+def _confusion(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
+    return {"alt": "Confusion matrix", "uri": confusion_plot(summary["confusion_matrix"], metrics["classes"])}
+
+
+def _scatter(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
+    return {"alt": "Prediction vs truth", "uri": regression_scatter(predictions, metrics["target"])}
+
+
+# which figures each task's section shows
+TASK_FIGURES = {"binary": (_roc, _confusion), "multiclass": (_confusion,), "regression": (_scatter,)}
+
+
+def task_figures(task: str, metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> list[dict]:
+    """The per-model figures for this task: [{"alt", "uri"}]."""
+    return [figure(metrics, predictions, summary) for figure in TASK_FIGURES[task]]

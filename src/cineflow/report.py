@@ -12,10 +12,9 @@ import pandas as pd
 import yaml
 
 from . import plots
+from .metrics import LOWER_IS_BETTER
 from .provenance import code_version, hardware, package_versions
-
-HEADLINE = ["roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1", "mcc", "precision", "recall",
-            "specificity"]
+from .tasks import TASKS
 
 
 def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
@@ -30,16 +29,26 @@ def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def comparison(summaries: dict[str, dict]) -> tuple[list[dict], str]:
-    """Rows of mean ± sd per model and the best model by mean ROC AUC (else the first metric)."""
-    key = "roc_auc" if all("roc_auc" in s["metrics"] for s in summaries.values()) else None
+def comparison(summaries: dict[str, dict], tasks: dict[str, str]) -> tuple[list[str], list[dict], str]:
+    """(metric columns, rows of mean ± sd per model, best model).
+
+    The best model ranks first on the first model's headline metric (ROC AUC, or MAE for
+    regression) among the models that report it."""
+    columns = list(dict.fromkeys(m for name in summaries for m in TASKS[tasks[name]].headline))
     rows = []
     for name, s in summaries.items():
-        cells = {m: f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}" for m in HEADLINE
-                 if m in s["metrics"]}
+        cells = {m: f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}" if m in s["metrics"] else "–"
+                 for m in columns}
         rows.append({"model": name, **cells})
-    best = max(summaries, key=lambda n: summaries[n]["metrics"][key]["mean"]) if key else next(iter(summaries))
-    return rows, best
+    key = TASKS[tasks[next(iter(summaries))]].headline[0]
+    sign = -1 if key in LOWER_IS_BETTER else 1
+    ranked = [n for n in summaries if key in summaries[n]["metrics"]]
+    best = max(ranked, key=lambda n: sign * _finite(summaries[n]["metrics"][key]["mean"], sign))
+    return columns, rows, best
+
+
+def _finite(value: float, sign: int) -> float:
+    return value if value == value else -sign * float("inf")
 
 
 def benchmarks(directory: Path) -> pd.DataFrame:
@@ -62,7 +71,7 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
     splits = {k: pd.read_csv(results / "splits" / f"fold_{k}.csv", keep_default_na=False) for k in folds}
     quarantine = pd.read_csv(results / "quarantine.csv", keep_default_na=False)
     manifest = pd.read_parquet(results / "manifest.parquet")
-    summaries, sections = {}, []
+    summaries, sections, tasks = {}, [], {}
     for name in models:
         summary = json.loads((results / name / "summary.json").read_text())
         summaries[name] = summary
@@ -70,10 +79,12 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
         predictions = {k: pd.read_csv(results / name / f"fold_{k}" / "predictions.csv", keep_default_na=False)
                        for k in folds}
         histories = {k: pd.read_csv(results / name / f"fold_{k}" / "history.csv") for k in folds}
-        classes, positive = fold_metrics[0]["classes"], fold_metrics[0]["positive_class"]
-        per_fold = pd.DataFrame([{"fold": m["fold"], "threshold": round(m["threshold"], 4),
-                                  "best_epoch": m["best_epoch"], "n_test": m["n_test"],
-                                  **{k: round(m["metrics"][k], 4) for k in HEADLINE}} for m in fold_metrics])
+        task = fold_metrics[0]["task"]
+        tasks[name] = task
+        per_fold = pd.DataFrame([{"fold": m["fold"], "best_epoch": m["best_epoch"], "n_test": m["n_test"],
+                                  **({"threshold": round(m["threshold"], 4)} if m["threshold"] is not None else {}),
+                                  **{k: round(m["metrics"][k], 4) for k in TASKS[task].headline}}
+                                 for m in fold_metrics])
         cams = []
         for k in folds:
             cam_dir = results / name / f"fold_{k}" / "gradcam"
@@ -82,18 +93,18 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
         sections.append({
             "name": name,
             "per_fold": per_fold.to_html(index=False, classes="table", border=0),
-            "roc": plots.roc_plot(predictions, positive),
-            "confusion": plots.confusion_plot(summary["confusion_matrix"], classes),
-            "curves": plots.learning_curves(histories, config["models"][name]["monitor"]),
+            "task": task,
+            "figures": plots.task_figures(task, fold_metrics[0], predictions, summary),
+            "curves": plots.learning_curves(histories, fold_metrics[0]["monitor"]),
             "cams": cams,
             "config": yaml.safe_dump(config["models"][name], sort_keys=False),
         })
-    rows, best = comparison(summaries)
+    columns, rows, best = comparison(summaries, tasks)
     template = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined
                                   ).from_string(resources.files("cineflow").joinpath("templates/report.html")
                                                 .read_text(encoding="utf-8"))
     return template.render(
-        title=title, best=best, comparison=rows, headline=HEADLINE, sections=sections,
+        title=title, best=best, comparison=rows, headline=columns, sections=sections,
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),
         class_counts=manifest["label"].value_counts().sort_index().to_dict(),
         data_table=data_summary(splits).to_html(index=False, classes="table", border=0),

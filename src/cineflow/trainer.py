@@ -22,14 +22,18 @@ from tqdm import tqdm
 from . import checkpoint
 from .atomic import write_csv
 from .augment import augment
+from .batching import epoch_batches
 from .config import ModelConfig
 from .data import ClipDataset, normalise
 from .inference import predict_videos
-from .losses import build_loss
-from .metrics import binary_metrics, is_better
-from .models import build_model
+from .losses import build_loss, loss_entry, n_outputs
+from .metrics import LOWER_IS_BETTER, is_better
+from .models import build_model, init_output_bias, stem_channels
+from .optim import apply_stage, build_optimizer, build_scheduler, step_scheduler
+from .precision import Precision
 from .provenance import config_hash, source_hash
 from .sampling import ClipSpec
+from .tasks import Task, task_for
 
 
 def fold_rows(split: pd.DataFrame, manifest: pd.DataFrame, partition: str) -> pd.DataFrame:
@@ -38,40 +42,59 @@ def fold_rows(split: pd.DataFrame, manifest: pd.DataFrame, partition: str) -> pd
     return ids.merge(manifest, on="video_id", how="left", validate="one_to_one").reset_index(drop=True)
 
 
-def targets(rows: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    return rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+def model_task(cfg: ModelConfig, classes: list[str]) -> tuple[Task, str, str]:
+    """(task, loss name, monitor) with the task's defaults filled in."""
+    task = task_for(cfg.task, cfg.target, classes)
+    return task, cfg.loss or task.default_loss, cfg.monitor or task.default_monitor
 
 
-def val_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
-    """Loss plus classification metrics at 0.5 (threshold tuning happens at evaluation)."""
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
-    if probs.shape[1] == 2:
-        scores = binary_metrics(y, probs[:, 1], 0.5)
-        scores.pop("confusion_matrix")
-    else:
-        scores = {"accuracy": float(np.mean(probs.argmax(1) == y))}
-    return {"loss": loss, **scores}
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last weights: 4D (2D convs) as channels_last, 5D (3D convs) as channels_last_3d."""
+    for p in model.parameters():
+        if p.dim() in (4, 5):
+            p.data = p.data.contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)
+    return model
+
+
+def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
+    """torch.compile for the training forward pass; the plain module keeps the weights for saving."""
+    if not setting:
+        return model
+    return torch.compile(model, backend="inductor" if setting is True else setting)
 
 
 def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
                model_path: str | Path, history_path: str | Path, state_path: str | Path, seed: int,
-               device: torch.device, provenance: dict | None = None) -> pd.DataFrame:
-    """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition)."""
+               device: torch.device, provenance: dict | None = None, last_path: str | Path | None = None,
+               trackers: list = ()) -> pd.DataFrame:
+    """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition).
+
+    Writes the best checkpoint (selected on the monitor) to `model_path` and the last one to `last_path`."""
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
-    in_channels = int(manifest["channels"].iloc[0])
+    task, loss_name, monitor = model_task(cfg, classes)
+    output = loss_entry(loss_name).output
+    in_channels = stem_channels(int(manifest["channels"].iloc[0]), cfg.pretrained, cfg.weights)
+    input_size = (cfg.clip_length, int(manifest["height"].iloc[0]), int(manifest["width"].iloc[0]))
     mean, std = norm["mean"], norm["std"]
     spec = ClipSpec.of(cfg)
-    y_train, y_val = targets(train_rows, classes), targets(val_rows, classes)
+    y_train, y_val = task.targets(train_rows), task.targets(val_rows)
     train_ds = ClipDataset(train_rows, y_train, spec, seed=seed)
 
     torch.manual_seed(seed)
-    model = build_model(cfg.arch, len(classes), in_channels, cfg.pretrained, cfg.weights, **cfg.arch_params)
+    n_out = n_outputs(loss_name, len(classes))
+    model = build_model(cfg.arch, n_out, in_channels, cfg.pretrained, cfg.weights, input_size, **cfg.arch_params)
+    if task.kind == "regression":
+        init_output_bias(model, float(y_train.mean()))
+    if cfg.channels_last:
+        to_channels_last(model)
     model.to(device)
-    criterion = build_loss(cfg.loss)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    forward = compiled(model, cfg.compile)
+    criterion = build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, lower_is_better=monitor in LOWER_IS_BETTER)
+    precision = Precision(cfg.amp, device)
 
     resume_key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
                               "norm": [mean, std],
@@ -83,38 +106,46 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        precision.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         history, best_score, best_state = state["history"], state["best_score"], state["best_state"]
         best_epoch, bad_epochs, start = state["best_epoch"], state["bad_epochs"], state["epoch"] + 1
         print(f"resuming from epoch {start} (state {state_path})", file=sys.stderr, flush=True)
+    for tracker in trackers:
+        tracker.log_params({**asdict(cfg), "loss": loss_name, "monitor": monitor, "task": task.name})
 
+    print(f"task {task.name}, loss {loss_name}, monitor {monitor}, precision {precision.name}, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr, flush=True)
     for epoch in range(start, cfg.epochs):
         if bad_epochs >= cfg.patience:
             break
         tic = time.time()
         model.train()
+        stage = apply_stage(model, cfg, epoch)
         train_ds.set_epoch(epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, num_workers=0,
-                            drop_last=len(train_ds) > cfg.batch_size,
-                            generator=torch.Generator().manual_seed(seed * 10_000 + epoch))
+        batches = epoch_batches(cfg.sampler, y_train if task.kind == "classification" else np.zeros(len(y_train),
+                                int), cfg.batch_size, seed, epoch)
+        loader = DataLoader(train_ds, batch_sampler=batches, num_workers=0)
         losses = []
         augmenter = torch.Generator().manual_seed(seed * 10_000 + epoch)
-        for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, mininterval=10,
-                         leave=False):
+        optimizer.zero_grad(set_to_none=True)
+        for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr,
+                                           mininterval=10, leave=False)):
             x = x.to(device, non_blocking=True).float().div_(255.0)  # uint8 until here
             x = normalise(augment(x, cfg.augment, augmenter), mean, std)
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(x), y.to(device))
-            loss.backward()
-            optimizer.step()
+            if cfg.channels_last and x.dim() == 5:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            with precision.autocast():
+                loss = criterion(forward(x), y.to(device))
+            precision.backward(loss / cfg.accumulate)
+            if (step + 1) % cfg.accumulate == 0 or step + 1 == len(batches):
+                precision.step(optimizer, model.parameters(), cfg.clip_grad_norm)
             losses.append(loss.item())
-        scheduler.step()
-        probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size)
-        scores = val_metrics(y_val, probs)
-        if cfg.monitor not in scores:
-            raise KeyError(f"monitor metric '{cfg.monitor}' is not computed; available: {sorted(scores)}")
-        current = scores[cfg.monitor]
-        improved = is_better(cfg.monitor, current, best_score)
+        probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size, output=output)
+        scores = task.val_metrics(y_val, probs)
+        current = scores[monitor]
+        step_scheduler(scheduler, current)
+        improved = is_better(monitor, current, best_score)
         if improved:
             best_score, best_epoch, bad_epochs = current, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -122,21 +153,29 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
             bad_epochs += 1
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": scores["loss"],
                         **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
-                        "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - tic, 3)})
-        print(f"epoch {epoch + 1}: train_loss={history[-1]['train_loss']:.4f} val_loss={scores['loss']:.4f} "
-              f"val_{cfg.monitor}={current:.4f}{' *' if improved else ''}", file=sys.stderr, flush=True)
+                        "lr": optimizer.param_groups[-1]["lr"], "stage": stage,
+                        "seconds": round(time.time() - tic, 3)})
+        for tracker in trackers:
+            tracker.log_epoch(epoch + 1, {k: v for k, v in history[-1].items() if isinstance(v, float)})
+        print(f"epoch {epoch + 1} ({stage}): train_loss={history[-1]['train_loss']:.4f} "
+              f"val_loss={scores['loss']:.4f} val_{monitor}={current:.4f}{' *' if improved else ''}",
+              file=sys.stderr, flush=True)
         checkpoint.save(state_path, {
             "key": resume_key, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "history": history,
-            "best_score": best_score, "best_state": best_state, "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs})
+            "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
+            "rng": torch.get_rng_state(), "history": history, "best_score": best_score, "best_state": best_state,
+            "best_epoch": best_epoch, "bad_epochs": bad_epochs})
 
     if best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
         best_state, best_epoch = model.state_dict(), len(history) - 1
-    checkpoint.save(model_path, {
-        "state_dict": best_state, "model": asdict(cfg), "classes": list(classes), "in_channels": in_channels,
-        "normalisation": {"mean": mean, "std": std}, "best_epoch": best_epoch + 1, "monitor": cfg.monitor,
-        "best_score": best_score, "provenance": provenance or {}})
+    payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
+               "output": output, "monitor": monitor, "n_outputs": n_out, "in_channels": in_channels,
+               "input_size": list(input_size), "normalisation": {"mean": mean, "std": std},
+               "provenance": provenance or {}}
+    checkpoint.save(model_path, {**payload, "state_dict": best_state, "best_epoch": best_epoch + 1,
+                                 "best_score": best_score})
+    if last_path is not None:
+        checkpoint.save(last_path, {**payload, "state_dict": model.state_dict(), "epoch": len(history)})
     table = pd.DataFrame(history)
     write_csv(history_path, table)
     Path(state_path).unlink(missing_ok=True)  # finished: a forced rerun trains afresh

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from cineflow.config import ConfigError
+from cineflow.losses import LOSSES, build_loss, n_outputs, to_scores
+
+Y_CLASS = np.array([0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_takes_outputs_and_targets_and_backpropagates(name):
+    entry = LOSSES[name]
+    k = n_outputs(name, 2)
+    outputs = torch.randn(4, k, requires_grad=True)
+    targets = torch.tensor([0, 1, 1, 0]) if entry.task == "classification" else torch.tensor([20.0, 35, 50, 80])
+    loss = build_loss(name, 2, Y_CLASS if entry.task == "classification" else targets.numpy())(outputs, targets)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert outputs.grad.abs().sum() > 0
+    scores = to_scores(outputs.detach(), entry.output)
+    assert scores.shape == ((4, 2) if entry.task == "classification" else (4, 1))
+
+
+def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_videos():
+    outputs, targets = torch.tensor([[4.0, -4.0], [0.1, 0.0]]), torch.tensor([0, 0])
+    ce = torch.nn.functional.cross_entropy(outputs, targets)
+    assert torch.isclose(build_loss("focal", 2, Y_CLASS, gamma=0)(outputs, targets), ce)
+    per_video = [build_loss("focal", 2, Y_CLASS, gamma=2)(outputs[i:i + 1], targets[i:i + 1]) /
+                 torch.nn.functional.cross_entropy(outputs[i:i + 1], targets[i:i + 1]) for i in range(2)]
+    assert per_video[0] < 0.01 < 0.2 < per_video[1]  # the easy video keeps almost nothing
+
+
+def test_weighted_mse_weighs_the_ef_bins_as_the_study_did():
+    loss = build_loss("weighted_mse", 2, np.zeros(4))
+    targets = torch.tensor([25.0, 35.0, 55.0, 75.0])  # <30, 30-40, 40-70, >70
+    outputs = (targets + 1.0)[:, None]  # every error is 1
+    assert loss(outputs, targets).item() == pytest.approx((3.0 + 2.0 + 1.0 + 2.5) / 4)
+    assert build_loss("mse", 2, np.zeros(4))(outputs, targets).item() == pytest.approx(1.0)
+
+
+def test_balanced_class_weights_follow_the_train_partition():
+    loss = build_loss("cross_entropy", 2, Y_CLASS, class_weights="balanced", label_smoothing=0.1)
+    assert torch.allclose(loss.weight, torch.tensor([4 / 6, 4 / 2]))
+    assert loss.label_smoothing == 0.1
+    assert build_loss("bce", 2, Y_CLASS, pos_weight="balanced").loss.pos_weight.item() == 3.0
+
+
+def test_bad_loss_settings_name_the_key():
+    with pytest.raises(ConfigError, match="loss_params"):
+        build_loss("mse", 2, Y_CLASS, gamma=2)
+    with pytest.raises(ConfigError, match="3 values for 2 classes"):
+        build_loss("focal", 2, Y_CLASS, class_weights=[1, 2, 3])
+    with pytest.raises(ConfigError, match="two classes"):
+        build_loss("bce", 3, Y_CLASS)
+    with pytest.raises(ConfigError, match="registered"):
+        build_loss("dice", 2, Y_CLASS)
