@@ -9,7 +9,7 @@ CORES ?= all
 .PHONY: demo test bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures)
-BENCHES := loader cache dag
+BENCHES := loader cache dag train_step
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

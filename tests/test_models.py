@@ -34,7 +34,7 @@ def test_every_registered_arch_trains_one_step(arch):
     assert len(backbone_blocks(model.backbone)) >= 2
 
 
-@pytest.mark.parametrize("backbone", ["test_convnext", "test_efficientnet", "regnety_002"])
+@pytest.mark.parametrize("backbone", ["convnextv2_atto", "tf_efficientnetv2_b0", "regnety_002"])
 def test_image_models_from_timm_take_one_frame_clips_with_the_mlp_head(backbone):
     model = build_model("image2d", 5, 1, input_size=(1, 32, 32), backbone=backbone, hidden=8)
     layers = [type(m).__name__ for m in model.head.classifier]

@@ -22,6 +22,7 @@ def lrs(c: ModelConfig, epochs: int, monitored=None) -> list[float]:
     out = []
     for e in range(epochs):
         out.append(opt.param_groups[-1]["lr"])
+        opt.step()  # no gradients: changes nothing, keeps the scheduler's step order
         step_scheduler(sched, monitored[e] if monitored else 0.0)
     return out
 

@@ -133,7 +133,7 @@ def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tm
                                          EvalConfig(threshold="youden", eval_clips=1, block=4), DEVICE)
     assert metrics["task"] == "multiclass" and len(metrics["metrics"]["confusion_matrix"]) == 3
     assert set(predictions["prediction"]) <= set(classes)
-    assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(1), 1, atol=1e-5)
+    assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(axis=1), 1, atol=1e-5)
 
 
 def test_two_stage_fine_tuning_keeps_the_frozen_backbone_untouched(tiny_config, tiny_dataset, tmp_path):

@@ -161,6 +161,17 @@ def test_unknown_config_key_fails_at_parse_time(workflow):
     assert out.returncode != 0 and "sise" in out.stdout + out.stderr
 
 
+def test_a_model_entry_that_cannot_work_fails_at_parse_time(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["models"]["tiny_ef"].pop("target")
+    write_config(workflow, config)
+    try:
+        out = snakemake(workflow, "-n", check=False)
+    finally:
+        write_config(workflow, CONFIG)
+    assert out.returncode != 0 and "models/tiny_ef/target" in out.stdout + out.stderr
+
+
 def test_lint_and_format():
     lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr

@@ -1,0 +1,153 @@
+"""Training-step throughput (clips/s, forward + backward + optimizer step) per architecture family.
+
+Two sizes: the demo's (16 frames of 48 x 48 grey, batch 8) and EchoNet's (32 frames of 112 x 112 RGB,
+batch 2 on a CPU, 8 on a GPU), each through cineflow's training step (uint8 clips from the cache, float conversion and
+normalisation on the device, autocast when on CUDA). A family whose first step takes longer than
+STEP_LIMIT_S at a size is recorded as skipped (-1) there: the machine does not allow it.
+
+Also, for R(2+1)D: cineflow's loop against a plain loop written the way EchoNet-Dynamic's script
+does it (float32 clips normalised in the DataLoader, no AMP), same model and data, timed from
+fetching the batch to the end of the optimizer step. At EchoNet size on a GPU; at the demo size on a
+CPU, where EchoNet size takes half a minute per step. The issue's >= 2x target is for a GPU, where
+AMP applies; on a CPU both loops run in fp32.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from echonet_like import save
+
+from cineflow.data import ClipDataset, normalise
+from cineflow.models import build_model
+from cineflow.precision import Precision
+from cineflow.sampling import ClipSpec
+
+FAMILIES = {
+    "tiny3d": ("tiny3d", {}),
+    "frame2d_resnet18_bilstm_attention": ("frame2d", {"backbone": "resnet18", "temporal_head": "bilstm_attention"}),
+    "image2d_convnextv2_atto": ("image2d", {"backbone": "convnextv2_atto"}),
+    "r2plus1d_18": ("r2plus1d_18", {}),
+    "r3d_18": ("r3d_18", {}),
+    "mc3_18": ("mc3_18", {}),
+    "videomae_small": ("videomae", {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+                                    "intermediate_size": 1536}),
+}
+GPU = torch.cuda.is_available()
+SIZES = {"demo": (16, 48, 1, 8), "echonet": (32, 112, 3, 8 if GPU else 2)}  # frames, pixels, channels, batch
+STEP_LIMIT_S = 60.0
+TIMED_STEPS = 3
+
+
+def cache(folder: Path, n: int, frames: int, size: int, channels: int) -> pd.DataFrame:
+    """uint8 [T, H, W, C] frame files as the cache stage writes them."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        path = folder / f"v{i}.npy"
+        np.save(path, rng.integers(0, 255, (frames * 2, size, size, channels), dtype=np.uint8))
+        rows.append({"frames_path": str(path), "n_frames": frames * 2})
+    return pd.DataFrame(rows)
+
+
+def cineflow_steps(model, loader, device, steps: int) -> float:
+    """cineflow's training step; returns seconds per step after one warm-up step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    precision = Precision("auto", device)
+    model.train()
+    times, tic = [], time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        x = normalise(x.to(device).float().div_(255.0), [0.2] * x.shape[1], [0.2] * x.shape[1])
+        with precision.autocast():
+            loss = torch.nn.functional.cross_entropy(model(x), y.to(device))
+        precision.backward(loss)
+        precision.step(optimizer, model.parameters(), None)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - tic)
+        tic = time.perf_counter()
+        if step == 0 and times[0] > STEP_LIMIT_S or len(times) > steps:
+            break
+    return float(np.mean(times[1:])) if len(times) > 1 else float("inf")
+
+
+class FloatClips(Dataset):
+    """EchoNet-Dynamic's way: the clip becomes float32 and is normalised in the DataLoader."""
+
+    def __init__(self, rows: pd.DataFrame, length: int):
+        self.rows, self.length = rows, length
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        video = np.load(self.rows["frames_path"][i]).astype(np.float32).transpose(3, 0, 1, 2)
+        video = (video - 0.2 * 255) / (0.2 * 255)
+        return torch.from_numpy(video[:, :self.length].copy()), 0
+
+
+def plain_steps(model, loader, device, steps: int) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    times, tic = [], time.perf_counter()
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - tic)
+        tic = time.perf_counter()
+        if len(times) > steps:
+            break
+    return float(np.mean(times[1:]))
+
+
+def main() -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    work = Path(tempfile.mkdtemp(prefix="cineflow_bench_train_"))
+    figures = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+               "threads": torch.get_num_threads(), "timed_steps": TIMED_STEPS}
+    for size_name, (frames, pixels, channels, batch) in SIZES.items():
+        folder = work / size_name
+        folder.mkdir()
+        rows = cache(folder, batch * (TIMED_STEPS + 1), frames, pixels, channels)
+        for family, (arch, params) in FAMILIES.items():
+            length = 1 if arch == "image2d" else frames
+            dataset = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", length, 1))
+            loader = DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0)
+            torch.manual_seed(0)
+            model = build_model(arch, 2, channels, input_size=(length, pixels, pixels), **params).to(device)
+            seconds = cineflow_steps(model, loader, device, TIMED_STEPS)
+            rate = batch / seconds if np.isfinite(seconds) else -1.0
+            figures[f"{family}_{size_name}_clips_per_s"] = round(rate, 2)
+            print(f"{family} at {size_name} size: {rate:.2f} clips/s", flush=True)
+    # cineflow's loop against EchoNet-Dynamic's plain loop, R(2+1)D
+    compared = "echonet" if GPU else "demo"
+    frames, pixels, channels, batch = SIZES[compared]
+    rows = pd.DataFrame({"frames_path": sorted(str(p) for p in (work / compared).glob("*.npy")),
+                         "n_frames": frames * 2})
+    torch.manual_seed(0)
+    model = build_model("r2plus1d_18", 2, channels, input_size=(frames, pixels, pixels)).to(device)
+    ours = cineflow_steps(model, DataLoader(ClipDataset(rows, np.zeros(len(rows), np.int64),
+                                                        ClipSpec("random", frames, 1)), batch_size=batch),
+                          device, TIMED_STEPS)
+    plain = plain_steps(model, DataLoader(FloatClips(rows, frames), batch_size=batch), device, TIMED_STEPS)
+    figures.update({"plain_loop_size": compared,
+                    "r2plus1d_cineflow_loop_clips_per_s": round(batch / ours, 2),
+                    "r2plus1d_plain_loop_clips_per_s": round(batch / plain, 2),
+                    "speedup_vs_plain_loop": round(plain / ours, 2),
+                    "amp": Precision("auto", device).name})
+    save("train_step", figures)
+
+
+if __name__ == "__main__":
+    main()
