@@ -6,6 +6,7 @@ The copy isolates the DAG checks (touching a library file, editing the config) f
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -34,6 +35,16 @@ def workflow(tmp_path_factory):
     write_config(workdir, CONFIG)
     snakemake(workdir)
     return workdir
+
+
+@contextlib.contextmanager
+def config_in(workdir: Path, config: dict):
+    """Run with `config` for a while; the module's config is back afterwards."""
+    write_config(workdir, config)
+    try:
+        yield
+    finally:
+        write_config(workdir, CONFIG)
 
 
 def test_all_outputs_exist_with_provenance(workflow):
@@ -104,11 +115,8 @@ def test_nothing_to_do_after_a_run(workflow):
 def test_training_setting_reruns_training_onwards_only(workflow):
     config = yaml.safe_load(yaml.safe_dump(CONFIG, sort_keys=True))  # key order must not matter either
     config["models"]["tiny"]["lr"] = 0.0123
-    write_config(workflow, config)
-    try:
+    with config_in(workflow, config):
         jobs = planned(workflow)
-    finally:
-        write_config(workflow, CONFIG)
     assert jobs.get("train") == 2 and jobs.get("report") == 1
     assert not {"demo_data", "cache_shard", "manifest", "splits"} & set(jobs)
 
@@ -116,11 +124,8 @@ def test_training_setting_reruns_training_onwards_only(workflow):
 def test_cache_size_reruns_cache_and_everything_after(workflow):
     config = yaml.safe_load(yaml.safe_dump(CONFIG))
     config["cache"]["size"] = 20
-    write_config(workflow, config)
-    try:
+    with config_in(workflow, config):
         jobs = planned(workflow)
-    finally:
-        write_config(workflow, CONFIG)
     assert jobs.get("cache_shard") == 2 and jobs.get("splits") == 1 and jobs.get("train") == 4
     assert "demo_data" not in jobs
 
@@ -153,22 +158,16 @@ def test_splits_are_byte_identical_when_rebuilt(workflow):
 def test_unknown_config_key_fails_at_parse_time(workflow):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["cache"]["sise"] = 20
-    write_config(workflow, config)
-    try:
+    with config_in(workflow, config):
         out = snakemake(workflow, "-n", check=False)
-    finally:
-        write_config(workflow, CONFIG)
     assert out.returncode != 0 and "sise" in out.stdout + out.stderr
 
 
 def test_a_model_entry_that_cannot_work_fails_at_parse_time(workflow):
     config = yaml.safe_load(yaml.safe_dump(CONFIG))
     config["models"]["tiny_ef"].pop("target")
-    write_config(workflow, config)
-    try:
+    with config_in(workflow, config):
         out = snakemake(workflow, "-n", check=False)
-    finally:
-        write_config(workflow, CONFIG)
     assert out.returncode != 0 and "models/tiny_ef/target" in out.stdout + out.stderr
 
 
