@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 CORES ?= all
 
-.PHONY: demo test bench lint fmt clean
+.PHONY: demo test browser bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures)
-BENCHES := loader cache dag train_step
+BENCHES := loader cache dag train_step explain
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ $(BIN)/snakemake: pyproject.toml
 demo: $(BIN)/snakemake
 	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
-test: $(BIN)/snakemake
+test: $(BIN)/snakemake browser
 	$(BIN)/python -m pytest
+
+# headless Chromium for the report test: Debian's chromium + chromium-driver (root needed; without
+# them that one test is skipped and says why)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver >/dev/null; \
+	  else echo "chromium not installed and not root: the report's browser test will be skipped"; fi; \
+	fi
 
 bench: $(BIN)/snakemake
 	cd bench && for name in $(BENCHES); do ../$(BIN)/python $$name.py || exit 1; done

@@ -10,6 +10,9 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/cache.smk"
@@ -18,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/gradcam.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:

@@ -88,5 +88,16 @@ def code(module: str) -> list[str]:
     return module_sources(f"cineflow.{module}", LIBRARY)
 
 
+def predict_input(wildcards) -> str:
+    """The new videos of the predict rule; asked for only when a predict target is requested."""
+    source = config["predict"]["input"]
+    if not source:
+        raise ValueError(
+            "predict.input is not set: point it at a folder or a CSV/Parquet table of new videos "
+            "(--config predict='{input: path/to/videos}')"
+        )
+    return source
+
+
 def fold_outputs(pattern: str) -> list[str]:
     return expand(pattern, model=MODELS, fold=FOLDS)

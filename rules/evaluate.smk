@@ -28,9 +28,16 @@ rule evaluate:
 rule summarize:
     input:
         metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS),
+        predictions=expand("results/{{model}}/fold_{fold}/predictions.csv", fold=FOLDS),
         code=code("summary"),
     output:
-        "results/{model}/summary.json",
+        summary=report(
+            "results/{model}/summary.json",
+            caption="../report/metrics.rst",
+            category="Metrics",
+            subcategory="{model}",
+        ),
+        oof="results/{model}/oof_predictions.parquet",
     log:
         "results/logs/summarize/{model}.log",
     benchmark:
@@ -39,7 +46,10 @@ rule summarize:
         ENV
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=1000,
+        runtime=15,
+    params:
+        evaluate=canonical(config["evaluate"]),
+        seed=SEED,
     script:
         "../scripts/summarize.py"

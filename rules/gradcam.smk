@@ -6,7 +6,13 @@ rule gradcam:
         manifest="results/manifest.parquet",
         code=code("gradcam"),
     output:
-        directory("results/{model}/fold_{fold}/gradcam"),
+        report(
+            directory("results/{model}/fold_{fold}/gradcam"),
+            patterns=["{name}.mp4", "{name}.png"],
+            caption="../report/gradcam.rst",
+            category="Grad-CAM",
+            subcategory="{model}",
+        ),
     log:
         "results/logs/gradcam/{model}/fold_{fold}.log",
     benchmark:

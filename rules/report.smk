@@ -1,16 +1,49 @@
+rule plots:
+    input:
+        summary="results/{model}/summary.json",
+        oof="results/{model}/oof_predictions.parquet",
+        metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS),
+        histories=expand("results/{{model}}/fold_{fold}/history.csv", fold=FOLDS),
+        code=code("plots"),
+    output:
+        report(
+            directory("results/{model}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="Figures",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/plots/{model}.log",
+    benchmark:
+        "results/benchmarks/plots/{model}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plots.py"
+
+
 rule report:
     input:
         summaries=expand("results/{model}/summary.json", model=MODELS),
+        oof=expand("results/{model}/oof_predictions.parquet", model=MODELS),
+        plots=expand("results/{model}/plots", model=MODELS),
         metrics=fold_outputs("results/{model}/fold_{fold}/metrics.json"),
-        predictions=fold_outputs("results/{model}/fold_{fold}/predictions.csv"),
-        histories=fold_outputs("results/{model}/fold_{fold}/history.csv"),
         gradcam=fold_outputs("results/{model}/fold_{fold}/gradcam"),
         splits=expand("results/splits/fold_{fold}.csv", fold=FOLDS),
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
         code=code("report"),
     output:
-        "results/report.html",
+        report(
+            "results/report.html",
+            caption="../report/report.rst",
+            category="Report",
+        ),
     log:
         "results/logs/report.log",
     benchmark:

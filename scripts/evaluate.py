@@ -13,7 +13,8 @@ with to_log(snakemake.log[0]):
     device = seed_everything(snakemake.params.seed, snakemake.threads)
     metrics, predictions = evaluate_fold(
         snakemake.input.model, pd.read_csv(snakemake.input.split, keep_default_na=False),
-        pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device)
+        pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device,
+        seed=snakemake.params.seed)
     metrics = {"model": snakemake.wildcards.model, "fold": int(snakemake.wildcards.fold), **metrics,
                "provenance": provenance(snakemake.config)}
     write_csv(snakemake.output.predictions, predictions)

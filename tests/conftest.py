@@ -26,7 +26,7 @@ TINY = {
                         "epochs": 1, "batch_size": 4,
                         "augment": {"hflip": {"p": 0.5}, "brightness": {"p": 0.5}, "rotation": {"p": 0.3},
                                     "frame_mask": {"p": 0.3}}}},
-    "evaluate": {"eval_clips": 2},
+    "evaluate": {"eval_clips": 2, "bootstrap": 100},
     "gradcam": {"n_videos": 1},
     "resources": {"train_threads": 1},
 }

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.gradcam import clip_cam, overlay, select_videos
+from cineflow.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
 from cineflow.models import build_model
 from cineflow.tasks import Binary, Regression
 from cineflow.video_io import write_mp4
@@ -30,19 +30,32 @@ def test_mp4_is_h264_yuv420p_and_decodes(tmp_path):
         assert sum(1 for _ in container.decode(stream)) == 6
 
 
-def test_selection_alternates_confident_correct_and_wrong():
-    p = pd.DataFrame({"video_id": list("abcd"), "score": [0.99, 0.6, 0.05, 0.45],
-                      "correct": [True, True, False, False], "label": "x", "prediction": "y"})
-    chosen = select_videos(p, Binary(("x", "y")), threshold=0.5, n=3)
-    assert chosen["video_id"].tolist() == ["a", "c", "b"]
+def test_selection_takes_each_kind_in_turn_and_each_video_once():
+    p = pd.DataFrame({"video_id": list("abcdef"), "score": [0.99, 0.6, 0.05, 0.45, 0.02, 0.52],
+                      "label": list("yyxyxx"), "prediction": list("yyyxxy"),
+                      "correct": [True, True, False, False, True, False], "uncertainty": np.nan})
+    task = Binary(("x", "y"))
+    chosen = select_videos(p, task, threshold=0.5, n=3, kinds=["confident_correct", "confident_wrong"])
+    assert chosen["video_id"].tolist() == ["a", "c", "e"]
     assert chosen["kind"].tolist() == ["confident_correct", "confident_wrong", "confident_correct"]
+    # default: the most confident correct video of each class, the most confident wrong, the least sure
+    chosen = select_videos(p, task, threshold=0.5, n=4)
+    assert chosen["video_id"].tolist() == ["a", "c", "f", "e"]
+    assert chosen["kind"].tolist() == ["correct_per_class", "confident_wrong", "uncertain", "correct_per_class"]
+    # with MC dropout, "uncertain" is the largest spread
+    spread = p.assign(uncertainty=[0.01, 0.3, 0.02, 0.05, 0.2, 0.04])
+    assert select_videos(spread, task, 0.5, n=1, kinds=["uncertain"])["video_id"].tolist() == ["b"]
 
 
 def test_regression_explains_the_closest_and_the_farthest_predictions():
-    p = pd.DataFrame({"video_id": list("abcde"), "error": [1.0, -20.0, 3.0, 0.5, 9.0], "label": "x"})
+    p = pd.DataFrame({"video_id": list("abcde"), "error": [1.0, -20.0, 3.0, 0.5, 9.0], "label": "x",
+                      "uncertainty": np.nan})
     chosen = select_videos(p, Regression(("x", "y"), "ef"), threshold=None, n=4)
     assert chosen["video_id"].tolist() == ["d", "b", "a", "e"]
     assert chosen["kind"].tolist() == ["closest", "farthest", "closest", "farthest"]
+    # kinds of another task are skipped
+    chosen = select_videos(p, Regression(("x", "y"), "ef"), None, n=2, kinds=["confident_wrong", "farthest"])
+    assert chosen["video_id"].tolist() == ["b", "e"]
 
 
 def test_videomae_cam_maps_the_token_grid_back_onto_the_clip():
@@ -51,3 +64,31 @@ def test_videomae_cam_maps_the_token_grid_back_onto_the_clip():
                         num_attention_heads=2, intermediate_size=64, patch_size=8, tubelet_size=2).eval()
     heat = clip_cam(model, torch.randn(1, 4, 32, 32), target_output=0, layer=model.cam_layer)
     assert heat.shape == (4, 32, 32) and np.isclose(heat.max(), 1, atol=1e-3)
+
+
+def test_video_cnns_get_a_cam_for_every_frame_although_they_downsample_time():
+    torch.manual_seed(0)
+    for arch in ("r2plus1d_18", "r3d_18", "mc3_18"):
+        model = build_model(arch, 2, 1).eval()
+        heat = clip_cam(model, torch.randn(1, 8, 32, 32), target_output=0, layer=model.cam_layer)
+        assert heat.shape == (8, 32, 32), arch  # layer4 has 1 time step here: upsampled back to 8
+        assert np.isclose(heat.max(), 1, atol=1e-3) or heat.max() == 0
+
+
+def test_attention_models_report_one_weight_per_frame():
+    torch.manual_seed(0)
+    frame = build_model("frame2d", 2, 1, backbone="test_resnet", temporal_head="bilstm_attention", hidden=8).eval()
+    mae = build_model("videomae", 1, 1, input_size=(4, 32, 32), hidden_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, intermediate_size=64, patch_size=8, tubelet_size=2).eval()
+    mean = build_model("frame2d", 2, 1, backbone="test_resnet", temporal_head="mean").eval()
+    for model, frames in ((frame, 6), (mae, 4)):
+        weights = clip_attention(model, torch.randn(1, frames, 32, 32))
+        assert weights.shape == (frames,) and np.isclose(weights.sum(), 1, atol=1e-5)
+    assert clip_attention(mean, torch.randn(1, 6, 32, 32)) is None
+
+
+def test_one_frame_clips_are_written_as_png(tmp_path):
+    panels = overlay(np.zeros((1, 16, 16, 1), np.uint8), np.zeros((1, 16, 16), np.float32), "x")
+    assert write_panels(tmp_path / "img", panels, fps=10) == "img.png"
+    assert (tmp_path / "img.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "img.mp4").exists()
+    assert write_panels(tmp_path / "clip", np.repeat(panels, 3, axis=0), fps=10) == "clip.mp4"

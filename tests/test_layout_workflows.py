@@ -75,6 +75,12 @@ def test_imagefolder_of_xrays_runs_as_one_frame_clips(tmp_path):
     predictions = pd.read_csv(results / "tiny" / "fold_0" / "predictions.csv")
     assert len(predictions) == 7 and "test__NORMAL__p9_scan" in set(predictions["video_id"])
     assert (pd.read_parquet(results / "manifest.parquet")["n_frames"] == 1).all()
+    cams = results / "tiny" / "fold_0" / "gradcam"
+    index = pd.read_csv(cams / "index.csv")
+    assert len(index) == 1 and index["file"][0].endswith(".png") and not list(cams.glob("*.mp4"))  # images: PNG
+    assert (cams / index["file"][0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (results / "report.html").read_text()
+    assert 'alt="Grad-CAM of ' in html and "<video" not in html
 
 
 def test_strict_turns_quarantine_into_a_failure(tmp_path):

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 
-from cineflow.metrics import binary_metrics, is_better, tune_threshold
+from cineflow.metrics import (binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
+                              is_better, tune_threshold)
 from cineflow.summary import summarize
 
 
@@ -39,3 +41,62 @@ def test_summary_has_mean_sd_and_per_fold():
     assert s["metrics"]["roc_auc"]["std"] == pytest.approx(0.1)
     assert s["metrics"]["roc_auc"]["per_fold"] == [0.8, 0.9, 1.0]
     assert s["confusion_matrix"] == [[3, 0], [0, 3]]
+
+
+def test_calibration_of_perfect_and_overconfident_scores():
+    rng = np.random.default_rng(0)
+    confidence = rng.random(20_000)
+    calibrated = rng.random(20_000) < confidence
+    assert calibration(calibrated, confidence)["ece"] < 0.02
+    overconfident = calibration(rng.random(20_000) < 0.5, np.full(20_000, 0.95), n_bins=10)
+    assert overconfident["ece"] == pytest.approx(0.45, abs=0.02)
+    assert overconfident["reliability"] == [pytest.approx({"bin": 9, "confidence": 0.95, "observed": 0.5,
+                                                           "n": 20_000}, abs=0.02)]
+
+
+def test_regression_bins_bland_altman_and_cutoff_aucs():
+    y = np.array([20, 35, 45, 60, 80.0])
+    pred = y + np.array([2, -2, 4, 0, -6.0])
+    bins = binned_mae(y, pred, [30, 40, 55, 70])
+    assert bins == {"<30": {"mae": 2.0, "n": 1}, "30-40": {"mae": 2.0, "n": 1}, "40-55": {"mae": 4.0, "n": 1},
+                    "55-70": {"mae": 0.0, "n": 1}, ">=70": {"mae": 6.0, "n": 1}}
+    ba = bland_altman(y, pred)
+    sd = np.std(pred - y, ddof=1)
+    assert ba["bias"] == pytest.approx(-0.4) and ba["loa_upper"] - ba["loa_lower"] == pytest.approx(2 * 1.96 * sd)
+    aucs = cutoff_aucs(y, pred, [40, 50])
+    assert aucs == {"auc_below_40": 1.0, "auc_below_50": 1.0}  # a lower prediction ranks "below" first
+    assert np.isnan(cutoff_aucs(y, pred, [10])["auc_below_10"])  # no video below: undefined, not 0.5
+
+
+def test_group_bootstrap_resamples_patients_and_is_reproducible():
+    # two patients with four identical videos each: resampling videos would give 8 independent draws
+    groups = np.repeat(["p1", "p2"], 4)
+    values = np.repeat([0.0, 1.0], 4)
+    seen = []
+
+    def mean(rows):
+        seen.append(len(rows))
+        return {"mean": float(values[rows].mean())}
+
+    ci = group_bootstrap(groups, mean, n=200, seed=1)
+    assert set(seen) == {8}  # whole patients, each with all its videos
+    assert ci["mean"] == [0.0, 1.0]  # only 0, 0.5 or 1 can occur
+    assert group_bootstrap(groups, mean, n=50, seed=3) == group_bootstrap(groups, mean, n=50, seed=3)
+
+
+def test_binary_metrics_agree_with_scikit_learn():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        y = rng.integers(0, 2, 40)
+        score = np.clip(0.3 * y + rng.random(40) * 0.8, 0, 1)
+        t = rng.random()
+        m, pred = binary_metrics(y, score, t), (score >= t).astype(int)
+        assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+        assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+        assert m["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+        assert m["recall"] == pytest.approx(skm.recall_score(y, pred, zero_division=0))
+        assert m["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0))
+        assert m["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+        assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    per_row = binary_metrics(np.array([0, 1, 0, 1]), np.array([0.2, 0.4, 0.6, 0.9]), np.array([0.3, 0.3, 0.7, 0.7]))
+    assert per_row["accuracy"] == 1.0  # each row against its own fold's threshold

@@ -16,6 +16,7 @@ from cineflow.models import build_model
 from cineflow.normalisation import fold_normalisation
 from cineflow.precision import Precision
 from cineflow.tracking import open_trackers
+from conftest import settings
 
 DEVICE = torch.device("cpu")
 
@@ -47,7 +48,7 @@ def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tin
     assert not (tmp_path / "state" / "state.pt").exists()  # finished runs leave no resume state
     manifest, _, folds = tiny_dataset
     metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
-                                         EvalConfig(threshold="youden", eval_clips=2, block=3), DEVICE)
+                                         settings(EvalConfig, "evaluate", eval_clips=2, block=3), DEVICE)
     test_ids = folds[0].loc[folds[0]["partition"] == "test", "video_id"]
     assert sorted(predictions["video_id"]) == sorted(test_ids)
     assert 0 <= metrics["metrics"]["accuracy"] <= 1 and metrics["threshold_rule"] == "youden"
@@ -98,15 +99,24 @@ def test_regression_on_ef_trains_evaluates_and_explains(tiny_config, tiny_datase
     ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert ckpt["task"] == {"name": "regression", "classes": tiny_config["data"]["classes"], "target": "ef"}
     assert ckpt["monitor"] == "mae" and ckpt["n_outputs"] == 1
-    metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
-                                         EvalConfig(threshold="youden", eval_clips=2, block=3), DEVICE)
+    mc = settings(EvalConfig, "evaluate", eval_clips=2, block=3, mc_dropout=4, regression_bins=[40, 55],
+                  cutoffs=[40, 50])
+    metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest, mc, DEVICE, seed=5)
     assert metrics["task"] == "regression" and metrics["target"] == "ef" and metrics["threshold"] is None
     truth = predictions.merge(manifest[["video_id", "ef"]], on="video_id")
     assert np.allclose(truth["target"], truth["ef"]) and np.allclose(truth["error"], truth["prediction"] - truth["ef"])
-    assert metrics["metrics"]["mae"] == pytest.approx(truth["error"].abs().mean(), rel=1e-5)
+    m = metrics["metrics"]
+    assert m["mae"] == pytest.approx(truth["error"].abs().mean(), rel=1e-5)
+    assert set(m["bins"]) == {"<40", "40-55", ">=55"} and sum(b["n"] for b in m["bins"].values()) == len(truth)
+    assert {"auc_below_40", "auc_below_50", "loa_lower", "loa_upper", "uncertainty_spearman"} <= set(m)
+    assert (predictions["uncertainty"] > 0).all()  # MC dropout: the passes differ
+    again, _ = evaluate_fold(tmp_path / "model.pt", folds[0], manifest, mc, DEVICE, seed=5)
+    assert again["metrics"]["mae"] == m["mae"]  # seeded passes: the same numbers on a rerun
+    assert metrics["n_test_clips"] == 2 * len(truth) and "mae" in metrics["clip_metrics"]
     index = render_fold(tmp_path / "model.pt", predictions, manifest, None,
-                        GradcamConfig(n_videos=2, fps=5, target_layer=None), tmp_path / "cams")
-    assert index["kind"].tolist() == ["closest", "farthest"] and (tmp_path / "cams" / index["file"][0]).is_file()
+                        settings(GradcamConfig, "gradcam", n_videos=3, fps=5), tmp_path / "cams")
+    assert index["kind"].tolist() == ["closest", "farthest", "uncertain"]
+    assert (tmp_path / "cams" / index["file"][0]).is_file() and index["file"][0].endswith(".mp4")
 
 
 def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tmp_path, monkeypatch):
@@ -130,8 +140,9 @@ def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tm
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and last["task"]["name"] == "multiclass"
     metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
-                                         EvalConfig(threshold="youden", eval_clips=1, block=4), DEVICE)
+                                         settings(EvalConfig, "evaluate", eval_clips=1, block=4), DEVICE)
     assert metrics["task"] == "multiclass" and len(metrics["metrics"]["confusion_matrix"]) == 3
+    assert 0 <= metrics["metrics"]["ece"] <= 1 and metrics["metrics"]["reliability"]
     assert set(predictions["prediction"]) <= set(classes)
     assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(axis=1), 1, atol=1e-5)
 
@@ -155,6 +166,13 @@ def test_two_stage_fine_tuning_keeps_the_frozen_backbone_untouched(tiny_config, 
     assert last_block and early
     assert any(not torch.equal(start[k], stage2[k]) for k in last_block)
     assert all(torch.equal(start[k], stage2[k]) for k in early)
+    # the attention head's weights over the frames are plotted next to the CAM
+    manifest, _, folds = tiny_dataset
+    _, predictions = evaluate_fold(tmp_path / "b" / "model.pt", folds[0], manifest,
+                                   settings(EvalConfig, "evaluate", eval_clips=1), DEVICE)
+    index = render_fold(tmp_path / "b" / "model.pt", predictions, manifest, 0.5,
+                        settings(GradcamConfig, "gradcam", n_videos=1), tmp_path / "cams")
+    assert index["attention"][0].endswith(".attention.png") and (tmp_path / "cams" / index["attention"][0]).is_file()
 
 
 def test_tracking_writes_tensorboard_and_mlflow_and_is_skipped_when_missing(tiny_config, tiny_dataset, tmp_path,

@@ -9,15 +9,20 @@ import base64
 import contextlib
 import json
 import re
+import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
+import browser
 from conftest import REPO, SNAKEMAKE, TINY
+from media import gradient_clip, write_dicom
 from workflow_helpers import copy_repo, edit, planned, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -27,6 +32,7 @@ CONFIG = yaml.safe_load(yaml.safe_dump(TINY))
 CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "task": "regression", "target": "ef",
                                "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
                                "batch_size": 4}
+CONFIG["evaluate"]["mc_dropout"] = 3
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +111,105 @@ def test_models_side_by_side_are_compared_in_the_report(workflow):
     table = html[html.index('id="comparison"'):html.index("</table>", html.index('id="comparison"'))]
     assert "tiny_ef" in table and table.count("★") == 1 and "mae" in table and "roc_auc" in table
     assert "Prediction vs truth" in html
+
+
+def test_out_of_fold_predictions_pooled_metrics_and_confidence_intervals(workflow):
+    results = workflow / "results"
+    oof = pd.read_parquet(results / "tiny" / "oof_predictions.parquet")
+    for fold in (0, 1):
+        split = pd.read_csv(results / "splits" / f"fold_{fold}.csv")
+        tested = set(split.loc[split["partition"] == "test", "video_id"])
+        assert set(oof.loc[oof["fold"] == fold, "video_id"]) == tested
+    assert oof["video_id"].is_unique and (oof["uncertainty"] > 0).all()  # MC dropout is on
+    pooled = json.loads((results / "tiny" / "summary.json").read_text())["pooled"]
+    assert pooled["n"] == len(oof) and pooled["bootstrap"] == 100
+    auc = roc_auc_score(oof["label"] == "REDUCED", oof["score"])
+    assert pooled["metrics"]["roc_auc"] == pytest.approx(auc)
+    accuracy = ((oof["score"] >= oof["threshold"]) == (oof["label"] == "REDUCED")).mean()  # each fold's threshold
+    assert pooled["metrics"]["accuracy"] == pytest.approx(accuracy)
+    for name in ("roc_auc", "accuracy", "f1", "mcc"):
+        lo, hi = pooled["ci"][name]
+        assert lo <= pooled["metrics"][name] <= hi
+    fold = json.loads((results / "tiny" / "fold_0" / "metrics.json").read_text())
+    assert fold["mc_dropout"] == 3 and fold["n_test_clips"] == 2 * fold["n_test"]
+    assert {"roc_auc", "accuracy"} <= set(fold["clip_metrics"]) and "ece" in fold["metrics"]
+    assert "uncertainty_auc_wrong" in fold["metrics"]
+    ef = json.loads((results / "tiny_ef" / "summary.json").read_text())["pooled"]["metrics"]
+    assert {"mae_bin_<30", "mae_bin_>=70", "auc_below_35", "auc_below_50", "loa_lower", "loa_upper",
+            "uncertainty_spearman"} <= set(ef)
+    assert sum(b["n"] for b in ef["bins"].values()) == 16
+    figures = {p.name for p in (results / "tiny" / "plots").glob("*.png")}
+    assert figures == {"roc.png", "pr.png", "confusion.png", "calibration.png", "uncertainty.png",
+                       "learning_curves.png"}
+    figures = {p.name for p in (results / "tiny_ef" / "plots").glob("*.png")}
+    assert {"scatter.png", "bland_altman.png", "bin_mae.png"} <= figures
+
+
+def test_report_opens_in_headless_chromium(workflow):
+    """No console errors, every video playable with a duration, every plot decoded; a screenshot to look at."""
+    reason = browser.missing()
+    if reason:
+        pytest.skip(reason)
+    shot = workflow / "results" / "report-screenshot.png"
+    page = browser.open_report(workflow / "results" / "report.html", shot)
+    assert page["errors"] == [], page["errors"]
+    assert len(page["videos"]) == 4
+    for video in page["videos"]:
+        assert video["error"] is None and video["readyState"] >= 3 and video["duration"] > 0, video
+    assert len(page["images"]) >= 11
+    for image in page["images"]:
+        assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+    (REPO / "results").mkdir(exist_ok=True)
+    shutil.copy(shot, REPO / "results" / "test-report-screenshot.png")
+
+
+def test_report_lists_mistakes_with_links_to_their_cams(workflow):
+    html = (workflow / "results" / "report.html").read_text()
+    oof = pd.read_parquet(workflow / "results" / "tiny" / "oof_predictions.parquet")
+    assert f"Misclassified videos ({int((~oof['correct']).sum())})" in html
+    for anchor in re.findall(r'<a href="#(cam-[^"]+)">', html):
+        assert f'id="{anchor}"' in html  # every link lands on a Grad-CAM
+
+
+def test_snakemake_report_zip_holds_the_report_items(workflow):
+    snakemake(workflow, "--report", "results/snakemake-report.zip")
+    names = zipfile.ZipFile(workflow / "results" / "snakemake-report.zip").namelist()
+    assert sum(n.endswith(".mp4") for n in names) == 4
+    assert sum(n.endswith("/summary.json") for n in names) == 2
+    assert any(n.endswith("/roc.png") for n in names) and any(n.endswith("/bland_altman.png") for n in names)
+    assert any("/data/raw/" in n and n.endswith("/report.html") for n in names)  # ours, as an item
+
+
+def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
+    """The fold models' ensemble on a folder of new AVIs, a DICOM cine loop and a broken file."""
+    new = tmp_path / "new"
+    new.mkdir()
+    for name in ("patient_000_clip0.avi", "patient_001_clip0.avi", "corrupt_0.avi"):
+        shutil.copy(workflow / "resources" / "demo" / "videos" / name, new / name)
+    write_dicom(new / "scanner" / "cine.dcm", gradient_clip(12, 40, rgb=False))
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["predict"] = {"input": str(new), "gradcam": True}
+    with config_in(workflow, config):
+        snakemake(workflow, "results/predict/tiny/predictions.csv")
+    out = workflow / "results" / "predict" / "tiny"
+    table = pd.read_csv(out / "predictions.csv")
+    assert table["video_id"].tolist() == ["corrupt_0", "patient_000_clip0", "patient_001_clip0", "scanner__cine"]
+    assert table["status"].tolist() == ["quarantined", "ok", "ok", "ok"] and table["reason"][0]
+    ok = table[table["status"] == "ok"]
+    assert ok["prediction"].isin(["NORMAL", "REDUCED"]).all() and ok["score"].between(0, 1).all()
+    assert (ok["n_models"] == 2).all() and (ok["fold_sd"] > 0).all() and (ok["uncertainty"] > 0).all()
+    threshold = np.mean([json.loads((workflow / "results" / "tiny" / f"fold_{k}" / "metrics.json").read_text())
+                         ["threshold"] for k in (0, 1)])
+    assert ok["threshold"].tolist() == pytest.approx([threshold] * 3)  # the folds' thresholds, averaged
+    assert ((ok["score"] >= threshold) == (ok["prediction"] == "REDUCED")).all()
+    assert sorted(p.name for p in (out / "gradcam").glob("*.mp4")) == sorted(ok["cam"])
+    # the command line gives the same numbers for the same videos and settings
+    cli = Path(SNAKEMAKE).with_name("cineflow-predict")
+    subprocess.run([str(cli), str(new), "--model", "tiny", "--out", str(tmp_path / "p.parquet"), "--eval-clips", "2",
+                    "--mc-dropout", "3", "--seed", str(CONFIG["seed"])], cwd=workflow, check=True, timeout=300)
+    same = pd.read_parquet(tmp_path / "p.parquet")
+    assert same["score"].tolist() == pytest.approx(table["score"].tolist(), nan_ok=True)
 
 
 def test_nothing_to_do_after_a_run(workflow):

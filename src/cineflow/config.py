@@ -187,6 +187,11 @@ class EvalConfig:
     threshold: str
     eval_clips: int | str
     block: int
+    mc_dropout: int
+    bootstrap: int
+    calibration_bins: int
+    regression_bins: list
+    cutoffs: list
 
     from_dict = classmethod(_from_dict)
 
@@ -194,6 +199,7 @@ class EvalConfig:
 @dataclass(frozen=True)
 class GradcamConfig:
     n_videos: int
+    select: list | None
     fps: float
     target_layer: str | None
 

@@ -1,4 +1,7 @@
-"""Grad-CAM videos (pytorch-grad-cam): original | overlay, with truth, prediction and score on the frame."""
+"""Grad-CAM (pytorch-grad-cam): original | overlay, with truth, prediction and score on the frame.
+
+MP4 for clips, PNG for 1-frame clips (images); for attention-pooling models also a plot of the
+temporal attention weights of the explained clip."""
 
 from __future__ import annotations
 
@@ -9,28 +12,35 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .atomic import write_csv
+from .atomic import atomic_path, write_csv
 from .cache import load_frames
 from .checkpoint import load_model
 from .config import GradcamConfig
 from .data import read_clip, to_tensor
-from .models import get_module
+from .models import frame_attention, get_module
+from .plots import attention_figure, save_png
 from .sampling import ClipSpec, eval_clips
 from .tasks import Task
 from .video_io import write_mp4
 
-INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "file"]
+INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention"]
 
 
-def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None, n: int) -> pd.DataFrame:
-    """`n` test videos, taken in turn from the task's candidate lists (e.g. confident correct / wrong)."""
-    candidates = task.cam_candidates(predictions, threshold)
-    picks, queues = [], [list(c.itertuples(index=False)) for c in candidates]
+def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None, n: int,
+                  kinds: list[str] | None = None) -> pd.DataFrame:
+    """`n` test videos, taken in turn from the lists of `kinds` (gradcam.select; None = the task's
+    default), each video at most once."""
+    candidates = task.cam_candidates(predictions, threshold, kinds)
+    columns = list(candidates[0].columns) if candidates else list(predictions.columns) + ["kind"]
+    picks, seen, queues = [], set(), [list(c.itertuples(index=False)) for c in candidates]
     while len(picks) < n and any(queues):
         for queue in queues:
+            while queue and queue[0].video_id in seen:
+                queue.pop(0)
             if queue and len(picks) < n:
+                seen.add(queue[0].video_id)
                 picks.append(queue.pop(0))
-    return pd.DataFrame(picks, columns=candidates[0].columns) if picks else candidates[0].head(0)
+    return pd.DataFrame(picks, columns=columns)
 
 
 def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_output: int, layer: str) -> np.ndarray:
@@ -59,27 +69,48 @@ def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, scale: int = 4) 
     return np.stack(out)
 
 
+def write_panels(path_stem: Path, panels: np.ndarray, fps: float) -> str:
+    """An MP4 of the panels, or a PNG when there is one frame (an image); returns the file name."""
+    if len(panels) == 1:
+        ok, data = cv2.imencode(".png", cv2.cvtColor(panels[0], cv2.COLOR_RGB2BGR))
+        with atomic_path(path_stem.with_suffix(".png")) as tmp:
+            Path(tmp).write_bytes(data.tobytes())
+        return path_stem.with_suffix(".png").name
+    write_mp4(path_stem.with_suffix(".mp4"), panels, fps)
+    return path_stem.with_suffix(".mp4").name
+
+
+@torch.no_grad()
+def clip_attention(model: torch.nn.Module, clip: torch.Tensor) -> np.ndarray | None:
+    """[T] temporal attention of the model on this clip (None for models without attention pooling)."""
+    model(clip[None])
+    return frame_attention(model)
+
+
 def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.DataFrame, threshold: float | None,
                 cfg: GradcamConfig, out_dir: str | Path) -> pd.DataFrame:
-    """Write one MP4 per selected test video plus index.csv into `out_dir`."""
+    """Write one MP4 (PNG for images) per selected test video, its attention plot, and index.csv."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ckpt = load_model(model_path)
     task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
     layer = cfg.target_layer or model.cam_layer
-    chosen = select_videos(predictions, task, threshold, cfg.n_videos)
+    chosen = select_videos(predictions, task, threshold, cfg.n_videos, cfg.select)
     rows = []
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
         frames = load_frames(video["frames_path"])
         raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
-        heat = clip_cam(model, to_tensor(raw, norm["mean"], norm["std"]),
-                        task.cam_output(pick.prediction, ckpt["output"]), layer)
-        caption = task.caption(pick)
-        name = f"{pick.video_id}.mp4"
-        write_mp4(out_dir / name, overlay(raw, heat, caption), cfg.fps)
+        clip = to_tensor(raw, norm["mean"], norm["std"])
+        heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)
+        name = write_panels(out_dir / str(pick.video_id), overlay(raw, heat, task.caption(pick)), cfg.fps)
+        weights, attention = clip_attention(model, clip), ""
+        if weights is not None:
+            attention = f"{pick.video_id}.attention.png"
+            save_png(attention_figure(weights, f"{pick.video_id}: temporal attention"), out_dir / attention)
         rows.append(dict(video_id=pick.video_id, kind=pick.kind, label=pick.label, prediction=pick.prediction,
-                         score=float(pick.score), file=name))
+                         score=float(pick.score), uncertainty=float(pick.uncertainty), file=name,
+                         attention=attention))
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     write_csv(out_dir / "index.csv", index)
     return index

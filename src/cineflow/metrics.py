@@ -26,23 +26,32 @@ def tune_threshold(y_true: np.ndarray, score: np.ndarray, rule: str) -> float:
     return float(candidates[int(np.argmax(values))])
 
 
-def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
-    """Headline binary metrics; ranking metrics are NaN when only one class is present."""
+def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold) -> dict:
+    """Headline binary metrics; ranking metrics are NaN when only one class is present.
+
+    The threshold metrics come from the confusion counts (the bootstrap calls this a thousand times);
+    `threshold` may be one value or one per row (pooled folds, each with its own)."""
     y_true = np.asarray(y_true).astype(int)
     score = np.asarray(score, dtype=float)
     pred = (score >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y_true, pred, labels=[0, 1]).ravel()
+    tn, fp, fn, tp = np.bincount(2 * y_true + pred, minlength=4).astype(float)
     both = len(np.unique(y_true)) == 2
+
+    def ratio(a, b):
+        return float(a / b) if b else 0.0
+
+    recall, specificity = ratio(tp, tp + fn), (float(tn / (tn + fp)) if tn + fp else float("nan"))
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return {
-        "accuracy": float(skm.accuracy_score(y_true, pred)),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, pred)) if both else float("nan"),
-        "precision": float(skm.precision_score(y_true, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y_true, pred, zero_division=0)),
-        "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
-        "f1": float(skm.f1_score(y_true, pred, zero_division=0)),
+        "accuracy": ratio(tp + tn, len(y_true)),
+        "balanced_accuracy": (recall + specificity) / 2 if both else float("nan"),
+        "precision": ratio(tp, tp + fp),
+        "recall": recall,
+        "specificity": specificity,
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
         "roc_auc": float(skm.roc_auc_score(y_true, score)) if both else float("nan"),
         "pr_auc": float(skm.average_precision_score(y_true, score)) if both else float("nan"),
-        "mcc": float(skm.matthews_corrcoef(y_true, pred)),
+        "mcc": ratio(tp * tn - fp * fn, denominator),
         "confusion_matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
     }
 
@@ -94,3 +103,86 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
         "pearson_r": float(np.corrcoef(y_true, pred)[0, 1]) if varied else float("nan"),
         "bias": float(np.mean(pred - y_true)),
     }
+
+
+def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> dict:
+    """Expected calibration error and the reliability curve over equal-width confidence bins.
+
+    `hit` is the event the confidence claims (binary: the positive class; multiclass: the top-1
+    prediction is right). Empty bins are left out of the curve."""
+    hit, confidence = np.asarray(hit, dtype=float), np.asarray(confidence, dtype=float)
+    which = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    curve, ece = [], 0.0
+    for b in range(n_bins):
+        inside = which == b
+        if inside.any():
+            gap = abs(hit[inside].mean() - confidence[inside].mean())
+            ece += inside.mean() * gap
+            curve.append({"bin": b, "confidence": float(confidence[inside].mean()),
+                          "observed": float(hit[inside].mean()), "n": int(inside.sum())})
+    return {"ece": float(ece) if len(hit) else float("nan"), "reliability": curve}
+
+
+def bin_label(lo: float | None, hi: float | None) -> str:
+    if lo is None:
+        return f"<{hi:g}"
+    return f">={lo:g}" if hi is None else f"{lo:g}-{hi:g}"
+
+
+def binned_mae(y_true: np.ndarray, pred: np.ndarray, edges: list[float]) -> dict:
+    """MAE within each target bin (EF: <30, 30-40, 40-55, 55-70, >=70); NaN for an empty bin."""
+    y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    bounds = [None, *edges, None]
+    out = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        inside = np.ones(len(y_true), bool)
+        if lo is not None:
+            inside &= y_true >= lo
+        if hi is not None:
+            inside &= y_true < hi
+        label = bin_label(lo, hi)
+        out[label] = {"mae": float(np.abs(pred - y_true)[inside].mean()) if inside.any() else float("nan"),
+                      "n": int(inside.sum())}
+    return out
+
+
+def bland_altman(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    """Bias (prediction - truth) and the 95 % limits of agreement (bias ± 1.96 sd)."""
+    diff = np.asarray(pred, dtype=float) - np.asarray(y_true, dtype=float)
+    sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else float("nan")
+    bias = float(diff.mean()) if len(diff) else float("nan")
+    return {"bias": bias, "loa_lower": bias - 1.96 * sd, "loa_upper": bias + 1.96 * sd}
+
+
+def cutoff_aucs(y_true: np.ndarray, pred: np.ndarray, cutoffs: list[float]) -> dict:
+    """ROC AUC of the predicted value for "target below the cut-off" (EchoNet-Dynamic: EF < 35/40/45/50)."""
+    y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    out = {}
+    for c in cutoffs:
+        below = y_true < c
+        both = 0 < below.sum() < len(below)
+        out[f"auc_below_{c:g}"] = float(skm.roc_auc_score(below, -pred)) if both else float("nan")
+    return out
+
+
+def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0, level: float = 0.95
+                    ) -> dict[str, list[float]]:
+    """Percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients) with
+    replacement, so clips and videos of one patient move together. `rows` are integer row indices."""
+    groups = np.asarray(groups)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        for k, v in statistic(rows).items():
+            draws.setdefault(k, []).append(v)
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for k, values in draws.items():
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        out[k] = ([float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
+                  if len(finite) else [float("nan"), float("nan")])
+    return out

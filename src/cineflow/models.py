@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -160,6 +161,13 @@ class TemporalHead(nn.Module):
         return self.classifier(pooled)
 
 
+def frame_attention(model: nn.Module) -> "np.ndarray | None":
+    """[T] attention weight of each frame in the last forward pass (first clip), for models that pool
+    over time with attention; None for the others."""
+    method = getattr(model, "frame_attention", None)
+    return None if method is None else method()
+
+
 class FrameModel(nn.Module):
     """A timm 2D backbone applied to every frame as one batch, then a temporal head."""
 
@@ -175,6 +183,10 @@ class FrameModel(nn.Module):
         """[B*T, C, h, w] layer output -> [B, C, T, h, w], so the CAM is scaled over the whole clip."""
         bt, c, h, w = activations.shape
         return activations.view(bt // self._frames, self._frames, c, h, w).transpose(1, 2)
+
+    def frame_attention(self):
+        weights = self.head.last_weights
+        return None if weights is None or self.head.attention is None else weights[0].cpu().numpy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = match_channels(x, self.in_channels)
@@ -282,6 +294,15 @@ class VideoMAE(nn.Module):
         """[B, N, D] tokens -> [B, D, T', h', w'] (the tubelet grid), so Grad-CAM treats them like a 3D CNN."""
         b, n, d = tokens.shape
         return tokens.transpose(1, 2).reshape(b, d, *self._grid)
+
+    def frame_attention(self):
+        """Token weights summed over space per tubelet, spread evenly over the tubelet's frames."""
+        if self.last_weights is None:
+            return None
+        t, h, w = self._grid
+        per_tubelet = self.last_weights[0].view(t, h * w).sum(-1).cpu().numpy()
+        size = self.backbone.config.tubelet_size
+        return np.repeat(per_tubelet / size, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = match_channels(x, self.in_channels)

@@ -1,9 +1,16 @@
-"""Report figures as embeddable PNG data URIs (matplotlib, no display needed)."""
+"""Report figures (matplotlib, no display needed): each builder takes a model's out-of-fold predictions,
+its summary, per-fold metrics and histories and returns a figure, or None where it does not apply.
+
+Figures are written as PNG files (Snakemake report items) that the HTML report embeds.
+"""
 
 from __future__ import annotations
 
-import base64
 import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -11,90 +18,221 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
+
+from .atomic import atomic_path, write_json  # noqa: E402
 
 
-def to_data_uri(fig) -> str:
+@dataclass(frozen=True)
+class Inputs:
+    """What the figures of one model are drawn from."""
+    oof: pd.DataFrame  # out-of-fold predictions with a `fold` column
+    summary: dict
+    fold_metrics: list[dict]
+    histories: dict[int, pd.DataFrame]
+
+    @property
+    def first(self) -> dict:
+        return self.fold_metrics[0]
+
+
+def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
 
 
-def roc_plot(predictions: dict[int, pd.DataFrame], positive: str) -> str:
-    """ROC per fold and pooled out-of-fold."""
+def save_png(fig, path: str | Path) -> None:
+    data = png_bytes(fig)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def _folds(oof: pd.DataFrame):
+    return sorted(oof.groupby("fold"), key=lambda kv: kv[0])
+
+
+def roc_figure(d: Inputs):
+    """ROC per fold and pooled out-of-fold (binary; multiclass: one-vs-rest per class, pooled)."""
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    for fold, table in sorted(predictions.items()):
-        y = (table["label"] == positive).to_numpy()
-        if len(np.unique(y)) == 2:
-            fpr, tpr, _ = roc_curve(y, table["score"])
-            ax.plot(fpr, tpr, lw=1, alpha=0.6, label=f"fold {fold} (AUC {roc_auc_score(y, table['score']):.2f})")
-    pooled = pd.concat(predictions.values())
-    y = (pooled["label"] == positive).to_numpy()
-    if len(np.unique(y)) == 2:
-        fpr, tpr, _ = roc_curve(y, pooled["score"])
-        ax.plot(fpr, tpr, lw=2.2, color="k", label=f"pooled (AUC {roc_auc_score(y, pooled['score']):.2f})")
+    classes = d.first["classes"]
+    if d.first["task"] == "binary":
+        positive = d.first["positive_class"]
+        curves = [(f"fold {k}", t["label"] == positive, t["score"], 1) for k, t in _folds(d.oof)]
+        curves.append(("pooled", d.oof["label"] == positive, d.oof["score"], 2.2))
+    else:
+        curves = [(c, d.oof["label"] == c, d.oof[f"score_{c}"], 1.5) for c in classes]
+    for name, y, score, lw in curves:
+        if y.nunique() == 2:
+            fpr, tpr, _ = roc_curve(y, score)
+            ax.plot(fpr, tpr, lw=lw, color="k" if name == "pooled" else None, label=f"{name} (AUC {auc(fpr, tpr):.2f})")
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC (test partitions)")
     ax.legend(fontsize=7, loc="lower right")
-    return to_data_uri(fig)
+    return fig
 
 
-def confusion_plot(matrix: list[list[int]], classes: list[str]) -> str:
-    fig, ax = plt.subplots(figsize=(3.4, 3))
-    m = np.asarray(matrix)
+def pr_figure(d: Inputs):
+    """Precision-recall per fold and pooled (binary)."""
+    positive = d.first["positive_class"]
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for name, t, lw in [*((f"fold {k}", t, 1) for k, t in _folds(d.oof)), ("pooled", d.oof, 2.2)]:
+        y = t["label"] == positive
+        if y.nunique() == 2:
+            precision, recall, _ = precision_recall_curve(y, t["score"])
+            ax.plot(recall, precision, lw=lw, color="k" if name == "pooled" else None,
+                    label=f"{name} (AP {average_precision_score(y, t['score']):.2f})")
+    ax.axhline((d.oof["label"] == positive).mean(), ls=":", color="grey")
+    ax.set(xlabel="recall (sensitivity)", ylabel="precision", ylim=(0, 1.02), title="Precision-recall (test)")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def confusion_figure(d: Inputs):
+    classes = d.first["classes"]
+    m = np.asarray(d.summary["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(classes), 1 + 0.6 * len(classes)))
     ax.imshow(m, cmap="Blues")
     for (i, j), v in np.ndenumerate(m):
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
-    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title="Confusion (all folds)")
-    return to_data_uri(fig)
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true",
+           title="Confusion (all folds)")
+    ax.set_xticklabels(classes, rotation=30, ha="right")
+    ax.set_yticklabels(classes)
+    return fig
 
 
-def learning_curves(histories: dict[int, pd.DataFrame], monitor: str) -> str:
+def calibration_figure(d: Inputs):
+    """Reliability curve of the pooled predictions, with the expected calibration error."""
+    pooled = d.summary["pooled"]["metrics"]
+    curve = pd.DataFrame(pooled["reliability"])
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    if not curve.empty:
+        ax.plot(curve["confidence"], curve["observed"], marker="o", color="C0")
+        for row in curve.itertuples():
+            ax.annotate(str(row.n), (row.confidence, row.observed), fontsize=6, xytext=(3, -8),
+                        textcoords="offset points")
+    what = "positive-class probability" if d.first["task"] == "binary" else "top-class confidence"
+    ax.set(xlabel=f"predicted ({what})", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
+           title=f"Calibration (ECE {pooled['ece']:.3f})")
+    return fig
+
+
+def scatter_figure(d: Inputs):
+    """Predicted against true target per fold, with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for k, t in _folds(d.oof):
+        ax.scatter(t["target"], t["prediction"], s=12, alpha=0.7, label=f"fold {k}")
+    values = d.oof[["target", "prediction"]].to_numpy()
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
+    target = d.first["target"]
+    ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="Prediction vs truth (test)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def bland_altman_figure(d: Inputs):
+    pooled = d.summary["pooled"]["metrics"]
+    mean = (d.oof["target"] + d.oof["prediction"]) / 2
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.scatter(mean, d.oof["error"], s=12, alpha=0.7)
+    for value, name, ls in [(pooled["bias"], "bias", "-"), (pooled["loa_lower"], "-1.96 sd", "--"),
+                            (pooled["loa_upper"], "+1.96 sd", "--")]:
+        ax.axhline(value, ls=ls, color="k", lw=1)
+        ax.annotate(f"{name} {value:.1f}", (1, value), xycoords=("axes fraction", "data"), fontsize=7,
+                    ha="right", va="bottom")
+    target = d.first["target"]
+    ax.set(xlabel=f"mean of true and predicted {target}", ylabel="predicted - true", title="Bland-Altman (test)")
+    return fig
+
+
+def bin_mae_figure(d: Inputs):
+    bins = d.summary["pooled"]["metrics"]["bins"]
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    labels = list(bins)
+    bars = ax.bar(labels, [bins[b]["mae"] for b in labels], color="C1")
+    for bar, b in zip(bars, labels):
+        ax.annotate(f"n={bins[b]['n']}", (bar.get_x() + bar.get_width() / 2, np.nan_to_num(bar.get_height())),
+                    ha="center", va="bottom", fontsize=7)
+    ax.set(xlabel=f"true {d.first['target']}", ylabel="MAE", title="MAE per target bin (pooled)")
+    return fig
+
+
+def uncertainty_figure(d: Inputs):
+    """Error against MC dropout uncertainty (only when evaluate.mc_dropout is on)."""
+    if d.oof["uncertainty"].isna().any():
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    if d.first["task"] == "regression":
+        ax.scatter(d.oof["uncertainty"], d.oof["error"].abs(), s=12, alpha=0.7)
+        ax.set(ylabel="absolute error")
+    else:
+        for correct, colour, name in [(True, "C2", "correct"), (False, "C3", "wrong")]:
+            part = d.oof[d.oof["correct"] == correct]
+            ax.scatter(part["uncertainty"], part["score"], s=14, alpha=0.7, color=colour, label=name)
+        ax.set(ylabel="score")
+        ax.legend(fontsize=7)
+    ax.set(xlabel="MC dropout uncertainty (sd over passes)", title="Error against uncertainty (test)")
+    return fig
+
+
+def learning_curves(d: Inputs):
+    monitor = d.first["monitor"]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    for fold, h in sorted(histories.items()):
-        line, = axes[0].plot(h["epoch"], h["train_loss"], lw=1, label=f"fold {fold} train")
-        axes[0].plot(h["epoch"], h["val_loss"], lw=1, ls="--", color=line.get_color(), label=f"fold {fold} val")
+    for fold, h in sorted(d.histories.items()):
+        line, = axes[0].plot(h["epoch"], h["train_loss"], lw=1, marker=".", label=f"fold {fold} train")
+        axes[0].plot(h["epoch"], h["val_loss"], lw=1, ls="--", marker=".", color=line.get_color(), label=f"fold {fold} val")
         column = f"val_{monitor}" if f"val_{monitor}" in h else "val_loss"
-        axes[1].plot(h["epoch"], h[column], lw=1, label=f"fold {fold}")
+        axes[1].plot(h["epoch"], h[column], lw=1, marker=".", label=f"fold {fold}")
         axes[1].set_ylabel(column)
     axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
     axes[1].set(xlabel="epoch", title="Validation metric")
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
-    return to_data_uri(fig)
+    return fig
 
 
-def regression_scatter(predictions: dict[int, pd.DataFrame], target: str) -> str:
-    """Predicted against true target per fold, with the identity line."""
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    for fold, table in sorted(predictions.items()):
-        ax.scatter(table["target"], table["prediction"], s=12, alpha=0.7, label=f"fold {fold}")
-    values = pd.concat([t[["target", "prediction"]] for t in predictions.values()]).to_numpy()
-    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-    ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
-    ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="Prediction vs truth (test)")
-    ax.legend(fontsize=7)
-    return to_data_uri(fig)
+def attention_figure(weights: np.ndarray, title: str):
+    """A model's temporal attention over the frames of one clip."""
+    fig, ax = plt.subplots(figsize=(4, 1.8))
+    ax.bar(np.arange(len(weights)), weights, color="C4")
+    ax.set(xlabel="frame", ylabel="attention", title=title)
+    ax.title.set_fontsize(8)
+    return fig
 
 
-def _roc(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
-    return {"alt": "ROC curves", "uri": roc_plot(predictions, metrics["positive_class"])}
+Figure = Callable[[Inputs], "plt.Figure | None"]
+# (file stem, alt text, builder) of each task's figures, in report order
+TASK_FIGURES: dict[str, list[tuple[str, str, Figure]]] = {
+    "binary": [("roc", "ROC curves", roc_figure), ("pr", "Precision-recall curves", pr_figure),
+               ("confusion", "Confusion matrix", confusion_figure),
+               ("calibration", "Calibration plot", calibration_figure)],
+    "multiclass": [("roc", "One-vs-rest ROC curves", roc_figure), ("confusion", "Confusion matrix", confusion_figure),
+                   ("calibration", "Calibration plot", calibration_figure)],
+    "regression": [("scatter", "Prediction vs truth", scatter_figure),
+                   ("bland_altman", "Bland-Altman plot", bland_altman_figure),
+                   ("bin_mae", "MAE per target bin", bin_mae_figure)],
+}
+COMMON_FIGURES = [("uncertainty", "Error against uncertainty", uncertainty_figure),
+                  ("learning_curves", "Learning curves", learning_curves)]
 
 
-def _confusion(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
-    return {"alt": "Confusion matrix", "uri": confusion_plot(summary["confusion_matrix"], metrics["classes"])}
+def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
+    """Write the model's figures as PNGs plus figures.json (their order and alt texts) into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = []
+    for stem, alt, build in TASK_FIGURES[d.first["task"]] + COMMON_FIGURES:
+        fig = build(d)
+        if fig is not None:
+            save_png(fig, out_dir / f"{stem}.png")
+            index.append({"name": stem, "alt": alt, "file": f"{stem}.png"})
+    write_json(out_dir / "figures.json", index)
+    return index
 
 
-def _scatter(metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> dict:
-    return {"alt": "Prediction vs truth", "uri": regression_scatter(predictions, metrics["target"])}
-
-
-# which figures each task's section shows
-TASK_FIGURES = {"binary": (_roc, _confusion), "multiclass": (_confusion,), "regression": (_scatter,)}
-
-
-def task_figures(task: str, metrics: dict, predictions: dict[int, pd.DataFrame], summary: dict) -> list[dict]:
-    """The per-model figures for this task: [{"alt", "uri"}]."""
-    return [figure(metrics, predictions, summary) for figure in TASK_FIGURES[task]]
+def read_index(out_dir: str | Path) -> list[dict]:
+    return json.loads((Path(out_dir) / "figures.json").read_text(encoding="utf-8"))

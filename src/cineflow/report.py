@@ -1,20 +1,27 @@
-"""One self-contained HTML report: data, model comparison, per-model plots, Grad-CAM, provenance."""
+"""One self-contained HTML report: data, model comparison with CIs, per-model figures, mistakes, Grad-CAM,
+provenance. Every image and video is embedded as a data URI, so the file works offline."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 import yaml
 
-from . import plots
 from .metrics import LOWER_IS_BETTER
+from .plots import read_index
 from .provenance import code_version, hardware, package_versions
-from .tasks import TASKS
+from .summary import read_predictions
+from .tasks import TASKS, Task
+
+MIME = {".mp4": "video/mp4", ".png": "image/png"}
+MISTAKES_SHOWN = 30
 
 
 def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
@@ -30,15 +37,22 @@ def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
 
 
 def comparison(summaries: dict[str, dict], tasks: dict[str, str]) -> tuple[list[str], list[dict], str]:
-    """(metric columns, rows of mean ± sd per model, best model).
+    """(metric columns, rows of mean ± sd per model with the pooled value and its 95 % CI, best model).
 
     The best model ranks first on the first model's headline metric (ROC AUC, or MAE for
     regression) among the models that report it."""
     columns = list(dict.fromkeys(m for name in summaries for m in TASKS[tasks[name]].headline))
     rows = []
     for name, s in summaries.items():
-        cells = {m: f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}" if m in s["metrics"] else "–"
-                 for m in columns}
+        cells = {}
+        for m in columns:
+            if m not in s["metrics"]:
+                cells[m] = {"mean": "–", "ci": ""}
+                continue
+            ci = s["pooled"]["ci"].get(m)
+            pooled = s["pooled"]["metrics"][m]
+            cells[m] = {"mean": f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}",
+                        "ci": f"pooled {pooled:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")}
         rows.append({"model": name, **cells})
     key = TASKS[tasks[next(iter(summaries))]].headline[0]
     sign = -1 if key in LOWER_IS_BETTER else 1
@@ -61,8 +75,26 @@ def benchmarks(directory: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"])
 
 
-def video_uri(path: Path) -> str:
-    return "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
+def file_uri(path: Path) -> str:
+    return f"data:{MIME[path.suffix]};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def cam_anchor(model: str, fold: int, video_id: str) -> str:
+    return "cam-" + re.sub(r"[^A-Za-z0-9_-]", "_", f"{model}-{fold}-{video_id}")
+
+
+def mistakes_table(task: Task, oof: pd.DataFrame, model: str, cams: set[tuple[int, str]]) -> list[dict]:
+    """Rows of the misclassification table (regression: the largest errors), with a link to the CAM."""
+    rows = []
+    for r in task.mistakes(oof).head(MISTAKES_SHOWN).itertuples(index=False):
+        truth = f"{r.target:.1f}" if task.kind == "regression" else r.label
+        prediction = f"{r.prediction:.1f}" if task.kind == "regression" else r.prediction
+        rows.append({"video_id": r.video_id, "fold": int(r.fold), "group": r.group, "truth": truth,
+                     "prediction": prediction,
+                     "score": f"{r.error:+.1f}" if task.kind == "regression" else f"{r.score:.3f}",
+                     "uncertainty": "–" if pd.isna(r.uncertainty) else f"{r.uncertainty:.3f}",
+                     "cam": cam_anchor(model, r.fold, r.video_id) if (r.fold, r.video_id) in cams else ""})
+    return rows
 
 
 def build_report(results_dir: str | Path, models: list[str], folds: list[int], config: dict,
@@ -76,26 +108,34 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
         summary = json.loads((results / name / "summary.json").read_text())
         summaries[name] = summary
         fold_metrics = [json.loads((results / name / f"fold_{k}" / "metrics.json").read_text()) for k in folds]
-        predictions = {k: pd.read_csv(results / name / f"fold_{k}" / "predictions.csv", keep_default_na=False)
-                       for k in folds}
-        histories = {k: pd.read_csv(results / name / f"fold_{k}" / "history.csv") for k in folds}
-        task = fold_metrics[0]["task"]
-        tasks[name] = task
+        first = fold_metrics[0]
+        task = Task.from_dict({"name": first["task"], "classes": first["classes"], "target": first.get("target")})
+        tasks[name] = task.name
         per_fold = pd.DataFrame([{"fold": m["fold"], "best_epoch": m["best_epoch"], "n_test": m["n_test"],
                                   **({"threshold": round(m["threshold"], 4)} if m["threshold"] is not None else {}),
-                                  **{k: round(m["metrics"][k], 4) for k in TASKS[task].headline}}
+                                  **{k: round(m["metrics"][k], 4) for k in task.headline}}
                                  for m in fold_metrics])
         cams = []
         for k in folds:
             cam_dir = results / name / f"fold_{k}" / "gradcam"
-            index = pd.read_csv(cam_dir / "index.csv", keep_default_na=False)
-            cams += [dict(row, fold=k, uri=video_uri(cam_dir / row["file"])) for row in index.to_dict("records")]
+            index = read_predictions(cam_dir / "index.csv")
+            cams += [dict(row, fold=k, uri=file_uri(cam_dir / row["file"]), image=row["file"].endswith(".png"),
+                          anchor=cam_anchor(name, k, row["video_id"]),
+                          attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
+                     for row in index.to_dict("records")]
+        plots_dir = results / name / "plots"
+        oof = pd.read_parquet(results / name / "oof_predictions.parquet")
+        pooled = summary["pooled"]
         sections.append({
-            "name": name,
-            "per_fold": per_fold.to_html(index=False, classes="table", border=0),
-            "task": task,
-            "figures": plots.task_figures(task, fold_metrics[0], predictions, summary),
-            "curves": plots.learning_curves(histories, fold_metrics[0]["monitor"]),
+            "name": name, "task": task.name, "per_fold": per_fold.to_html(index=False, classes="table", border=0),
+            "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
+            "pooled": {k: pooled["metrics"][k] for k in task.headline}, "ci": pooled["ci"],
+            "n_pooled": pooled["n"], "n_groups": pooled["n_groups"], "bootstrap": pooled["bootstrap"],
+            "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
+            "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},
+            "mc_dropout": first["mc_dropout"], "eval_clips": first["eval_clips"],
+            "mistakes": mistakes_table(task, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
+            "n_mistakes": int((~oof["correct"].astype(bool)).sum()) if "correct" in oof else None,
             "cams": cams,
             "config": yaml.safe_dump(config["models"][name], sort_keys=False),
         })

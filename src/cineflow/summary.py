@@ -1,4 +1,5 @@
-"""Across folds: mean, sd and per-fold values of every scalar metric."""
+"""Across folds: mean, sd and per-fold values of every scalar metric; the out-of-fold predictions of all
+folds in one table, with pooled metrics and group-bootstrap CIs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from .config import EvalConfig
+from .tasks import Task
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A fold's predictions.csv: ids and labels stay text ("NA" is an id), an empty uncertainty is NaN."""
+    return pd.read_csv(path, keep_default_na=False, na_values={"uncertainty": [""]})
 
 
 def summarize(fold_metrics: list[dict]) -> dict:
@@ -22,7 +32,7 @@ def summarize(fold_metrics: list[dict]) -> dict:
             "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
             "per_fold": values,
         }
-    summary = {"folds": [m["fold"] for m in fold_metrics], "metrics": table,
+    summary = {"task": fold_metrics[0].get("task"), "folds": [m["fold"] for m in fold_metrics], "metrics": table,
                "thresholds": [m["threshold"] for m in fold_metrics]}
     if "confusion_matrix" in fold_metrics[0]["metrics"]:
         summary["confusion_matrix"] = np.sum([m["metrics"]["confusion_matrix"] for m in fold_metrics],
@@ -30,9 +40,18 @@ def summarize(fold_metrics: list[dict]) -> dict:
     return summary
 
 
-def summarize_files(paths: list[str | Path]) -> dict:
-    metrics = []
-    for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            metrics.append(json.load(fh))
-    return summarize(metrics)
+def out_of_fold(predictions: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Every fold's test predictions in one table (each video once, as a test video of one fold)."""
+    return pd.concat([p.assign(fold=k) for k, p in sorted(predictions.items())], ignore_index=True)
+
+
+def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str | Path], cfg: EvalConfig,
+                    seed: int) -> tuple[dict, pd.DataFrame]:
+    """(summary.json content, out-of-fold predictions) of one model."""
+    metrics = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metric_paths]
+    summary = summarize(metrics)
+    oof = out_of_fold({m["fold"]: read_predictions(p) for m, p in zip(metrics, prediction_paths)})
+    task = Task.from_dict({"name": metrics[0]["task"], "classes": metrics[0]["classes"],
+                           "target": metrics[0].get("target")})
+    summary["pooled"] = task.pooled(oof, cfg, seed)
+    return summary, oof

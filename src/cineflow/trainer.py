@@ -8,6 +8,7 @@ starts over instead of resuming into a different experiment.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -171,6 +172,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
                "output": output, "monitor": monitor, "n_outputs": n_out, "in_channels": in_channels,
                "input_size": list(input_size), "normalisation": {"mean": mean, "std": std},
+               "preprocess": _preprocess(manifest),
                "provenance": provenance or {}}
     checkpoint.save(model_path, {**payload, "state_dict": best_state, "best_epoch": best_epoch + 1,
                                  "best_score": best_score})
@@ -180,6 +182,13 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     write_csv(history_path, table)
     Path(state_path).unlink(missing_ok=True)  # finished: a forced rerun trains afresh
     return table
+
+
+def _preprocess(manifest: pd.DataFrame) -> dict | None:
+    """The frame-cache settings the model was trained on, so `predict` prepares new videos the same way."""
+    if "preprocess" not in manifest or manifest.empty:
+        return None
+    return json.loads(manifest["preprocess"].iloc[0])
 
 
 def _load_state(path: Path, key: str) -> dict | None:

@@ -1,0 +1,99 @@
+"""Evaluation and explanation cost per video at EchoNet size (112 x 112 RGB, 32-frame clips, period 2).
+
+- evaluation: all-clips test-time augmentation (every clip start, averaged), seconds per video and
+  the process's peak memory above its baseline for a short (128-frame) and a 4x longer video; the
+  clips stream in blocks, so the memory must not grow with the length.
+- Grad-CAM: one clip's CAM plus the side-by-side H.264 MP4, seconds per video.
+Models have random weights: only the cost is measured.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import torch
+
+from echonet_like import save
+
+from cineflow.data import read_clip, to_tensor
+from cineflow.gradcam import clip_cam, overlay
+from cineflow.inference import score_videos
+from cineflow.models import build_model
+from cineflow.sampling import ClipSpec, eval_clips
+from cineflow.video_io import write_mp4
+
+SIZE, LENGTH, PERIOD, BLOCK = 112, 32, 2, 8
+MODELS = {"tiny3d": ("tiny3d", {}), "r2plus1d_18": ("r2plus1d_18", {})}
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every 5 ms."""
+
+    def __enter__(self):
+        self.process, self.base, self.peak, self.running = psutil.Process(), 0, 0, True
+        self.base = self.peak = self.process.memory_info().rss
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.mb = (self.peak - self.base) / 2**20
+
+
+def video(folder: Path, name: str, n_frames: int) -> dict:
+    rng = np.random.default_rng(n_frames)
+    path = folder / f"{name}.npy"
+    np.save(path, rng.integers(0, 255, (n_frames, SIZE, SIZE, 3), dtype=np.uint8))
+    return {"video_id": name, "frames_path": str(path), "n_frames": n_frames}
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    spec = ClipSpec("random", LENGTH, PERIOD)
+    figures = {"clip_length": LENGTH, "frame_size": SIZE, "block": BLOCK}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        short, long = video(folder, "short", 96), video(folder, "long", 384)
+        for name, (arch, params) in MODELS.items():
+            model = build_model(arch, 2, 3, input_size=(LENGTH, SIZE, SIZE), **params).eval()
+            for label, row in (("short", short), ("long", long)):
+                rows = pd.DataFrame([row])
+                n_clips = len(eval_clips(row["n_frames"], spec, "all"))
+                if name == "r2plus1d_18" and label == "long":
+                    continue  # minutes per video on 2 CPU cores; the memory figure comes from tiny3d
+                score_videos(model, rows.iloc[:0], [0.5] * 3, [0.25] * 3, spec, "all", torch.device("cpu"), BLOCK)
+                with PeakRSS() as peak:
+                    tic = time.perf_counter()
+                    score_videos(model, rows, [0.5] * 3, [0.25] * 3, spec, "all", torch.device("cpu"), BLOCK)
+                    seconds = time.perf_counter() - tic
+                figures[f"{name}_eval_all_clips_s_per_video_{row['n_frames']}_frames"] = round(seconds, 3)
+                figures[f"{name}_eval_clips_per_s_{row['n_frames']}_frames"] = round(n_clips / seconds, 2)
+                figures[f"{name}_eval_peak_mb_above_baseline_{row['n_frames']}_frames"] = round(peak.mb, 1)
+                figures[f"eval_clips_{row['n_frames']}_frames"] = n_clips
+            frames = np.load(short["frames_path"], mmap_mode="r")
+            raw = read_clip(frames, eval_clips(short["n_frames"], spec, 1)[0])
+            times = []
+            for k in range(3):
+                tic = time.perf_counter()
+                heat = clip_cam(model, to_tensor(raw, [0.5] * 3, [0.25] * 3), 1, model.cam_layer)
+                write_mp4(folder / f"{name}_{k}.mp4", overlay(raw, heat, "true A | pred B | p=0.90"), 10)
+                times.append(time.perf_counter() - tic)
+            figures[f"{name}_gradcam_mp4_s_per_video"] = round(float(np.median(times)), 3)
+    save("explain", figures)
+
+
+if __name__ == "__main__":
+    main()

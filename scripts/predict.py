@@ -1,0 +1,23 @@
+"""Rule predict: the ensemble of a model's fold models on new videos (config predict.input)."""
+
+import tempfile
+from pathlib import Path
+
+from cineflow.atomic import write_csv
+from cineflow.config import EvalConfig, GradcamConfig
+from cineflow.logs import to_log
+from cineflow.predict import predict_new_videos, read_fold_metrics
+from cineflow.seeding import seed_everything
+
+with to_log(snakemake.log[0]):
+    device = seed_everything(snakemake.params.seed, snakemake.threads)
+    cams = Path(snakemake.output.gradcam)
+    cams.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cams.parent, prefix=".frames-") as work:
+        table = predict_new_videos(
+            snakemake.input.videos, snakemake.input.models, read_fold_metrics(snakemake.input.metrics),
+            EvalConfig.from_dict(snakemake.params.evaluate), work, device, snakemake.params.seed,
+            GradcamConfig.from_dict(snakemake.params.gradcam) if snakemake.params.predict["gradcam"] else None,
+            cams)
+    write_csv(snakemake.output.predictions, table)
+    print(table.to_string())

@@ -1,0 +1,59 @@
+"""`cineflow-predict`: the fold models of a finished run applied to new videos, outside Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from .atomic import write_csv, write_parquet
+from .config import EvalConfig, GradcamConfig, resolve
+from .predict import predict_new_videos, read_fold_metrics
+from .seeding import seed_everything
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="cineflow-predict", description=__doc__)
+    p.add_argument("input", help="folder of videos/images/DICOM files, or a CSV/Parquet table with a path column")
+    p.add_argument("--model", required=True, help="model name of the run (results/<model>/fold_*/model.pt)")
+    p.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    p.add_argument("--out", required=True, help="predictions file, .csv or .parquet")
+    p.add_argument("--gradcam", metavar="DIR", help="also write one Grad-CAM MP4 (PNG for images) per video here")
+    p.add_argument("--eval-clips", default="4", help='clips per video, or "all" (test-time augmentation)')
+    p.add_argument("--mc-dropout", type=int, default=0, help="MC dropout passes per clip (0 = off)")
+    p.add_argument("--seed", type=int, default=42)
+    return p.parse_args(argv)
+
+
+def fold_files(results: Path, model: str) -> tuple[list[Path], list[Path]]:
+    folds = sorted((results / model).glob("fold_*/model.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not folds:
+        raise SystemExit(f"no fold models under {results / model}/fold_*/model.pt; run the workflow first "
+                         f"(snakemake results/{model}/summary.json)")
+    return folds, [p.with_name("metrics.json") for p in folds]
+
+
+def predict_main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    eval_clips = args.eval_clips if args.eval_clips == "all" else int(args.eval_clips)
+    cfg = EvalConfig.from_dict(resolve({"evaluate": {"eval_clips": eval_clips,
+                                                     "mc_dropout": args.mc_dropout}})["evaluate"])
+    gradcam = GradcamConfig.from_dict(resolve({})["gradcam"]) if args.gradcam else None
+    models, metrics = fold_files(Path(args.results), args.model)
+    device = seed_everything(args.seed, None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work:
+        table = predict_new_videos(args.input, models, read_fold_metrics(metrics), cfg, work, device, args.seed,
+                                   gradcam, args.gradcam)
+    (write_parquet if out.suffix == ".parquet" else write_csv)(out, table)
+    bad = table[table["status"] != "ok"]
+    print(f"{len(table) - len(bad)} videos predicted with {len(models)} fold models -> {out}", file=sys.stderr)
+    for row in bad.itertuples(index=False):
+        print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(predict_main())
