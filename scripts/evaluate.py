@@ -4,13 +4,14 @@ import pandas as pd
 
 from cineflow.atomic import write_csv, write_json
 from cineflow.config import EvalConfig
+from cineflow.devices import job_device
 from cineflow.evaluate import evaluate_fold
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
 
-with to_log(snakemake.log[0]):
-    device = seed_everything(snakemake.params.seed, snakemake.threads)
+with to_log(snakemake.log[0]), job_device() as device:
+    seed_everything(snakemake.params.seed, snakemake.threads)
     metrics, predictions = evaluate_fold(
         snakemake.input.model, pd.read_csv(snakemake.input.split, keep_default_na=False),
         pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device,

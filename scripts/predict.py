@@ -5,12 +5,13 @@ from pathlib import Path
 
 from cineflow.atomic import write_csv
 from cineflow.config import EvalConfig, GradcamConfig
+from cineflow.devices import job_device
 from cineflow.logs import to_log
 from cineflow.predict import predict_new_videos, read_fold_metrics
 from cineflow.seeding import seed_everything
 
-with to_log(snakemake.log[0]):
-    device = seed_everything(snakemake.params.seed, snakemake.threads)
+with to_log(snakemake.log[0]), job_device() as device:
+    seed_everything(snakemake.params.seed, snakemake.threads)
     cams = Path(snakemake.output.gradcam)
     cams.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cams.parent, prefix=".frames-") as work:

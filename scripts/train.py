@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from cineflow.config import ModelConfig, TrackingConfig
+from cineflow.devices import job_device
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
@@ -13,8 +14,8 @@ from cineflow.trainer import train_fold
 
 run = f"{snakemake.wildcards.model}/fold_{snakemake.wildcards.fold}"
 with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
-                                             snakemake.params.tracking, run) as trackers:
-    device = seed_everything(snakemake.params.seed, snakemake.threads)
+                                             snakemake.params.tracking, run) as trackers, job_device() as device:
+    seed_everything(snakemake.params.seed, snakemake.threads)
     print(f"device: {device}")
     train_fold(ModelConfig.from_dict(snakemake.params.model), snakemake.params.classes,
                pd.read_csv(snakemake.input.split, keep_default_na=False), pd.read_parquet(snakemake.input.manifest),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .atomic import write_csv, write_parquet
 from .config import EvalConfig, GradcamConfig, resolve
+from .devices import job_device
 from .predict import predict_new_videos, read_fold_metrics
 from .seeding import seed_everything
 
@@ -41,10 +42,10 @@ def predict_main(argv: list[str] | None = None) -> int:
                                                      "mc_dropout": args.mc_dropout}})["evaluate"])
     gradcam = GradcamConfig.from_dict(resolve({})["gradcam"]) if args.gradcam else None
     models, metrics = fold_files(Path(args.results), args.model)
-    device = seed_everything(args.seed, None)
+    seed_everything(args.seed, None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work, job_device() as device:
         table = predict_new_videos(args.input, models, read_fold_metrics(metrics), cfg, work, device, args.seed,
                                    gradcam, args.gradcam)
     (write_parquet if out.suffix == ".parquet" else write_csv)(out, table)

@@ -8,12 +8,11 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, threads: int | None = None) -> torch.device:
-    """Seed Python/NumPy/torch, make CPU kernels deterministic, and pick CUDA when present."""
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed Python/NumPy/torch and make kernels deterministic (the device comes from devices.job_device)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if threads:
         torch.set_num_threads(threads)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
