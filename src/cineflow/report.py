@@ -109,7 +109,7 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
         summaries[name] = summary
         fold_metrics = [json.loads((results / name / f"fold_{k}" / "metrics.json").read_text()) for k in folds]
         first = fold_metrics[0]
-        task = Task.from_dict({"name": first["task"], "classes": first["classes"], "target": first.get("target")})
+        task = Task.of_metrics(first)
         tasks[name] = task.name
         per_fold = pd.DataFrame([{"fold": m["fold"], "best_epoch": m["best_epoch"], "n_test": m["n_test"],
                                   **({"threshold": round(m["threshold"], 4)} if m["threshold"] is not None else {}),

@@ -51,7 +51,6 @@ def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str |
     metrics = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metric_paths]
     summary = summarize(metrics)
     oof = out_of_fold({m["fold"]: read_predictions(p) for m, p in zip(metrics, prediction_paths)})
-    task = Task.from_dict({"name": metrics[0]["task"], "classes": metrics[0]["classes"],
-                           "target": metrics[0].get("target")})
+    task = Task.of_metrics(metrics[0])
     summary["pooled"] = task.pooled(oof, cfg, seed)
     return summary, oof

@@ -44,6 +44,11 @@ class Task:
     def from_dict(d: dict) -> "Task":
         return TASKS[d["name"]](tuple(d["classes"]), d.get("target"))
 
+    @staticmethod
+    def of_metrics(metrics: dict) -> "Task":
+        """The task a fold's metrics.json was computed for."""
+        return Task.from_dict({"name": metrics["task"], "classes": metrics["classes"], "target": metrics.get("target")})
+
     def targets(self, rows: pd.DataFrame) -> np.ndarray:
         return rows["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(dtype=np.int64)
 
@@ -252,7 +257,7 @@ class Regression(Task):
         return regression_metrics(y, scores[:, 0])
 
     def val_metrics(self, y, scores):
-        scores = regression_metrics(y, scores[:, 0])
+        scores = self._metrics(y, scores)
         return {"loss": scores["rmse"] ** 2, **scores}
 
     def settings(self, threshold, cfg):
