@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 CORES ?= all
 
-.PHONY: demo test browser bench lint fmt clean
+.PHONY: demo test browser slurm bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures)
-BENCHES := loader cache dag train_step explain
+BENCHES := loader cache dag train_step explain slurm
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(BIN)/snakemake: pyproject.toml
 demo: $(BIN)/snakemake
 	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
-test: $(BIN)/snakemake browser
+test: $(BIN)/snakemake browser slurm
 	$(BIN)/python -m pytest
 
 # headless Chromium for the report test: Debian's chromium + chromium-driver (root needed; without
@@ -34,7 +34,17 @@ browser:
 	  else echo "chromium not installed and not root: the report's browser test will be skipped"; fi; \
 	fi
 
-bench: $(BIN)/snakemake
+# a single-node SLURM for the cluster test and benchmark: Debian's slurm-wlm + munge (root needed;
+# without them those are skipped and say why)
+slurm:
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      slurm-wlm munge >/dev/null; \
+	  else echo "slurm-wlm/munge not installed and not root: the SLURM test and benchmark will be skipped"; fi; \
+	fi
+
+bench: $(BIN)/snakemake slurm
 	cd bench && for name in $(BENCHES); do ../$(BIN)/python $$name.py || exit 1; done
 
 lint: $(BIN)/snakemake

@@ -13,6 +13,10 @@ validate(config, "schemas/config.schema.yaml")
 report: "report/workflow.rst"
 
 
+# used only with --sdm conda apptainer: each rule's conda env (envs/) is built inside this image
+container: "docker://condaforge/miniforge3:24.3.0-0"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/cache.smk"
@@ -22,6 +26,17 @@ include: "rules/evaluate.smk"
 include: "rules/gradcam.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
+
+
+# light bookkeeping runs on the submitting host under --profile slurm, not as cluster jobs
+localrules:
+    all,
+    demo_data,
+    manifest,
+    splits,
+    summarize,
+    plots,
+    report,
 
 
 rule all:

@@ -17,7 +17,7 @@ with to_log(snakemake.log[0]), job_device() as device:
         pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device,
         seed=snakemake.params.seed)
     metrics = {"model": snakemake.wildcards.model, "fold": int(snakemake.wildcards.fold), **metrics,
-               "provenance": provenance(snakemake.config)}
+               "provenance": provenance(snakemake.config, device)}
     write_csv(snakemake.output.predictions, predictions)
     write_json(snakemake.output.metrics, metrics)
     print({k: v for k, v in metrics["metrics"].items()})

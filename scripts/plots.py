@@ -6,6 +6,7 @@ import pandas as pd
 
 from cineflow.logs import to_log
 from cineflow.plots import Inputs, render_figures
+from cineflow.provenance import provenance
 
 with to_log(snakemake.log[0]):
     fold_metrics = [json.loads(open(p, encoding="utf-8").read()) for p in snakemake.input.metrics]
@@ -13,4 +14,4 @@ with to_log(snakemake.log[0]):
         summary = json.load(fh)
     histories = {m["fold"]: pd.read_csv(p) for m, p in zip(fold_metrics, snakemake.input.histories)}
     inputs = Inputs(pd.read_parquet(snakemake.input.oof), summary, fold_metrics, histories)
-    print(render_figures(inputs, snakemake.output[0]))
+    print(render_figures(inputs, snakemake.output[0], provenance(snakemake.config)))

@@ -21,4 +21,4 @@ with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.
                pd.read_csv(snakemake.input.split, keep_default_na=False), pd.read_parquet(snakemake.input.manifest),
                json.loads(open(snakemake.input.norm, encoding="utf-8").read()),
                snakemake.output.model, snakemake.output.history, snakemake.params.state, snakemake.params.seed,
-               device, provenance(snakemake.config), last_path=snakemake.output.last, trackers=trackers)
+               device, provenance(snakemake.config, device), last_path=snakemake.output.last, trackers=trackers)

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -23,12 +24,15 @@ from sklearn.metrics import roc_auc_score
 import browser
 from conftest import REPO, SNAKEMAKE, TINY
 from media import gradient_clip, write_dicom
-from workflow_helpers import copy_repo, edit, planned, snakemake, write_config
+import slurm_cluster
+from workflow_helpers import assert_same_results, copy_repo, edit, planned, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
 # two models side by side in one run: the binary tiny model and an EF regression
 CONFIG = yaml.safe_load(yaml.safe_dump(TINY))
+# eight short epochs: a SLURM job cancelled after the first one has several left to resume
+CONFIG["models"]["tiny"].update(epochs=8, patience=8)
 CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "task": "regression", "target": "ef",
                                "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
                                "batch_size": 4}
@@ -68,7 +72,8 @@ def test_all_outputs_exist_with_provenance(workflow):
                     "confusion_matrix"):
             assert key in metrics["metrics"]
         assert {"config", "code_version", "packages"} <= set(metrics["provenance"])
-        assert metrics["provenance"]["config"]["models"]["tiny"]["epochs"] == 1
+        assert metrics["provenance"]["config"]["models"]["tiny"]["epochs"] == 8
+        assert metrics["provenance"]["hardware"]["device"] == "cpu" and metrics["trained_on"]["device"] == "cpu"
         predictions = pd.read_csv(run / "predictions.csv")
         assert {"video_id", "group", "label", "score", "prediction"} <= set(predictions.columns)
         cams = sorted((run / "gradcam").glob("*.mp4"))
@@ -96,6 +101,10 @@ def test_report_is_self_contained(workflow):
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) >= 3
     for needle in ("ROC", "Confusion", "Learning curves", "Provenance", "Quarantined", "fold"):
         assert needle in html
+    # where each fold's results came from: its config hash, and the device that trained and evaluated it
+    metrics = json.loads((workflow / "results" / "tiny_ef" / "fold_1" / "metrics.json").read_text())
+    assert "Where each result came from" in html and metrics["provenance"]["config_hash"] in html
+    assert f"cpu on {metrics['provenance']['hardware']['host']}" in html
 
 
 def test_models_side_by_side_are_compared_in_the_report(workflow):
@@ -258,6 +267,77 @@ def test_splits_are_byte_identical_when_rebuilt(workflow):
     snakemake(workflow, "-f", "--allowed-rules", "splits", "results/splits/fold_0.csv")
     after = [(workflow / "results" / "splits" / f"fold_{k}.csv").read_bytes() for k in (0, 1)]
     assert before == after
+
+
+def test_a_second_run_of_the_same_config_gives_the_same_results(workflow, tmp_path):
+    """Same config, same machine, a fresh folder: byte-identical splits and predictions, identical metrics."""
+    second = copy_repo(tmp_path / "second")
+    write_config(second, CONFIG)
+    snakemake(second, "results/tiny/fold_0/metrics.json", "results/tiny/fold_1/metrics.json")
+    assert_same_results(workflow, second, ["tiny"], [0, 1])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real single-node SLURM (Debian's slurm-wlm + munge) with two fake GPUs; skipped where it cannot run."""
+    reason = slurm_cluster.why_not_available()
+    if reason:
+        pytest.skip(reason)
+    with slurm_cluster.single_node_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
+
+
+def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workflow, cluster, tmp_path):
+    """`snakemake --profile slurm` end to end on a real cluster. Fold 0's training is cancelled with scancel
+    (SIGTERM) after its first epoch; the profile's retry resumes it from its last state. Every result equals
+    the local run's, and the GPU rules asked SLURM for a GPU."""
+    from cineflow import checkpoint
+
+    workdir = copy_repo(tmp_path / "cluster")
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    del config["models"]["tiny_ef"]
+    write_config(workdir, config)
+    log = open(tmp_path / "snakemake.log", "w")
+    run = subprocess.Popen([SNAKEMAKE, "--profile", "slurm", *slurm_cluster.EXECUTOR_ARGS], cwd=workdir,
+                           env=cluster, stdout=log, stderr=subprocess.STDOUT)
+
+    def tail() -> str:
+        return (tmp_path / "snakemake.log").read_text()[-6000:]
+
+    state = workdir / "results" / ".resume" / "tiny" / "fold_0" / "state.pt"
+    while not state.exists():
+        assert run.poll() is None, f"the run ended before training started:\n{tail()}"
+        time.sleep(0.02)
+    job = next(j for j in slurm_cluster.job_records(cluster)
+               if j["Comment"] == "rule_train_wildcards_tiny_0" and j["JobState"] == "RUNNING")
+    subprocess.run(["scontrol", "suspend", job["JobId"]], env=cluster, check=True, timeout=30)
+    assert state.exists(), "fold 0's training finished before it could be cancelled"
+    done = checkpoint.load(state)["epoch"] + 1  # epochs saved when SLURM stopped the job
+    subprocess.run(["scancel", job["JobId"]], env=cluster, check=True, timeout=30)
+    assert run.wait(timeout=800) == 0, tail()
+    log.close()
+
+    records = {j["JobId"]: j for j in slurm_cluster.job_records(cluster)}
+    assert records[job["JobId"]]["JobState"] == "CANCELLED"
+    by_rule: dict[str, list[dict]] = {}
+    for record in records.values():
+        by_rule.setdefault(record["Comment"].split("_wildcards")[0].removeprefix("rule_"), []).append(record)
+    assert {"cache_shard", "normalisation", "train", "evaluate", "gradcam"} == set(by_rule)
+    for rule, jobs in by_rule.items():
+        gpu = rule in ("train", "evaluate", "gradcam")
+        assert all((j["Partition"] == "gpu") == gpu for j in jobs), (rule, jobs)
+        assert all(("gpu:1" in j.get("TresPerJob", "")) == gpu for j in jobs), (rule, jobs)
+    assert len(by_rule["train"]) == 3  # two folds plus the resubmitted one
+
+    train_log = (workdir / "results" / "logs" / "train" / "tiny" / "fold_0.log").read_text()
+    resumed = int(re.search(r"resuming from epoch (\d+)", train_log).group(1))
+    assert resumed >= done >= 1  # at most the epoch in progress was lost
+    metrics = json.loads((workdir / "results" / "tiny" / "fold_0" / "metrics.json").read_text())
+    assert metrics["trained_on"]["slurm_job_id"] != job["JobId"]  # the retry finished it
+    assert metrics["provenance"]["hardware"]["slurm_job_id"] in records
+    assert metrics["provenance"]["hardware"]["cuda_visible_devices"] in ("0", "1")  # a GPU of its own
+    assert_same_results(workflow, workdir, ["tiny"], [0, 1])
+    assert "SLURM job" in (workdir / "results" / "report.html").read_text()
 
 
 def test_unknown_config_key_fails_at_parse_time(workflow):

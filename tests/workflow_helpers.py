@@ -36,7 +36,7 @@ def write_config(workdir: Path, config: dict) -> None:
 
 def copy_repo(workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "src", "envs", "report"):
+    for name in ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "src", "envs", "report", "slurm"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, workdir / name, symlinks=True,
@@ -44,3 +44,28 @@ def copy_repo(workdir: Path) -> Path:
         else:
             shutil.copy2(source, workdir / name)
     return workdir
+
+
+def assert_same_results(first: Path, second: Path, models: list[str], folds: list[int]) -> None:
+    """Two runs of one config agree: byte-identical split CSVs and predictions, the same normalisation,
+    training histories and metrics (only provenance and timings may differ)."""
+    import json
+
+    import pandas as pd
+
+    a, b = first / "results", second / "results"
+
+    def numbers(path: Path) -> dict:
+        data = json.loads(path.read_text())
+        return {k: v for k, v in data.items() if k not in ("provenance", "trained_on")}
+
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "manifest.parquet"), pd.read_parquet(b / "manifest.parquet"))
+    for fold in folds:
+        assert (a / "splits" / f"fold_{fold}.csv").read_bytes() == (b / "splits" / f"fold_{fold}.csv").read_bytes()
+        assert numbers(a / "splits" / f"fold_{fold}.norm.json") == numbers(b / "splits" / f"fold_{fold}.norm.json")
+        for model in models:
+            run_a, run_b = a / model / f"fold_{fold}", b / model / f"fold_{fold}"
+            pd.testing.assert_frame_equal(pd.read_csv(run_a / "history.csv").drop(columns="seconds"),
+                                          pd.read_csv(run_b / "history.csv").drop(columns="seconds"))
+            assert numbers(run_a / "metrics.json") == numbers(run_b / "metrics.json"), (model, fold)
+            assert (run_a / "predictions.csv").read_bytes() == (run_b / "predictions.csv").read_bytes()

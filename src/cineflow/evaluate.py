@@ -35,5 +35,6 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
         "n_test": int(len(test_rows)), "n_val": int(len(val_rows)),
         "eval_clips": cfg.eval_clips, "clip_sampling": spec.get("clip_sampling", "random"),
         "mc_dropout": cfg.mc_dropout, "best_epoch": ckpt["best_epoch"], **results,
+        "trained_on": (ckpt.get("provenance") or {}).get("hardware", {}),
     }
     return metrics, predictions

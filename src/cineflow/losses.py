@@ -1,6 +1,8 @@
 """Loss functions in a registry. Each entry knows its task and how its outputs read as scores.
 
 Every loss takes (outputs [B, K], targets [B]) whatever the task, so the trainer has one call.
+torch is imported where a loss is built: the workflow checks model entries against this registry
+when it parses, and importing torch there would cost every `snakemake` call two seconds.
 `output` says what the model's last layer means: softmax logits (one per class), a sigmoid
 logit (binary, one output) or an identity value (regression, one output).
 """
@@ -8,15 +10,16 @@ logit (binary, one output) or an identity value (regression, one output).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from .config import ConfigError
 from .registry import registrar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def n_outputs(loss: str, n_classes: int) -> int:
 
 def to_scores(outputs: torch.Tensor, output: str) -> torch.Tensor:
     """Model outputs -> class probabilities [B, n_classes] or values [B, 1]."""
+    import torch
+
     outputs = outputs.float()
     if output == "softmax":
         return torch.softmax(outputs, dim=1)
@@ -67,6 +72,8 @@ def to_scores(outputs: torch.Tensor, output: str) -> torch.Tensor:
 
 def weights_for(spec: list | str | None, n_classes: int, train_targets: np.ndarray) -> torch.Tensor | None:
     """`balanced` = inverse class frequency in the fold's train partition (as scikit-learn defines it)."""
+    import torch
+
     if spec is None:
         return None
     if spec == "balanced":
@@ -80,38 +87,17 @@ def weights_for(spec: list | str | None, n_classes: int, train_targets: np.ndarr
 @register_loss("cross_entropy", "classification", "softmax")
 def cross_entropy(n_classes, train_targets, label_smoothing: float = 0.0,
                   class_weights: list | str | None = None) -> nn.Module:
+    from torch import nn
+
     return nn.CrossEntropyLoss(weight=weights_for(class_weights, n_classes, train_targets),
                                label_smoothing=label_smoothing)
 
 
-class FocalLoss(nn.Module):
-    """Softmax focal loss: (1 - p_t)^gamma down-weights the easy videos; optional class weights (alpha)."""
-
-    def __init__(self, gamma: float, weight: torch.Tensor | None):
-        super().__init__()
-        self.gamma = gamma
-        self.register_buffer("weight", weight if weight is not None else torch.empty(0))
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        log_p = F.log_softmax(outputs.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
-        loss = -((1 - log_p.exp()) ** self.gamma) * log_p
-        if self.weight.numel():
-            loss = loss * self.weight[targets]
-        return loss.mean()
-
-
 @register_loss("focal", "classification", "softmax")
 def focal(n_classes, train_targets, gamma: float = 2.0, class_weights: list | str | None = None) -> nn.Module:
+    from .loss_modules import FocalLoss
+
     return FocalLoss(gamma, weights_for(class_weights, n_classes, train_targets))
-
-
-class BinaryCrossEntropy(nn.Module):
-    def __init__(self, pos_weight: float | None):
-        super().__init__()
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=None if pos_weight is None else torch.tensor(pos_weight))
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(outputs[:, 0].float(), targets.float())
 
 
 @register_loss("bce", "classification", "sigmoid")
@@ -121,38 +107,29 @@ def bce(n_classes, train_targets, pos_weight: float | str | None = None) -> nn.M
     if pos_weight == "balanced":
         y = np.asarray(train_targets)
         pos_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
+    from .loss_modules import BinaryCrossEntropy
+
     return BinaryCrossEntropy(pos_weight)
-
-
-class Regression(nn.Module):
-    """A pointwise loss on one output, optionally weighted by which bin the target falls in."""
-
-    def __init__(self, fn: Callable, edges: list[float] | None = None, weights: list[float] | None = None):
-        super().__init__()
-        self.fn = fn
-        self.register_buffer("edges", torch.tensor(edges or [], dtype=torch.float32))
-        self.register_buffer("bin_weights", torch.tensor(weights or [1.0], dtype=torch.float32))
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = targets.float()
-        loss = self.fn(outputs[:, 0].float(), targets, reduction="none")
-        if self.edges.numel():
-            loss = loss * self.bin_weights[torch.bucketize(targets, self.edges, right=True)]
-        return loss.mean()
 
 
 @register_loss("mse", "regression", "identity")
 def mse(n_classes, train_targets) -> nn.Module:
+    from .loss_modules import F, Regression
+
     return Regression(F.mse_loss)
 
 
 @register_loss("l1", "regression", "identity")
 def l1(n_classes, train_targets) -> nn.Module:
+    from .loss_modules import F, Regression
+
     return Regression(F.l1_loss)
 
 
 @register_loss("huber", "regression", "identity")
 def huber(n_classes, train_targets, delta: float = 1.0) -> nn.Module:
+    from .loss_modules import F, Regression
+
     return Regression(lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=delta))
 
 
@@ -165,4 +142,6 @@ def weighted_mse(n_classes, train_targets, edges: list[float] = (30, 40, 70),
     if len(weights) != len(edges) + 1 or list(edges) != sorted(edges):
         raise ConfigError(f"weighted_mse needs ascending edges and one more weight than edges; got edges={list(edges)}"
                           f", weights={list(weights)}")
+    from .loss_modules import F, Regression
+
     return Regression(F.mse_loss, list(edges), list(weights))

@@ -220,8 +220,8 @@ COMMON_FIGURES = [("uncertainty", "Error against uncertainty", uncertainty_figur
                   ("learning_curves", "Learning curves", learning_curves)]
 
 
-def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
-    """Write the model's figures as PNGs plus figures.json (their order and alt texts) into `out_dir`."""
+def render_figures(d: Inputs, out_dir: str | Path, provenance: dict | None = None) -> list[dict]:
+    """Write the model's figures as PNGs plus figures.json (their order, alt texts and provenance)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
@@ -230,9 +230,9 @@ def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
         if fig is not None:
             save_png(fig, out_dir / f"{stem}.png")
             index.append({"name": stem, "alt": alt, "file": f"{stem}.png"})
-    write_json(out_dir / "figures.json", index)
+    write_json(out_dir / "figures.json", {"figures": index, "provenance": provenance or {}})
     return index
 
 
 def read_index(out_dir: str | Path) -> list[dict]:
-    return json.loads((Path(out_dir) / "figures.json").read_text(encoding="utf-8"))
+    return json.loads((Path(out_dir) / "figures.json").read_text(encoding="utf-8"))["figures"]

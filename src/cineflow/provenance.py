@@ -57,25 +57,31 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
     return versions
 
 
-def hardware() -> dict[str, Any]:
+def hardware(device: Any = "cpu") -> dict[str, Any]:
+    """The machine and the device a job ran on; under SLURM also its job id and the GPUs it was given."""
     import os
 
     import torch
 
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
+    info = {"device": str(device), "host": platform.node(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
+        index = torch.device(device).index if torch.device(device).type == "cuda" else None
+        info["gpu"] = torch.cuda.get_device_name(index or 0)
+    for name in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES"):
+        if name in os.environ:
+            info[name.lower()] = os.environ[name]
     return info
 
 
-def provenance(config: Any) -> dict[str, Any]:
+def provenance(config: Any, device: Any = "cpu") -> dict[str, Any]:
     """The block every result file carries."""
     return {
         "config": config,
         "config_hash": config_hash(config),
         "code_version": code_version(),
         "packages": package_versions(),
-        "hardware": hardware(),
+        "hardware": hardware(device),
     }
 
 
@@ -85,36 +91,43 @@ def module_sources(module: str, package_dir: Path = PACKAGE_DIR) -> list[str]:
     Snakemake does not track imported code, so rules list these files as inputs: editing a
     module reruns exactly the rules whose scripts reach it.
     """
-    package = package_dir.name
     seen: set[str] = set()
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_path(name, package, package_dir)
-        if path is None:
+        if name in seen or _module_path(name, package_dir) is None:
             continue
         seen.add(name)
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.split(".")[0] == package]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:  # relative import inside the package
-                    base = name.rsplit(".", node.level)[0] if path.name != "__init__.py" else name
-                    target = f"{base}.{node.module}" if node.module else base
-                else:
-                    target = node.module or ""
-                if target.split(".")[0] == package:
-                    todo.append(target)
-                    todo += [f"{target}.{a.name}" for a in node.names]
-    return sorted(str(_module_path(n, package, package_dir)) for n in seen)
+        todo += _imports(name, package_dir)
+    return sorted(str(_module_path(n, package_dir)) for n in seen)
 
 
-def _module_path(name: str, package: str, package_dir: Path) -> Path | None:
+@lru_cache(maxsize=None)
+def _imports(name: str, package_dir: Path) -> list[str]:
+    """The package's modules that module `name` imports (parsed once per process: every rule asks)."""
+    package = package_dir.name
+    path = _module_path(name, package_dir)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == package]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import inside the package
+                base = name.rsplit(".", node.level)[0] if path.name != "__init__.py" else name
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target.split(".")[0] == package:
+                found.append(target)
+                found += [f"{target}.{a.name}" for a in node.names]
+    return found
+
+
+@lru_cache(maxsize=None)
+def _module_path(name: str, package_dir: Path) -> Path | None:
     parts = name.split(".")
-    if parts[0] != package:
+    if parts[0] != package_dir.name:
         return None
     rel = Path(*parts[1:]) if len(parts) > 1 else Path()
     for candidate in (package_dir / rel.with_suffix(".py") if parts[1:] else None, package_dir / rel / "__init__.py"):

@@ -97,13 +97,27 @@ def mistakes_table(task: Task, oof: pd.DataFrame, model: str, cams: set[tuple[in
     return rows
 
 
+def origin_rows(model: str, fold_metrics: list[dict]) -> pd.DataFrame:
+    """Where each fold's results came from: config hash, code version and the device/host/SLURM job that
+    trained and evaluated it (from the provenance the result files carry)."""
+    def where(hw: dict) -> str:
+        job = f", SLURM job {hw['slurm_job_id']}" if hw.get("slurm_job_id") else ""
+        gpu = f" ({hw['gpu']})" if hw.get("gpu") else ""
+        return f"{hw.get('device', '?')}{gpu} on {hw.get('host', '?')}{job}"
+
+    return pd.DataFrame([{"model": model, "fold": m["fold"], "config hash": m["provenance"]["config_hash"],
+                          "code version": m["provenance"]["code_version"],
+                          "trained on": where(m.get("trained_on", {})),
+                          "evaluated on": where(m["provenance"]["hardware"])} for m in fold_metrics])
+
+
 def build_report(results_dir: str | Path, models: list[str], folds: list[int], config: dict,
                  benchmarks_dir: str | Path, title: str) -> str:
     results = Path(results_dir)
     splits = {k: pd.read_csv(results / "splits" / f"fold_{k}.csv", keep_default_na=False) for k in folds}
     quarantine = pd.read_csv(results / "quarantine.csv", keep_default_na=False)
     manifest = pd.read_parquet(results / "manifest.parquet")
-    summaries, sections, tasks = {}, [], {}
+    summaries, sections, tasks, origins = {}, [], {}, []
     for name in models:
         summary = json.loads((results / name / "summary.json").read_text())
         summaries[name] = summary
@@ -139,6 +153,7 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
             "cams": cams,
             "config": yaml.safe_dump(config["models"][name], sort_keys=False),
         })
+        origins.append(origin_rows(name, fold_metrics))
     columns, rows, best = comparison(summaries, tasks)
     template = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined
                                   ).from_string(resources.files("cineflow").joinpath("templates/report.html")
@@ -151,6 +166,7 @@ def build_report(results_dir: str | Path, models: list[str], folds: list[int], c
         quarantine=quarantine.to_dict("records"),
         config_yaml=yaml.safe_dump(config, sort_keys=False), code_version=code_version(),
         packages=package_versions(), hardware=hardware(),
+        origins=pd.concat(origins).to_html(index=False, classes="table", border=0),
         benchmarks=benchmarks(Path(benchmarks_dir)).to_html(index=False, classes="table", border=0,
                                                             float_format="%.2f"),
     )

@@ -1,0 +1,74 @@
+"""The tiny workflow through a real single-node SLURM (tests/slurm_cluster.py) versus locally.
+
+Figures: local_s and slurm_s (the whole tiny workflow, `snakemake` vs `snakemake --profile slurm`, from
+a clean folder); per cluster rule, <rule>_job_s (SLURM's submit -> end, mean over the rule's jobs),
+<rule>_script_s (the rule's own benchmark time) and <rule>_overhead_s (the difference: scheduling,
+two Snakemake start-ups in the job step, srun). Needs root (skipped otherwise, with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import slurm_cluster  # noqa: E402
+from conftest import SNAKEMAKE, TINY  # noqa: E402
+from workflow_helpers import copy_repo, write_config  # noqa: E402
+
+CLUSTER_RULES = ("cache_shard", "normalisation", "train", "evaluate", "gradcam")
+
+
+def timed_run(workdir: Path, *args: str, env: dict | None = None) -> float:
+    tic = time.perf_counter()
+    subprocess.run([SNAKEMAKE, *args], cwd=workdir, env=env, check=True, capture_output=True, timeout=1800)
+    return round(time.perf_counter() - tic, 1)
+
+
+def job_figures(records: list[dict], workdir: Path) -> dict:
+    figures = {}
+    for rule in CLUSTER_RULES:
+        jobs = [r for r in records if r["Comment"].split("_wildcards")[0] == f"rule_{rule}"]
+        spans = [(datetime.fromisoformat(j["EndTime"]) - datetime.fromisoformat(j["SubmitTime"])).total_seconds()
+                 for j in jobs]
+        scripts = [pd.read_csv(p, sep="\t")["s"].iloc[0]
+                   for p in (workdir / "results" / "benchmarks" / rule).rglob("*.tsv")]
+        job_s, script_s = sum(spans) / len(spans), sum(scripts) / len(scripts)
+        figures.update({f"{rule}_job_s": round(job_s, 1), f"{rule}_script_s": round(script_s, 1),
+                        f"{rule}_overhead_s": round(job_s - script_s, 1), f"{rule}_jobs": len(jobs)})
+    return figures
+
+
+def main() -> None:
+    reason = slurm_cluster.why_not_available()
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        local, cluster = copy_repo(tmp / "local"), copy_repo(tmp / "cluster")
+        for workdir in (local, cluster):
+            write_config(workdir, TINY)
+        figures = {"local_s": timed_run(local, "--cores", "2", "--resources", "gpu=1")}
+        with slurm_cluster.single_node_cluster(tmp / "slurm") as env:
+            figures["slurm_s"] = timed_run(cluster, "--profile", "slurm", *slurm_cluster.EXECUTOR_ARGS, env=env)
+            figures.update(job_figures(slurm_cluster.job_records(env), cluster))
+    figures.update({"status_check_start_s": 4, "machine": f"single-node SLURM 22.05 (Debian), {os.cpu_count()} cores"})
+    out = Path(__file__).with_name("results") / "slurm.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
