@@ -21,8 +21,9 @@ $(BIN)/snakemake: pyproject.toml
 demo: $(BIN)/snakemake
 	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
+# one worker per core, a test file per worker at a time (the workflow tests share a module fixture)
 test: $(BIN)/snakemake browser slurm
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # headless Chromium for the report test: Debian's chromium + chromium-driver (root needed; without
 # them that one test is skipped and says why)
