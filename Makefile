@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 CORES ?= all
 
-.PHONY: demo test browser slurm bench lint fmt clean
+.PHONY: demo test system bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures)
 BENCHES := loader cache dag train_step explain slurm
@@ -22,30 +22,24 @@ demo: $(BIN)/snakemake
 	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
 # one worker per core, a test file per worker at a time (the workflow tests share a module fixture)
-test: $(BIN)/snakemake browser slurm
+test: $(BIN)/snakemake system
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-# headless Chromium for the report test: Debian's chromium + chromium-driver (root needed; without
-# them that one test is skipped and says why)
-browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+# Debian packages two kinds of tests need: headless Chromium for the report test, and slurm-wlm + munge
+# for the single-node SLURM test and benchmark. Installed with apt when missing and root; otherwise those
+# tests are skipped and say why.
+SYSTEM_PACKAGES := chromium chromium-driver slurm-wlm munge
+system:
+	@missing=""; for cmd in chromium chromedriver slurmctld munged; do \
+	  command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      chromium chromium-driver >/dev/null; \
-	  else echo "chromium not installed and not root: the report's browser test will be skipped"; fi; \
+	      $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "missing:$$missing (not root): the browser and SLURM tests will be skipped"; fi; \
 	fi
 
-# a single-node SLURM for the cluster test and benchmark: Debian's slurm-wlm + munge (root needed;
-# without them those are skipped and say why)
-slurm:
-	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      slurm-wlm munge >/dev/null; \
-	  else echo "slurm-wlm/munge not installed and not root: the SLURM test and benchmark will be skipped"; fi; \
-	fi
-
-bench: $(BIN)/snakemake slurm
+bench: $(BIN)/snakemake system
 	cd bench && for name in $(BENCHES); do ../$(BIN)/python $$name.py || exit 1; done
 
 lint: $(BIN)/snakemake

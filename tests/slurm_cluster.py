@@ -1,10 +1,10 @@
 """A real single-node SLURM cluster in a folder, for the tests and the SLURM benchmark.
 
-Debian's `slurm-wlm` and `munge` (the Makefile's `slurm` target installs them), started as root without
+Debian's `slurm-wlm` and `munge` (the Makefile's `system` target installs them), started as root without
 systemd: `munged`, `slurmctld` and `slurmd` run from a private folder (own munge key and socket, own ports,
-own state), so the machine's own SLURM files are left alone apart from one link (below). The node offers two partitions, `cpu` and `gpu` (the names the
-repository's `slurm/` profile uses), and two fake GPUs: a gres GPU needs a `File=`, and any device file will
-do when nothing opens it.
+own state), so the machine's own SLURM files are left alone apart from one link (below). The node offers two
+partitions, `cpu` and `gpu` (the names the repository's `slurm/` profile uses), and two fake GPUs: a gres GPU
+needs a `File=`, and any device file will do when nothing opens it.
 
 One file goes outside the folder: /etc/slurm/slurm.conf, a link to the folder's configuration, because the
 plugin's job step drops SLURM_* variables (SLURM_CONF among them) before its inner `srun`, which then reads
