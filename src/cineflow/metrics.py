@@ -19,14 +19,15 @@ LOWER_IS_BETTER = {"loss", "mae", "rmse", "mse"}
 
 def tune_threshold(y_true: np.ndarray, score: np.ndarray, rule: str) -> float:
     """Threshold on the positive score chosen on val data (Youden's J, best F1 or best MCC)."""
+    skm = sklearn_metrics()
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
     if rule == "fixed" or len(np.unique(y_true)) < 2:
         return 0.5
     if rule == "youden":
-        fpr, tpr, thresholds = sklearn_metrics().roc_curve(y_true, score)
+        fpr, tpr, thresholds = skm.roc_curve(y_true, score)
         finite = np.isfinite(thresholds)
         return float(thresholds[finite][np.argmax((tpr - fpr)[finite])])
-    scorer = {"f1": sklearn_metrics().f1_score, "mcc": sklearn_metrics().matthews_corrcoef}.get(rule)
+    scorer = {"f1": skm.f1_score, "mcc": skm.matthews_corrcoef}.get(rule)
     if scorer is None:
         raise ValueError(f"unknown threshold rule '{rule}'; use youden, f1, mcc or fixed")
     candidates = np.unique(score)
@@ -39,6 +40,7 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold) -> dict:
 
     The threshold metrics come from the confusion counts (the bootstrap calls this a thousand times);
     `threshold` may be one value or one per row (pooled folds, each with its own)."""
+    skm = sklearn_metrics()
     y_true = np.asarray(y_true).astype(int)
     score = np.asarray(score, dtype=float)
     pred = (score >= threshold).astype(int)
@@ -57,8 +59,8 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold) -> dict:
         "recall": recall,
         "specificity": specificity,
         "f1": ratio(2 * tp, 2 * tp + fp + fn),
-        "roc_auc": float(sklearn_metrics().roc_auc_score(y_true, score)) if both else float("nan"),
-        "pr_auc": float(sklearn_metrics().average_precision_score(y_true, score)) if both else float("nan"),
+        "roc_auc": float(skm.roc_auc_score(y_true, score)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y_true, score)) if both else float("nan"),
         "mcc": ratio(tp * tn - fp * fn, denominator),
         "confusion_matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
     }
@@ -72,42 +74,44 @@ def is_better(metric: str, new: float, best: float | None) -> bool:
 
 def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
     """Argmax predictions: macro and weighted variants, one-vs-rest AUC, and per-class figures."""
+    skm = sklearn_metrics()
     y_true = np.asarray(y_true).astype(int)
     labels = list(range(len(classes)))
     pred = probs.argmax(1)
     present = np.unique(y_true)
     all_present = len(present) == len(classes)
     out = {
-        "accuracy": float(sklearn_metrics().accuracy_score(y_true, pred)),
-        "balanced_accuracy": float(sklearn_metrics().balanced_accuracy_score(y_true, pred)),
-        "mcc": float(sklearn_metrics().matthews_corrcoef(y_true, pred)),
-        "roc_auc": float(sklearn_metrics().roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=labels))
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, pred)),
+        "mcc": float(skm.matthews_corrcoef(y_true, pred)),
+        "roc_auc": float(skm.roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=labels))
         if all_present else float("nan"),
-        "roc_auc_weighted": float(sklearn_metrics().roc_auc_score(y_true, probs, multi_class="ovr", average="weighted",
+        "roc_auc_weighted": float(skm.roc_auc_score(y_true, probs, multi_class="ovr", average="weighted",
                                                     labels=labels)) if all_present else float("nan"),
     }
     for average in ("macro", "weighted"):
-        p, r, f, _ = sklearn_metrics().precision_recall_fscore_support(y_true, pred, labels=labels, average=average,
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, pred, labels=labels, average=average,
                                                          zero_division=0)
         out.update({f"precision_{average}": float(p), f"recall_{average}": float(r), f"f1_{average}": float(f)})
     out["f1"] = out["f1_macro"]
-    p, r, f, support = sklearn_metrics().precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
+    p, r, f, support = skm.precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
     out["per_class"] = {
         c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i]),
-            "roc_auc": float(sklearn_metrics().roc_auc_score(y_true == i, probs[:, i])) if 0 < support[i] < len(y_true)
+            "roc_auc": float(skm.roc_auc_score(y_true == i, probs[:, i])) if 0 < support[i] < len(y_true)
             else float("nan")}
         for i, c in enumerate(classes)}
-    out["confusion_matrix"] = sklearn_metrics().confusion_matrix(y_true, pred, labels=labels).tolist()
+    out["confusion_matrix"] = skm.confusion_matrix(y_true, pred, labels=labels).tolist()
     return out
 
 
 def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    skm = sklearn_metrics()
     y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
     varied = len(y_true) > 1 and np.std(y_true) > 0 and np.std(pred) > 0
     return {
-        "mae": float(sklearn_metrics().mean_absolute_error(y_true, pred)),
-        "rmse": float(np.sqrt(sklearn_metrics().mean_squared_error(y_true, pred))),
-        "r2": float(sklearn_metrics().r2_score(y_true, pred)) if len(y_true) > 1 else float("nan"),
+        "mae": float(skm.mean_absolute_error(y_true, pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, pred))),
+        "r2": float(skm.r2_score(y_true, pred)) if len(y_true) > 1 else float("nan"),
         "pearson_r": float(np.corrcoef(y_true, pred)[0, 1]) if varied else float("nan"),
         "bias": float(np.mean(pred - y_true)),
     }
@@ -164,12 +168,13 @@ def bland_altman(y_true: np.ndarray, pred: np.ndarray) -> dict:
 
 def cutoff_aucs(y_true: np.ndarray, pred: np.ndarray, cutoffs: list[float]) -> dict:
     """ROC AUC of the predicted value for "target below the cut-off" (EchoNet-Dynamic: EF < 35/40/45/50)."""
+    skm = sklearn_metrics()
     y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
     out = {}
     for c in cutoffs:
         below = y_true < c
         both = 0 < below.sum() < len(below)
-        out[f"auc_below_{c:g}"] = float(sklearn_metrics().roc_auc_score(below, -pred)) if both else float("nan")
+        out[f"auc_below_{c:g}"] = float(skm.roc_auc_score(below, -pred)) if both else float("nan")
     return out
 
 

@@ -66,8 +66,8 @@ def hardware(device: Any = "cpu") -> dict[str, Any]:
     info = {"device": str(device), "host": platform.node(), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
-        index = torch.device(device).index if torch.device(device).type == "cuda" else None
-        info["gpu"] = torch.cuda.get_device_name(index or 0)
+        device = torch.device(device)
+        info["gpu"] = torch.cuda.get_device_name(device.index or 0)
     for name in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES"):
         if name in os.environ:
             info[name.lower()] = os.environ[name]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError
-from .metrics import (sklearn_metrics, binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
-                      multiclass_metrics, regression_metrics, tune_threshold)
+from .metrics import (binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
+                      multiclass_metrics, regression_metrics, sklearn_metrics, tune_threshold)
 from .registry import registrar
 
 TASKS: dict[str, type["Task"]] = {}
@@ -135,7 +135,8 @@ class Task:
         wrong = ~table["correct"].astype(bool).to_numpy()
         both = 0 < wrong.sum() < len(wrong)
         return {"mean_uncertainty": float(table["uncertainty"].mean()),
-                "uncertainty_auc_wrong": float(sklearn_metrics().roc_auc_score(wrong, table["uncertainty"])) if both else float("nan")}
+                "uncertainty_auc_wrong": float(sklearn_metrics().roc_auc_score(wrong, table["uncertainty"]))
+                if both else float("nan")}
 
     def mistakes(self, oof: pd.DataFrame) -> pd.DataFrame:
         """Wrong out-of-fold predictions, the most confident first (regression: the largest errors)."""
