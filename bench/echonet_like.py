@@ -19,12 +19,15 @@ from cineflow.video_io import write_avi  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_videos(folder: Path, n_videos: int = 32, n_frames: int = 128, size: int = 112, seed: int = 0) -> list[Path]:
-    """RGB AVIs as EchoNet-Dynamic ships them (3 channels, 112 x 112, MJPG)."""
+def make_videos(folder: Path, n_videos: int = 32, n_frames: int = 128, size: int = 112, seed: int = 0,
+                only: slice = slice(None)) -> list[Path]:
+    """RGB AVIs as EchoNet-Dynamic ships them (3 channels, 112 x 112, MJPG); `only` the videos of that slice
+    of the set (so processes can share the work)."""
     cfg = DemoConfig.from_dict(resolve({"demo": {"n_patients": n_videos, "clips_per_patient": 1, "hflip_fraction": 0,
                                                   "n_frames": n_frames, "size": size, "n_corrupt": 0}})["demo"])
     paths = []
-    for i, (_, row) in enumerate(plan(cfg, seed, ["NORMAL", "REDUCED"]).iterrows()):
+    rows = list(plan(cfg, seed, ["NORMAL", "REDUCED"]).iterrows())
+    for i, (_, row) in list(enumerate(rows))[only]:
         path = folder / f"video_{i:03d}.avi"
         if not path.exists():
             write_avi(path, np.repeat(render(row, cfg)[..., None], 3, -1), 50)

@@ -17,7 +17,7 @@ rule train:
         fold=r"\d+",
     conda:
         ENV
-    threads: config["resources"]["train_threads"]
+    threads: config["resources"]["train_threads"] + config["resources"]["loader_workers"]
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
@@ -28,7 +28,8 @@ rule train:
         seed=SEED,
         # resumable state: not an output, so Snakemake keeps it when it reruns a killed job
         state="results/.resume/{model}/fold_{fold}/state.pt",
-        # tracking is not a param: switching it on or off does not retrain
+        # tracking and resources are not params: switching tracking on or off, or changing the loader
+        # workers, does not retrain
         tracking="results/tracking",
     script:
         "../scripts/train.py"

@@ -88,11 +88,22 @@ def clip_attention(model: torch.nn.Module, clip: torch.Tensor) -> np.ndarray | N
 
 
 def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.DataFrame, threshold: float | None,
-                cfg: GradcamConfig, out_dir: str | Path) -> pd.DataFrame:
-    """Write one MP4 (PNG for images) per selected test video, its attention plot, and index.csv."""
+                cfg: GradcamConfig, out_dir: str | Path, device: torch.device = torch.device("cpu")) -> pd.DataFrame:
+    """Write one MP4 (PNG for images) per selected test video, its attention plot, and index.csv.
+
+    Args:
+        model_path: the fold's checkpoint.
+        predictions: the fold's test predictions (evaluate's predictions.csv), from which videos are chosen.
+        manifest: the frame cache's manifest (where each video's frames are).
+        threshold: the fold's val-tuned decision threshold (binary), or None.
+        cfg: the gradcam section (how many videos, which, fps, layer).
+        out_dir: the folder of the MP4/PNG files and index.csv.
+        device: where the model runs the CAM's forward and backward passes.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ckpt = load_model(model_path)
+    model.to(device)
     task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
     layer = cfg.target_layer or model.cam_layer
     chosen = select_videos(predictions, task, threshold, cfg.n_videos, cfg.select)
@@ -101,7 +112,7 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
         frames = load_frames(video["frames_path"])
         raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
-        clip = to_tensor(raw, norm["mean"], norm["std"])
+        clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)
         heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)
         name = write_panels(out_dir / str(pick.video_id), overlay(raw, heat, task.caption(pick)), cfg.fps)
         weights, attention = clip_attention(model, clip), ""

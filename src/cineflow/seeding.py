@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -10,6 +11,8 @@ import torch
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
     """Seed Python/NumPy/torch and make kernels deterministic (the device comes from devices.job_device)."""
+    # cuBLAS is deterministic only with a fixed workspace, set before its first call (no effect on a CPU)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -11,7 +11,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +64,73 @@ def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
     return torch.compile(model, backend="inductor" if setting is True else setting)
 
 
+@dataclass(frozen=True)
+class Normalisation:
+    """A fold's per-channel mean and std in [0, 1] units (from its train partition)."""
+
+    mean: list[float]
+    std: list[float]
+
+
+def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device) -> DataLoader:
+    """The epoch's DataLoader. On a GPU, `workers` processes read uint8 clips ahead of the model into pinned
+    memory (several batches each), so the GPU never waits for a file. On a CPU the clips are read in the
+    training process: the model needs every core there, and a batch of uint8 clips costs little to read."""
+    workers = workers if device.type == "cuda" else 0
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
+                      prefetch_factor=4 if workers else None)
+
+
+def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    precision: Precision, device: torch.device, norm: Normalisation, generator: torch.Generator,
+                    augment_cfg: dict, accumulate: int = 1, clip_grad_norm: float | None = None,
+                    channels_last: bool = False, desc: str = "") -> float:
+    """One pass over `loader`, training; returns the mean training loss (after EchoNet-Dynamic's run_epoch).
+
+    Batches arrive as uint8 and become float, augmented and normalised on `device`. The loss is summed
+    on the device and read once at the end: a per-step `.item()` would make the host wait for every
+    step and leave the GPU idle while the next one is launched.
+
+    Args:
+        model: the module to call (the compiled one when `compile` is set); already on `device`, in train mode.
+        loader: yields (uint8 clips [B, C, T, H, W], targets [B]).
+        criterion: the loss module, on `device`.
+        optimizer: stepped every `accumulate` batches and after the last one.
+        precision: autocast, loss scaling and the optimizer step (precision.Precision).
+        device: where the batch goes.
+        norm: the fold's normalisation statistics.
+        generator: CPU generator of the augmentation draws, seeded per (seed, epoch) so a resumed run
+            augments as an uninterrupted one.
+        augment_cfg: the model's `augment` section.
+        accumulate: batches per optimizer step (gradient accumulation).
+        clip_grad_norm: the gradient norm clip, or None.
+        channels_last: convert the batch to channels_last(_3d) memory format.
+        desc: the progress bar's label.
+    """
+    total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
+    optimizer.zero_grad(set_to_none=True)
+    for step, (x, y) in enumerate(tqdm(loader, desc=desc, file=sys.stderr, mininterval=10, leave=False)):
+        x = x.to(device, non_blocking=True).float().div_(255.0)  # uint8 until here
+        x = normalise(augment(x, augment_cfg, generator), norm.mean, norm.std)
+        if channels_last and x.dim() == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with precision.autocast():
+            loss = criterion(model(x), y.to(device, non_blocking=True))
+        precision.backward(loss / accumulate)
+        if (step + 1) % accumulate == 0 or step + 1 == n_batches:
+            precision.step(optimizer, model.parameters(), clip_grad_norm)
+        total += loss.detach()
+    return float(total.item()) / max(1, n_batches)
+
+
 def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
                model_path: str | Path, history_path: str | Path, state_path: str | Path, seed: int,
                device: torch.device, provenance: dict | None = None, last_path: str | Path | None = None,
-               trackers: list = ()) -> pd.DataFrame:
+               trackers: list = (), workers: int = 0) -> pd.DataFrame:
     """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition).
 
-    Writes the best checkpoint (selected on the monitor) to `model_path` and the last one to `last_path`."""
+    Writes the best checkpoint (selected on the monitor) to `model_path` and the last one to `last_path`.
+    `workers` DataLoader processes read clips on a GPU machine (see `training_loader`)."""
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
@@ -126,22 +186,12 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         train_ds.set_epoch(epoch)
         batches = epoch_batches(cfg.sampler, y_train if task.kind == "classification" else np.zeros(len(y_train),
                                 int), cfg.batch_size, seed, epoch)
-        loader = DataLoader(train_ds, batch_sampler=batches, num_workers=0)
-        losses = []
+        loader = training_loader(train_ds, batches, workers, device)
         augmenter = torch.Generator().manual_seed(seed * 10_000 + epoch)
-        optimizer.zero_grad(set_to_none=True)
-        for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr,
-                                           mininterval=10, leave=False)):
-            x = x.to(device, non_blocking=True).float().div_(255.0)  # uint8 until here
-            x = normalise(augment(x, cfg.augment, augmenter), mean, std)
-            if cfg.channels_last and x.dim() == 5:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            with precision.autocast():
-                loss = criterion(forward(x), y.to(device))
-            precision.backward(loss / cfg.accumulate)
-            if (step + 1) % cfg.accumulate == 0 or step + 1 == len(batches):
-                precision.step(optimizer, model.parameters(), cfg.clip_grad_norm)
-            losses.append(loss.item())
+        train_loss = train_one_epoch(forward, loader, criterion, optimizer, precision, device,
+                                     Normalisation(mean, std), augmenter, cfg.augment, accumulate=cfg.accumulate,
+                                     clip_grad_norm=cfg.clip_grad_norm, channels_last=cfg.channels_last,
+                                     desc=f"epoch {epoch + 1}/{cfg.epochs}")
         probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size, output=output)
         scores = task.val_metrics(y_val, probs)
         current = scores[monitor]
@@ -152,7 +202,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": scores["loss"],
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": scores["loss"],
                         **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
                         "lr": optimizer.param_groups[-1]["lr"], "stage": stage,
                         "seconds": round(time.time() - tic, 3)})
