@@ -5,7 +5,7 @@ R(2+1)D-18 at EchoNet size (32 frames with period 2, 112 x 112 RGB, batch 20), E
 same AVIs: EchoNet-Dynamic's loop (bench/echonet_reference.py: decode every AVI each epoch, float32,
 in-place normalisation, pad-12 crop, `loss.item()` each step) reads the AVIs; cineflow's
 (`trainer.train_one_epoch` with `training_loader`) reads the uint8 frame cache built from them, with the
-same ±12-pixel shift done on the GPU (`augment.translation`). Both sides get the same worker count:
+same ±12-pixel shift done on the GPU (`augment.shift`). Both sides get the same worker count:
 EchoNet's default 4, and 12 of the machine's cores. Each epoch's time includes starting its workers,
 as in both programs. Each configuration is warmed up by one epoch, then timed in interleaved rounds;
 figures are medians over the rounds, with the spread (max/min - 1) beside them.
@@ -39,7 +39,7 @@ from echonet_like import make_videos, save
 
 from cineflow.cache import cache_video
 from cineflow.config import CacheConfig, ModelConfig, resolve
-from cineflow.data import read_clip, to_tensor
+from cineflow.data import ClipDataset, Prepare, read_clip, to_tensor
 from cineflow.gradcam import clip_cam, overlay
 from cineflow.inference import score_videos
 from cineflow.losses import build_loss
@@ -48,9 +48,8 @@ from cineflow.optim import build_optimizer
 from cineflow.precision import Precision
 from cineflow.sampling import ClipSpec, eval_clips
 from cineflow.seeding import seed_everything
-from cineflow.trainer import Normalisation, train_one_epoch, training_loader
+from cineflow.trainer import train_one_epoch, training_loader
 from cineflow.batching import epoch_batches
-from cineflow.data import ClipDataset
 from cineflow.video_io import write_mp4
 
 MEAN, STD = [0.2] * 3, [0.2] * 3  # [0, 1] units; EchoNet's side gets the same x 255
@@ -62,7 +61,7 @@ def r2plus1d_config(amp: str) -> ModelConfig:
     section = {"arch": "r2plus1d_18", "task": "regression", "target": "ef", "loss": "mse", "clip_length": 32,
                "clip_period": 2, "batch_size": echonet.BATCH, "lr": 1e-4, "weight_decay": 1e-4,
                "optimizer": "sgd", "optimizer_params": {"momentum": 0.9}, "amp": amp,
-               "augment": {"translation": {"p": 1.0, "fraction": echonet.PAD / 112}}}
+               "augment": {"shift": {"p": 1.0, "pixels": echonet.PAD}}}
     return ModelConfig.from_dict(resolve({"models": {"m": section}})["models"]["m"])
 
 
@@ -87,10 +86,9 @@ class CineflowLoop:
         self.dataset.set_epoch(self.epoch)
         batches = [b for r in range(repeat) for b in epoch_batches("shuffle", np.zeros(len(self.rows), int),
                                                                    self.cfg.batch_size, 0, self.epoch * 100 + r)]
-        generator = torch.Generator().manual_seed(self.epoch)
-        train_one_epoch(self.model, training_loader(self.dataset, batches, workers, self.device), self.criterion,
-                        self.optimizer, self.precision, self.device, Normalisation(MEAN, STD), generator,
-                        self.cfg.augment)
+        prepare = Prepare(MEAN, STD, self.cfg.augment, 0)
+        train_one_epoch(self.model, training_loader(self.dataset, batches, workers, self.device, prepare),
+                        self.criterion, self.optimizer, self.precision, self.device, prepare, self.epoch)
         self.epoch += 1
         return sum(len(b) for b in batches)
 
@@ -284,9 +282,10 @@ def videomae(figures: dict, device, work: Path, steps: int, batch: int) -> None:
         model = build_model("videomae", 2, 3, input_size=(16, 224, 224)).to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         precision, criterion = Precision(amp, device), torch.nn.CrossEntropyLoss()
-        loader = [next(iter(training_loader(dataset, [list(range(batch))], 0, device)))] * steps
+        prepare = Prepare(MEAN, STD, {}, 0)
+        loader = [next(iter(training_loader(dataset, [list(range(batch))], 0, device, prepare)))] * steps
         run = lambda n: train_one_epoch(model, loader[:n], criterion, optimizer, precision, device,  # noqa: E731
-                                        Normalisation(MEAN, STD), torch.Generator(), {})
+                                        prepare, 0)
         run(2)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()

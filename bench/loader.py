@@ -1,97 +1,174 @@
-"""Training-loader throughput: clips from the uint8 cache versus decoding every epoch as EchoNet-Dynamic does.
+"""Training-loader throughput: cineflow's loader against EchoNet-Dynamic's `Echo`, warm and cold.
 
-Same files, same clip (32 frames, period 2), same batch size (8), same float normalised output,
-one process each (num_workers=0), in the same run. Figure: speedup_vs_decode_per_epoch.
+Both sides deliver what a training step consumes: normalised float32 clips [20, 3, 32, 112, 112] with
+EchoNet's ±12-pixel pad-and-crop augmentation, on the CPU (the training device here), from the same
+100 EchoNet-size AVIs (128 frames, MJPG).
+- EchoNet-Dynamic: bench/echonet_reference.py, its `Echo` as published (decode the whole AVI each
+  time, float32, in-place normalisation, pad=12) in its own DataLoader (batch 20, shuffle, drop_last).
+- cineflow: the trainer's `training_loader` + `ready_batches` over the RGB frame cache of the same
+  AVIs, `augment.shift` of 12 pixels (with workers the batches are prepared in them).
+Each is measured with the same number of DataLoader workers: 0 and 4 (EchoNet's default), and 8 on a
+machine with 16 or more cores. The training process runs one torch thread on both sides.
+- warm: the files are in the page cache;
+- cold: every file of the side being timed is evicted from the page cache
+  (posix_fadvise POSIX_FADV_DONTNEED) before each epoch, so its reads hit the disk; the bytes the
+  disk delivered during the epoch are recorded to show that they did.
+One epoch = 500 clips (five shuffled passes; each epoch starts its workers, as in both programs). After a warm-up epoch of each, every configuration is
+timed in each of 3 interleaved rounds; a figure is the median over rounds of the per-round ratio,
+with its spread (max/min - 1) beside it.
+
+Also measured:
+- `cineflow_grey`: cineflow's default cache for echo, grey (EchoNet's AVIs hold grey in 3 equal
+  channels): clips [20, 1, 32, 112, 112], a third of the bytes; `grey_speedup_*` against EchoNet.
+- `cineflow_prepare_in_main`: the batches prepared in the training process instead of the workers,
+  the design that made more workers slower on a CPU.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
+import psutil
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader
 
+import echonet_reference as echonet
 from echonet_like import make_videos, save
 
+from cineflow.batching import epoch_batches
 from cineflow.cache import cache_video
 from cineflow.config import CacheConfig, resolve
-from cineflow.data import ClipDataset, normalise
+from cineflow.data import ClipBatches, ClipDataset, Prepare
 from cineflow.sampling import ClipSpec
+from cineflow.trainer import ready_batches, training_loader
 
-LENGTH, PERIOD, BATCH = 32, 2, 8
-
-
-def loadvideo(filename: str) -> np.ndarray:
-    """EchoNet-Dynamic's echonet.utils.loadvideo: the whole AVI into a float32 [C, F, H, W] array."""
-    capture = cv2.VideoCapture(filename)
-    frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    v = np.zeros((frame_count, height, width, 3), np.uint8)
-    for count in range(frame_count):
-        ret, frame = capture.read()
-        if not ret:
-            raise ValueError(f"Failed to load frame #{count} of {filename}.")
-        v[count] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    return v.transpose((3, 0, 1, 2))
+N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 3
+MEAN, STD = [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]
+CPU = torch.device("cpu")
 
 
-class EchoNetStyle(Dataset):
-    """echonet.datasets.Echo.__getitem__ for one random clip: decode, float, normalise, select."""
-
-    def __init__(self, paths, mean, std, seed=0):
-        self.paths = paths
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        video = loadvideo(str(self.paths[i])).astype(np.float32)
-        video = (video - self.mean.reshape(3, 1, 1, 1)) / self.std.reshape(3, 1, 1, 1)
-        c, f, h, w = video.shape
-        if f < LENGTH * PERIOD:
-            video = np.concatenate((video, np.zeros((c, LENGTH * PERIOD - f, h, w), video.dtype)), axis=1)
-            f = video.shape[1]
-        start = self.rng.choice(f - (LENGTH - 1) * PERIOD, 1)[0]
-        return torch.from_numpy(video[:, start + PERIOD * np.arange(LENGTH)]), 0
+def evict(paths: list[Path]) -> None:
+    """Drop the files' pages from the page cache, so the next reads go to the disk."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
-def clips_per_second(loader, convert=None, epochs=2) -> float:
-    n, tic = 0, time.perf_counter()
-    for _ in range(epochs):
-        for x, _ in loader:
-            x = convert(x) if convert else x
-            assert x.dtype == torch.float32 and x.shape[1:] == (3, LENGTH, 112, 112)
-            n += x.shape[0]
-    return n / (time.perf_counter() - tic)
+def check(x: torch.Tensor) -> None:
+    """The batch is what a step consumes; one value of every 4 KiB page is read, as a step would map them."""
+    assert x.dtype == torch.float32 and x.shape in ((echonet.BATCH, c, echonet.LENGTH, 112, 112) for c in (1, 3))
+    assert torch.isfinite(x.reshape(-1)[::1024]).all()
+
+
+class EchoNetSide:
+    def __init__(self, paths: list[Path]):
+        self.files = paths
+        data = echonet.Echo(paths, np.zeros(len(paths)), np.multiply(MEAN, 255), np.multiply(STD, 255),
+                            pad=echonet.PAD)
+        self.data = ConcatDataset([data] * PASSES)
+
+    def epoch(self, workers: int) -> int:
+        n = 0
+        for x, _ in echonet.loader(self.data, True, CPU, workers):
+            check(x)
+            n += len(x)
+        return n
+
+
+class CineflowSide:
+    def __init__(self, rows: pd.DataFrame, prepare_in_main: bool = False):
+        self.files = [Path(p) for p in rows["frames_path"]]
+        self.clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", echonet.LENGTH,
+                                                                                 echonet.PERIOD))
+        channels = int(rows["channels"].iloc[0])
+        self.prepare = Prepare(MEAN[:channels], STD[:channels], {"shift": {"p": 1.0, "pixels": echonet.PAD}}, seed=0)
+        self.prepare_in_main, self.n = prepare_in_main, 0
+
+    def epoch(self, workers: int) -> int:
+        self.n += 1
+        self.clips.set_epoch(self.n)
+        batches = [b for r in range(PASSES) for b in epoch_batches("shuffle", np.zeros(len(self.files), int),
+                                                                   echonet.BATCH, 0, self.n * PASSES + r)]
+        if self.prepare_in_main:  # workers only read uint8 batches; this process prepares them
+            loader = DataLoader(ClipBatches(self.clips, batches), batch_size=None, num_workers=workers,
+                                prefetch_factor=2 if workers else None)
+        else:
+            loader = training_loader(self.clips, batches, workers, CPU, self.prepare)
+        n = 0
+        for x, _ in ready_batches(loader, self.prepare, CPU, self.n):
+            check(x)
+            n += len(x)
+        return n
+
+
+def timed_epoch(side, workers: int, cold: bool) -> tuple[float, float]:
+    """(clips per second, MB read from the disk) of one epoch."""
+    if cold:
+        evict(side.files)
+    before = psutil.disk_io_counters()
+    tic = time.perf_counter()
+    clips = side.epoch(workers)
+    seconds = time.perf_counter() - tic
+    after = psutil.disk_io_counters()
+    read_mb = (after.read_bytes - before.read_bytes) / 2**20 if before and after else -1.0
+    return clips / seconds, read_mb
 
 
 def main() -> None:
     torch.set_num_threads(1)
+    cores = os.cpu_count() or 1
+    worker_counts = [0, 4] + ([8] if cores >= 16 else [])
     work = Path(tempfile.mkdtemp(prefix="cineflow_bench_loader_"))
-    paths = make_videos(work / "videos")
-    cfg = CacheConfig.from_dict(resolve({"cache": {"size": 112, "color": "rgb"}})["cache"])
-    rows = pd.DataFrame([cache_video(p, work / "cache" / f"{p.stem}.npy", cfg) for p in paths])
-    mean, std = [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]
-
-    decode = DataLoader(EchoNetStyle(paths, np.multiply(mean, 255), np.multiply(std, 255)), batch_size=BATCH,
-                        shuffle=True, num_workers=0)
-    cached = DataLoader(ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", LENGTH, PERIOD)),
-                        batch_size=BATCH, shuffle=True, num_workers=0)
-    decode_rate = clips_per_second(decode)
-    cache_rate = clips_per_second(cached, convert=lambda x: normalise(x, mean, std))
+    paths = make_videos(work / "videos", n_videos=N_VIDEOS, n_frames=N_FRAMES)
+    caches = {}
+    for color in ("rgb", "grey"):
+        cfg = CacheConfig.from_dict(resolve({"cache": {"size": 112, "color": color}})["cache"])
+        caches[color] = pd.DataFrame([cache_video(p, work / color / f"{p.stem}.npy", cfg) for p in paths])
+    rows = caches["rgb"]
+    sides = {"echonet": EchoNetSide(paths), "cineflow": CineflowSide(rows),
+             "cineflow_grey": CineflowSide(caches["grey"]),
+             "cineflow_prepare_in_main": CineflowSide(rows, prepare_in_main=True)}
+    rates: dict[tuple, list[float]] = {}
+    disk: dict[tuple, list[float]] = {}
+    for workers in worker_counts:  # warm-up: worker start-up paths, page cache
+        for side in sides.values():
+            timed_epoch(side, workers, cold=False)
+    for _ in range(ROUNDS):
+        for temperature in ("warm", "cold"):
+            for workers in worker_counts:
+                for name, side in sides.items():
+                    rate, read_mb = timed_epoch(side, workers, cold=temperature == "cold")
+                    rates.setdefault((name, temperature, workers), []).append(rate)
+                    disk.setdefault((name, temperature, workers), []).append(read_mb)
+    figures: dict = {}
+    for temperature in ("warm", "cold"):
+        for workers in worker_counts:
+            key = f"{temperature}_w{workers}"
+            ratios = np.divide(rates[("cineflow", temperature, workers)], rates[("echonet", temperature, workers)])
+            figures[f"speedup_{key}"] = round(float(np.median(ratios)), 2)
+            figures[f"speedup_spread_{key}"] = round(float(ratios.max() / ratios.min() - 1), 3)
+            grey = np.divide(rates[("cineflow_grey", temperature, workers)], rates[("echonet", temperature, workers)])
+            figures[f"grey_speedup_{key}"] = round(float(np.median(grey)), 2)
+            for name in sides:
+                figures[f"{name}_clips_per_s_{key}"] = round(float(np.median(rates[(name, temperature, workers)])), 1)
+                figures[f"{name}_disk_read_mb_{key}"] = round(float(np.median(disk[(name, temperature, workers)])), 1)
     save("loader", {
-        "speedup_vs_decode_per_epoch": round(cache_rate / decode_rate, 2),
-        "cache_clips_per_s": round(cache_rate, 1),
-        "decode_clips_per_s": round(decode_rate, 1),
-        "n_videos": len(paths), "frames_per_video": int(rows["n_frames"][0]), "clip_length": LENGTH,
-        "clip_period": PERIOD, "batch_size": BATCH, "size": 112, "channels": 3, "num_workers": 0,
+        **figures,
+        "cache_mb": round(sum(Path(p).stat().st_size for p in rows["frames_path"]) / 2**20, 1),
+        "grey_cache_mb": round(sum(Path(p).stat().st_size for p in caches["grey"]["frames_path"]) / 2**20, 1),
+        "avi_mb": round(sum(p.stat().st_size for p in paths) / 2**20, 1),
+        "n_videos": N_VIDEOS, "frames_per_video": N_FRAMES, "clips_per_epoch": N_VIDEOS * PASSES,
+        "clip_length": echonet.LENGTH, "clip_period": echonet.PERIOD, "batch_size": echonet.BATCH,
+        "size": 112, "channels": 3, "pad_pixels": echonet.PAD, "rounds": ROUNDS, "cpu_cores": cores,
+        "main_process_torch_threads": 1,
     })
 
 

@@ -41,6 +41,9 @@ SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
 ENV = "../envs/cineflow.yaml"
+# the cores a training job's loader workers take ("auto" is 4 on a GPU, none on a CPU)
+_workers = config["resources"]["loader_workers"]
+LOADER_WORKERS = 4 if _workers == "auto" else _workers
 LIBRARY = Path(workflow.basedir) / "src" / "cineflow"
 
 

@@ -17,7 +17,7 @@ rule train:
         fold=r"\d+",
     conda:
         ENV
-    threads: config["resources"]["train_threads"] + config["resources"]["loader_workers"]
+    threads: config["resources"]["train_threads"] + LOADER_WORKERS
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,

@@ -14,8 +14,8 @@ def clips(batch=4):
 
 def ops(**on):
     """The model's augment section with schema defaults and only the named ops switched on (p=1)."""
-    section = {name: {"p": 0.0} for name in ("brightness", "contrast", "rotation", "translation", "zoom", "noise",
-                                              "hflip", "temporal_crop", "frame_mask")}
+    section = {name: {"p": 0.0} for name in ("brightness", "contrast", "rotation", "translation", "shift", "zoom",
+                                              "noise", "hflip", "temporal_crop", "frame_mask")}
     for name, params in on.items():
         section[name] = dict(params, p=1.0)
     return resolve({"models": {"m": {"augment": section}}})["models"]["m"]["augment"]
@@ -52,6 +52,24 @@ def test_rotation_translation_zoom_move_pixels_not_intensity():
         assert not torch.allclose(y, x), name
         assert torch.allclose(y[:, :, 0], y[:, :, 3]), name  # the same transform for every frame of a clip
         assert 0.3 < float(y.sum() / x.sum()) < 2.5, name
+
+
+def test_shift_moves_whole_pixels_with_a_black_border():
+    x = torch.rand(16, 2, 3, 20, 24) * 0.5 + 0.5  # never black
+    y = run(x, ops(shift={"pixels": 4}), seed=2)
+    moved = 0
+    for b in range(len(x)):
+        # the shift that explains clip b: whole pixels within +-4, the same for every channel and frame
+        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                 if torch.equal(y[b][..., max(dy, 0):20 + min(dy, 0), max(dx, 0):24 + min(dx, 0)],
+                                x[b][..., max(-dy, 0):20 + min(-dy, 0), max(-dx, 0):24 + min(-dx, 0)])]
+        assert len(found) == 1, b
+        dy, dx = found[0]
+        moved += (dy, dx) != (0, 0)
+        uncovered = torch.ones(20, 24, dtype=torch.bool)
+        uncovered[max(dy, 0):20 + min(dy, 0), max(dx, 0):24 + min(dx, 0)] = False
+        assert (y[b][..., uncovered] == 0).all(), b  # the border the clip left is black
+    assert moved >= 12  # nearly every clip moves (1 in 81 stays)
 
 
 def test_temporal_crop_and_frame_mask():

@@ -27,12 +27,37 @@ def model_cfg(tiny_config, **over) -> ModelConfig:
     return ModelConfig.from_dict(cfg)
 
 
-def run(tiny_config, tiny_dataset, out, cfg):
+def run(tiny_config, tiny_dataset, out, cfg, workers="auto"):
     manifest, _, folds = tiny_dataset
     norm = fold_normalisation(folds[0], manifest, seed=1)
     return trainer.train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, out / "model.pt",
                               out / "history.csv", out / "state" / "state.pt", seed=1, device=DEVICE,
-                              last_path=out / "last.pt")
+                              last_path=out / "last.pt", workers=workers)
+
+
+def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny_config, tiny_dataset, tmp_path):
+    """Batches read and prepared (float, augmented, normalised) in 2 worker processes are the batches the
+    training process makes itself: the same weights come out, bit for bit."""
+    cfg = model_cfg(tiny_config, epochs=2, augment={"hflip": {"p": 0.5}, "shift": {"p": 1.0, "pixels": 3},
+                                                    "brightness": {"p": 0.5, "delta": 0.1}})
+    manifest, _, folds = tiny_dataset
+    rows = trainer.fold_rows(folds[0], manifest, "train")
+    clips = trainer.ClipDataset(rows, np.zeros(len(rows), np.int64), trainer.ClipSpec.of(cfg), seed=1)
+    prepare = trainer.Prepare([0.3], [0.2], cfg.augment, seed=1)
+    batches = [[0, 1, 2], [3, 4, 5]]
+    in_process = list(trainer.training_loader(clips, batches, 0, DEVICE, prepare))
+    in_workers = list(trainer.training_loader(clips, batches, 2, DEVICE, prepare))
+    assert [b[0].dtype for b in in_process] == [torch.uint8] * 2  # prepared later, by train_one_epoch
+    assert [b[0].dtype for b in in_workers] == [torch.float32] * 2  # prepared in the worker
+    for (raw, y0, step0), (ready, y1, step1) in zip(in_process, in_workers):
+        assert step0 == step1 and torch.equal(y0, y1)
+        assert torch.equal(prepare(raw, 0, int(step0)), ready)
+    run(tiny_config, tiny_dataset, tmp_path / "w0", cfg, workers=0)
+    run(tiny_config, tiny_dataset, tmp_path / "w2", cfg, workers=2)
+    a = torch.load(tmp_path / "w0" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "w2" / "model.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert trainer.loader_workers("auto", DEVICE) == 0 and trainer.loader_workers(3, DEVICE) == 3
 
 
 def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tiny_dataset, tmp_path):

@@ -1,4 +1,7 @@
-"""On-the-fly augmentation of float clips [B, C, T, H, W] in [0, 1] on their device, at training only.
+"""On-the-fly augmentation of clips [B, C, T, H, W] (uint8, or float in [0, 1]) on their device, at training only.
+
+The ops that only move or copy pixels (temporal crop, shift, hflip) run on the clips as they come, so
+uint8 clips stay uint8 through them (a quarter of the bytes); the others need float [0, 1] and convert.
 
 Random draws come from a CPU generator seeded per (seed, epoch, step), so a resumed run
 augments exactly as an uninterrupted one would.
@@ -12,8 +15,14 @@ import torch
 import torch.nn.functional as F
 
 
+MOVE_OPS = ("temporal_crop", "shift", "hflip")  # exact on uint8: pixels are copied, never computed
+
+
 def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Tensor:
-    """Apply every op of the model's `augment` section whose probability is above zero."""
+    """Apply every op of the model's `augment` section whose probability is above zero.
+
+    Returns `x`'s dtype when only MOVE_OPS are on (the same values as on float clips, exactly), else
+    float in [0, 1]."""
     batch = x.shape[0]
 
     def chosen(name: str) -> torch.Tensor | None:
@@ -29,13 +38,20 @@ def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Ten
     def per_clip(values: torch.Tensor) -> torch.Tensor:  # [B] on the CPU -> broadcastable on x's device
         return values.to(x).view(-1, 1, 1, 1, 1)
 
-    if not any(float(op.get("p", 0.0)) > 0 for op in cfg.values()):
+    on = {name for name, op in cfg.items() if float(op.get("p", 0.0)) > 0}
+    if not on:
         return x  # augmentation off: no copy on the training hot path
     x = x.clone()
     if (sel := chosen("temporal_crop")) is not None:
         x = _temporal_crop(x, sel, cfg["temporal_crop"].get("min_fraction", 0.7), generator)
+    if (sel := chosen("shift")) is not None:
+        x = _shift(x, sel, int(cfg["shift"].get("pixels", 12)), generator)
     if (sel := chosen("hflip")) is not None:
         x = torch.where(per_clip(sel) > 0, x.flip(-1), x)
+    if on <= set(MOVE_OPS):
+        return x
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
     spatial = [chosen(name) for name in ("rotation", "translation", "zoom")]
     if any(s is not None for s in spatial):
         x = _affine(x, cfg, spatial, uniform)
@@ -80,6 +96,22 @@ def _affine(x: torch.Tensor, cfg: dict, spatial: list, uniform) -> torch.Tensor:
     grid = F.affine_grid(theta[index], list(flat.shape), align_corners=False)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     x[index] = out.reshape(-1, channels, frames, height, width)
+    return x
+
+
+def _shift(x: torch.Tensor, sel: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
+    """Whole-pixel shifts in [-pixels, pixels] per clip, the same for its frames, with a black border:
+    EchoNet-Dynamic's zero padding and random crop of the original size."""
+    offsets = torch.randint(-pixels, pixels + 1, (x.shape[0], 2), generator=generator)
+    height, width = x.shape[-2:]
+    for b in torch.nonzero(sel).flatten().tolist():
+        dy, dx = (int(v) for v in offsets[b])
+        if dy == dx == 0:
+            continue
+        moved = torch.zeros_like(x[b])
+        moved[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+            x[b][..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+        x[b] = moved
     return x
 
 

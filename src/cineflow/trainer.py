@@ -11,7 +11,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,9 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .atomic import write_csv
-from .augment import augment
 from .batching import epoch_batches
 from .config import ModelConfig
-from .data import ClipDataset, normalise
+from .data import ClipBatches, ClipDataset, Prepare
 from .inference import predict_videos
 from .losses import build_loss, loss_entry, n_outputs
 from .metrics import LOWER_IS_BETTER, is_better
@@ -64,44 +63,54 @@ def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
     return torch.compile(model, backend="inductor" if setting is True else setting)
 
 
-@dataclass(frozen=True)
-class Normalisation:
-    """A fold's per-channel mean and std in [0, 1] units (from its train partition)."""
+def loader_workers(setting: int | str, device: torch.device) -> int:
+    """resources.loader_workers: a number, or "auto" = 4 (EchoNet-Dynamic's default) on a GPU and 0 on a
+    CPU, where the model needs every core of the training process's share."""
+    if setting == "auto":
+        return 4 if device.type == "cuda" else 0
+    return int(setting)
 
-    mean: list[float]
-    std: list[float]
+
+def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device,
+                    prepare: Prepare) -> DataLoader:
+    """The epoch's DataLoader, one batch per item (data.ClipBatches).
+
+    With `workers` processes the batches are read ahead of the model (two each). On a GPU they stay
+    uint8 and go to pinned memory; the training process prepares them on the GPU. Without one the
+    workers prepare them too, so that work is spread over the workers instead of queueing in the
+    training process."""
+    on_cpu = device.type != "cuda"
+    return DataLoader(ClipBatches(dataset, batches, prepare if on_cpu and workers else None), batch_size=None,
+                      num_workers=workers, pin_memory=not on_cpu, prefetch_factor=2 if workers else None)
 
 
-def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device) -> DataLoader:
-    """The epoch's DataLoader. On a GPU, `workers` processes read uint8 clips ahead of the model into pinned
-    memory (several batches each), so the GPU never waits for a file. On a CPU the clips are read in the
-    training process: the model needs every core there, and a batch of uint8 clips costs little to read."""
-    workers = workers if device.type == "cuda" else 0
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
-                      prefetch_factor=4 if workers else None)
+def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int):
+    """(float clips on `device`, targets) of each batch of `loader`: uint8 batches are moved and prepared,
+    batches a CPU worker already prepared are passed on."""
+    for x, y, step in loader:
+        x = x.to(device, non_blocking=True)
+        yield (prepare(x, epoch, int(step)) if x.dtype == torch.uint8 else x), y
 
 
 def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    precision: Precision, device: torch.device, norm: Normalisation, generator: torch.Generator,
-                    augment_cfg: dict, accumulate: int = 1, clip_grad_norm: float | None = None,
-                    channels_last: bool = False, desc: str = "") -> float:
+                    precision: Precision, device: torch.device, prepare: Prepare, epoch: int, accumulate: int = 1,
+                    clip_grad_norm: float | None = None, channels_last: bool = False, desc: str = "") -> float:
     """One pass over `loader`, training; returns the mean training loss (after EchoNet-Dynamic's run_epoch).
 
-    Batches arrive as uint8 and become float, augmented and normalised on `device`. The loss is summed
-    on the device and read once at the end: a per-step `.item()` would make the host wait for every
-    step and leave the GPU idle while the next one is launched.
+    uint8 batches become float, augmented and normalised on `device` (batches a CPU worker already
+    prepared arrive as float). The loss is summed on the device and read once at the end: a per-step
+    `.item()` would make the host wait for every step and leave the GPU idle while the next one is
+    launched.
 
     Args:
         model: the module to call (the compiled one when `compile` is set); already on `device`, in train mode.
-        loader: yields (uint8 clips [B, C, T, H, W], targets [B]).
+        loader: yields (clips [B, C, T, H, W], targets [B], step), as `training_loader` makes it.
         criterion: the loss module, on `device`.
         optimizer: stepped every `accumulate` batches and after the last one.
         precision: autocast, loss scaling and the optimizer step (precision.Precision).
         device: where the batch goes.
-        norm: the fold's normalisation statistics.
-        generator: CPU generator of the augmentation draws, seeded per (seed, epoch) so a resumed run
-            augments as an uninterrupted one.
-        augment_cfg: the model's `augment` section.
+        prepare: float conversion, augmentation and normalisation of a uint8 batch (data.Prepare).
+        epoch: the epoch number, which with the step seeds the batch's augmentation.
         accumulate: batches per optimizer step (gradient accumulation).
         clip_grad_norm: the gradient norm clip, or None.
         channels_last: convert the batch to channels_last(_3d) memory format.
@@ -109,9 +118,9 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
     """
     total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
     optimizer.zero_grad(set_to_none=True)
-    for step, (x, y) in enumerate(tqdm(loader, desc=desc, file=sys.stderr, mininterval=10, leave=False)):
-        x = x.to(device, non_blocking=True).float().div_(255.0)  # uint8 until here
-        x = normalise(augment(x, augment_cfg, generator), norm.mean, norm.std)
+    batches = tqdm(ready_batches(loader, prepare, device, epoch), total=n_batches, desc=desc, file=sys.stderr,
+                   mininterval=10, leave=False)
+    for step, (x, y) in enumerate(batches):
         if channels_last and x.dim() == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         with precision.autocast():
@@ -126,11 +135,11 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
 def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
                model_path: str | Path, history_path: str | Path, state_path: str | Path, seed: int,
                device: torch.device, provenance: dict | None = None, last_path: str | Path | None = None,
-               trackers: list = (), workers: int = 0) -> pd.DataFrame:
+               trackers: list = (), workers: int | str = "auto") -> pd.DataFrame:
     """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition).
 
     Writes the best checkpoint (selected on the monitor) to `model_path` and the last one to `last_path`.
-    `workers` DataLoader processes read clips on a GPU machine (see `training_loader`)."""
+    `workers` is resources.loader_workers (see `loader_workers` and `training_loader`)."""
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
@@ -142,6 +151,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     spec = ClipSpec.of(cfg)
     y_train, y_val = task.targets(train_rows), task.targets(val_rows)
     train_ds = ClipDataset(train_rows, y_train, spec, seed=seed)
+    prepare, n_workers = Prepare(mean, std, cfg.augment, seed), loader_workers(workers, device)
 
     torch.manual_seed(seed)
     n_out = n_outputs(loss_name, len(classes))
@@ -186,12 +196,10 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         train_ds.set_epoch(epoch)
         batches = epoch_batches(cfg.sampler, y_train if task.kind == "classification" else np.zeros(len(y_train),
                                 int), cfg.batch_size, seed, epoch)
-        loader = training_loader(train_ds, batches, workers, device)
-        augmenter = torch.Generator().manual_seed(seed * 10_000 + epoch)
-        train_loss = train_one_epoch(forward, loader, criterion, optimizer, precision, device,
-                                     Normalisation(mean, std), augmenter, cfg.augment, accumulate=cfg.accumulate,
-                                     clip_grad_norm=cfg.clip_grad_norm, channels_last=cfg.channels_last,
-                                     desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        loader = training_loader(train_ds, batches, n_workers, device, prepare)
+        train_loss = train_one_epoch(forward, loader, criterion, optimizer, precision, device, prepare, epoch,
+                                     accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm,
+                                     channels_last=cfg.channels_last, desc=f"epoch {epoch + 1}/{cfg.epochs}")
         probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size, output=output)
         scores = task.val_metrics(y_val, probs)
         current = scores[monitor]
