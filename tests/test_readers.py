@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cineflow.readers import READERS, UnreadableVideo, read_video, reader_for
+from cineflow import readers
+from cineflow.readers import READERS, UnreadableVideo, read_video, reader_for, rgb_to_grey
 from cineflow.video_io import write_avi, write_mp4
 from media import gradient_clip, write_dicom, write_image
 
@@ -141,5 +142,28 @@ def test_xvid_avi_and_h264_mov(tmp_path, reader, writer, name):
 def test_unsupported_codec_is_unreadable(tmp_path, reader):
     path = write_avi(tmp_path / "clip.avi", RGB, 25)
     path.write_bytes(path.read_bytes().replace(b"MJPG", b"ZZZZ"))  # a codec no decoder knows
-    with pytest.raises(UnreadableVideo, match="no decodable frames|cannot open|cannot decode"):
+    with pytest.raises(UnreadableVideo, match="no decodable frames|cannot open|cannot decode|no decoder"):
         read_video(path, reader)
+
+
+def test_grey_takes_the_luma_routes_and_matches_colour_then_grey(tmp_path, monkeypatch):
+    """Grey caches skip the colour decode: Motion-JPEG through its raw packets (libjpeg's luma), other
+    codecs through the decoder's Y plane (PyAV), DICOM YBR through its Y channel (Pillow plugin). Each
+    gives what decoding to RGB and converting gives, within the codecs' rounding (on echo-like content:
+    grey with a slight tint; saturated colours clip in RGB, where luma does not)."""
+    echo = np.clip(GREY[..., None].astype(int) + np.array([8, 0, -6]), 0, 255).astype(np.uint8)
+    files = {"mjpg": write_avi(tmp_path / "clip.avi", echo, 20), "h264": write_mp4(tmp_path / "clip.mp4", echo, 25),
+             "dicom": write_dicom(tmp_path / "clip.dcm", echo, "YBR_FULL_422", syntax="jpeg_baseline")}
+    expected = {name: rgb_to_grey(read_video(path)[0]).astype(int) for name, path in files.items()}
+
+    def no_colour_decode(*args, **kwargs):
+        raise AssertionError("the colour decode ran")
+
+    monkeypatch.setattr(readers, "_decoded_frames", no_colour_decode)
+    for name, path in files.items():
+        grey, _ = read_video(path, grey=True)
+        assert grey.shape == expected[name].shape and grey.shape[-1] == 1, name
+        assert np.abs(grey.astype(int) - expected[name]).max() <= 3, name
+    # colour Motion-JPEG comes from the raw packets too, as RGB
+    rgb, _ = read_video(files["mjpg"])
+    assert rgb.shape == echo.shape and np.abs(rgb.astype(int) - echo).mean() < 4

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_path
 from .config import CacheConfig
 from .readers import UnreadableVideo, read_video
 
@@ -143,8 +144,8 @@ def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
         return dict(row, status="quarantined", reason=str(err))
     except Exception as err:  # a decoder crash on one file must not stop the shard
         return dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    np.save(dest, cached)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # a killed job leaves no half-written frames
+        np.save(fh, cached)
     return dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
                 height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), **info)
 

@@ -74,18 +74,68 @@ def rgb_to_grey(frames: np.ndarray) -> np.ndarray:
 
 @register_reader("opencv", ".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv")
 def read_opencv(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """Videos through OpenCV, taking the fastest route per codec (bench/cache.py measures them):
+    Motion-JPEG (EchoNet-Dynamic's AVIs) as raw JPEG packets that libjpeg decodes straight to RGB or to
+    luma alone; other codecs, when grey is wanted, as the decoder's luma plane through PyAV; else
+    OpenCV's own decode to BGR, converted once for the whole stack."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise UnreadableVideo("OpenCV cannot open the file (corrupt or unsupported container)")
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-    # decode straight into one BGR array sized by the header's frame count (grown if the header is
-    # short), then convert the whole stack in one call: per-frame conversions cost as much as decoding
+    codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").upper()
+    if codec == "MJPG":
+        frames = _jpeg_packets(capture, grey)
+        capture.release()
+        if frames is not None:
+            return frames, fps
+        capture = cv2.VideoCapture(str(path))  # packets libjpeg cannot take alone: FFmpeg decodes them
+    elif grey:
+        capture.release()
+        return read_pyav(path, grey=True)
+    try:
+        return _decoded_frames(capture, grey), fps
+    finally:
+        capture.release()
+
+
+def _jpeg_packets(capture, grey: bool) -> np.ndarray | None:
+    """Every frame of a Motion-JPEG stream decoded from its raw packets (CAP_PROP_FORMAT -1) by
+    cv2.imdecode: no FFmpeg decode and scaling pass, and for grey no chroma at all (JPEG's Y is the
+    ITU-R 601 luma OpenCV's colour-to-grey computes). None when this OpenCV hands out no raw packets
+    or a packet is no complete JPEG (AVI1 streams that leave out their Huffman tables)."""
+    import cv2
+
+    if not capture.set(cv2.CAP_PROP_FORMAT, -1):
+        return None
+    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB
+    frames = []
+    while True:
+        ok, packet = capture.read()
+        if not ok:
+            break
+        frame = cv2.imdecode(packet, flag) if packet is not None and packet.size else None
+        if frame is None:
+            return None
+        if frames and frame.shape != frames[0].shape:
+            raise UnreadableVideo(f"frame size changes at frame {len(frames)}: {frames[0].shape[:2]} -> "
+                                  f"{frame.shape[:2]}")
+        frames.append(frame)
+    if not frames:
+        return None
+    video = np.stack(frames)
+    return video[..., None] if grey else video
+
+
+def _decoded_frames(capture, grey: bool) -> np.ndarray:
+    """OpenCV's decode: into one BGR array sized by the header's frame count (grown if the header is
+    short), then converted in one call; per-frame conversions cost as much as decoding."""
+    import cv2
+
     ok, frame = capture.read()
     if not ok:
-        capture.release()
-        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
+        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8)
     expected = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 1))
     video = np.empty((expected,) + frame.shape, np.uint8)
     video[0], n = frame, 1
@@ -100,17 +150,22 @@ def read_opencv(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
         if frame.ctypes.data != video[n].ctypes.data:  # not decoded in place
             video[n] = frame
         n += 1
-    capture.release()
     height, width = video.shape[1:3]
     tall = video[:n].reshape(n * height, width, 3)  # all frames as one image: one conversion call
     if grey:
-        return cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n, height, width, 1), fps
-    return cv2.cvtColor(tall, cv2.COLOR_BGR2RGB, dst=tall).reshape(n, height, width, 3), fps
+        return cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n, height, width, 1)
+    return cv2.cvtColor(tall, cv2.COLOR_BGR2RGB, dst=tall).reshape(n, height, width, 3)
+
+
+# limited ("TV") range luma 16-235 -> full range 0-255, as a colour decode followed by colour-to-grey gives
+_TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
 
 @register_reader("pyav")
 def read_pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
-    """FFmpeg through PyAV: codecs OpenCV's build lacks (set cache.reader: pyav)."""
+    """FFmpeg through PyAV: codecs OpenCV's build lacks (set cache.reader: pyav), and the luma route for
+    grey caches: the decoder's Y plane as it is (full range) or rescaled from TV range, with no colour
+    conversion. FFmpeg's threads help large frames only (bench/cache.py): they are used from 320 x 240."""
     import av
 
     try:
@@ -118,13 +173,30 @@ def read_pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
             if not container.streams.video:
                 raise UnreadableVideo("no video stream in the container")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise UnreadableVideo("FFmpeg has no decoder for the video's codec")
+            if stream.codec_context.width * stream.codec_context.height >= 320 * 240:
+                stream.thread_type = "AUTO"
             fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            frames = [_luma(frame) if grey else frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     except av.FFmpegError as err:
         raise UnreadableVideo(f"FFmpeg cannot decode the file: {err}") from None
     if not frames:
-        return np.zeros((0, 1, 1, 3), np.uint8), fps
+        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
+    if any(f.shape != frames[0].shape for f in frames):
+        raise UnreadableVideo("frame size changes within the video")
     return np.stack(frames), fps
+
+
+def _luma(frame) -> np.ndarray:
+    """[H, W, 1] full-range luma of a decoded frame: the Y plane of YUV formats, else a conversion."""
+    name = frame.format.name
+    if not (name.startswith(("yuv", "nv12", "nv21")) or name == "gray"):
+        return frame.to_ndarray(format="gray")[..., None]
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+    full = name == "gray" or name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2
+    return (np.array(y) if full else _TV_TO_FULL[y])[..., None]
 
 
 @register_reader("image", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -159,8 +231,10 @@ def read_dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     if "PixelData" not in ds:
         raise UnreadableVideo("DICOM file has no pixel data (a report or structured document?)")
     syntax = ds.file_meta.get("TransferSyntaxUID")
+    interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    luma = grey and interpretation.startswith("YBR")  # Y is the grey wanted: no YBR -> RGB -> grey
     try:
-        pixels = ds.pixel_array  # decompresses; YBR_FULL / YBR_FULL_422 come back as RGB
+        pixels = _dicom_pixels(ds, syntax, as_rgb=not luma)  # decompresses; YBR comes back as RGB unless luma
     except Exception as err:
         name = getattr(syntax, "name", syntax)
         raise UnreadableVideo(f"cannot decode transfer syntax '{name}' ({syntax}): {err}. Install the "
@@ -168,20 +242,39 @@ def read_dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
                               "pylibjpeg-rle, pyjpegls)") from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
-    interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if frames == 1:
         pixels = pixels[None]
-    if interpretation == "PALETTE COLOR":
+    if luma:
+        pixels = to_uint8(pixels[..., :1], bits=int(ds.get("BitsStored", 8)))
+    elif interpretation == "PALETTE COLOR":
         pixels = to_uint8(apply_color_lut(pixels, ds), bits=int(ds.get("RedPaletteColorLookupTableDescriptor",
                                                                         [0, 0, 8])[2]))
     elif samples == 1:
         pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
         if interpretation == "MONOCHROME1":  # 0 is white there
             pixels = 255 - pixels
-        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+        pixels = pixels[..., None] if grey else np.repeat(pixels[..., None], 3, axis=-1)
     else:
         pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
     return np.ascontiguousarray(pixels), dicom_fps(ds)
+
+
+# pydicom's fastest installed decoder plugin per transfer syntax (bench/cache.py: Pillow decodes JPEG
+# baseline about twice as fast as pylibjpeg, five times as fast when the YBR -> RGB step is skipped)
+FASTEST_DICOM_PLUGIN = {"1.2.840.10008.1.2.4.50": "pillow", "1.2.840.10008.1.2.4.51": "pillow"}
+
+
+def _dicom_pixels(ds, syntax, as_rgb: bool) -> np.ndarray:
+    """Pixel data through pydicom's fastest plugin for its transfer syntax, else pydicom's own choice."""
+    from pydicom.pixels import pixel_array
+
+    plugin = FASTEST_DICOM_PLUGIN.get(str(syntax))
+    if plugin:
+        try:
+            return pixel_array(ds, decoding_plugin=plugin, as_rgb=as_rgb)
+        except (ImportError, RuntimeError, ValueError):  # the plugin is not installed here
+            pass
+    return pixel_array(ds, as_rgb=as_rgb)
 
 
 def dicom_fps(ds) -> float:
