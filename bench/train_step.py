@@ -5,11 +5,7 @@ batch 2 on a CPU, 8 on a GPU), each through cineflow's training step (uint8 clip
 normalisation on the device, autocast when on CUDA). A family whose first step takes longer than
 STEP_LIMIT_S at a size is recorded as skipped (-1) there: the machine does not allow it.
 
-Also, for R(2+1)D: cineflow's loop against a plain loop written the way EchoNet-Dynamic's script
-does it (float32 clips normalised in the DataLoader, no AMP), same model and data, timed from
-fetching the batch to the end of the optimizer step. At EchoNet size on a GPU; at the demo size on a
-CPU, where EchoNet size takes half a minute per step. The issue's >= 2x target is for a GPU, where
-AMP applies; on a CPU both loops run in fp32.
+cineflow's loop against EchoNet-Dynamic's own is bench/gpu.py's (on a GPU, where it matters).
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from echonet_like import save
 
@@ -78,39 +74,6 @@ def cineflow_steps(model, loader, device, steps: int) -> float:
     return float(np.mean(times[1:])) if len(times) > 1 else float("inf")
 
 
-class FloatClips(Dataset):
-    """EchoNet-Dynamic's way: the clip becomes float32 and is normalised in the DataLoader."""
-
-    def __init__(self, rows: pd.DataFrame, length: int):
-        self.rows, self.length = rows, length
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        video = np.load(self.rows["frames_path"][i]).astype(np.float32).transpose(3, 0, 1, 2)
-        video = (video - 0.2 * 255) / (0.2 * 255)
-        return torch.from_numpy(video[:, :self.length].copy()), 0
-
-
-def plain_steps(model, loader, device, steps: int) -> float:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    times, tic = [], time.perf_counter()
-    for x, y in loader:
-        loss = torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - tic)
-        tic = time.perf_counter()
-        if len(times) > steps:
-            break
-    return float(np.mean(times[1:]))
-
-
 def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="cineflow_bench_train_"))
@@ -130,22 +93,6 @@ def main() -> None:
             rate = batch / seconds if np.isfinite(seconds) else -1.0
             figures[f"{family}_{size_name}_clips_per_s"] = round(rate, 2)
             print(f"{family} at {size_name} size: {rate:.2f} clips/s", flush=True)
-    # cineflow's loop against EchoNet-Dynamic's plain loop, R(2+1)D
-    compared = "echonet" if GPU else "demo"
-    frames, pixels, channels, batch = SIZES[compared]
-    rows = pd.DataFrame({"frames_path": sorted(str(p) for p in (work / compared).glob("*.npy")),
-                         "n_frames": frames * 2})
-    torch.manual_seed(0)
-    model = build_model("r2plus1d_18", 2, channels, input_size=(frames, pixels, pixels)).to(device)
-    ours = cineflow_steps(model, DataLoader(ClipDataset(rows, np.zeros(len(rows), np.int64),
-                                                        ClipSpec("random", frames, 1)), batch_size=batch),
-                          device, TIMED_STEPS)
-    plain = plain_steps(model, DataLoader(FloatClips(rows, frames), batch_size=batch), device, TIMED_STEPS)
-    figures.update({"plain_loop_size": compared,
-                    "r2plus1d_cineflow_loop_clips_per_s": round(batch / ours, 2),
-                    "r2plus1d_plain_loop_clips_per_s": round(batch / plain, 2),
-                    "speedup_vs_plain_loop": round(plain / ours, 2),
-                    "amp": Precision("auto", device).name})
     save("train_step", figures)
 
 

@@ -44,13 +44,15 @@ def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None
 
 
 def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_output: int, layer: str) -> np.ndarray:
-    """[T, H, W] CAM in [0, 1], min-max scaled over the whole clip (not per frame)."""
+    """[T, H, W] CAM in [0, 1], min-max scaled over the whole clip (not per frame), computed on the
+    model's device."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     with GradCAM(model=model, target_layers=[get_module(model, layer)],
                  reshape_transform=getattr(model, "cam_reshape", None)) as cam:
-        heat = cam(input_tensor=clip[None], targets=[ClassifierOutputTarget(target_output)])
+        heat = cam(input_tensor=clip[None].to(next(model.parameters()).device),
+                   targets=[ClassifierOutputTarget(target_output)])
     return heat[0]
 
 
@@ -112,7 +114,7 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
         frames = load_frames(video["frames_path"])
         raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
-        clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)
+        clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)  # for clip_attention too
         heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)
         name = write_panels(out_dir / str(pick.video_id), overlay(raw, heat, task.caption(pick)), cfg.fps)
         weights, attention = clip_attention(model, clip), ""
