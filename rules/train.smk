@@ -19,7 +19,7 @@ rule train:
         ENV
     threads: config["resources"]["train_threads"] + LOADER_WORKERS
     resources:
-        gpu=1,
+        gpu=lambda wildcards: config["models"][wildcards.model]["gpus"],
         mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=config["resources"]["train_runtime"],
     params:
@@ -31,5 +31,7 @@ rule train:
         # tracking and resources are not params: switching tracking on or off, or changing the loader
         # workers, does not retrain
         tracking="results/tracking",
+        # the arguments of a fold trained by several processes (models.<name>.gpus > 1)
+        job="results/.resume/{model}/fold_{fold}/job.json",
     script:
         "../scripts/train.py"

@@ -3,9 +3,11 @@
 import json
 
 import pandas as pd
+import torch
 
 from cineflow.config import ModelConfig, TrackingConfig
 from cineflow.devices import job_device
+from cineflow.distributed import launch
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
@@ -13,14 +15,26 @@ from cineflow.tracking import open_trackers
 from cineflow.trainer import train_fold
 
 run = f"{snakemake.wildcards.model}/fold_{snakemake.wildcards.fold}"
-with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
-                                             snakemake.params.tracking, run) as trackers, job_device() as device:
-    resources = snakemake.config["resources"]
-    seed_everything(snakemake.params.seed, resources["train_threads"])
-    print(f"device: {device}")
-    train_fold(ModelConfig.from_dict(snakemake.params.model), snakemake.params.classes,
-               pd.read_csv(snakemake.input.split, keep_default_na=False), pd.read_parquet(snakemake.input.manifest),
-               json.loads(open(snakemake.input.norm, encoding="utf-8").read()),
-               snakemake.output.model, snakemake.output.history, snakemake.params.state, snakemake.params.seed,
-               device, provenance(snakemake.config, device), last_path=snakemake.output.last, trackers=trackers,
-               workers=resources["loader_workers"])
+resources = snakemake.config["resources"]
+cfg = ModelConfig.from_dict(snakemake.params.model)
+with open(snakemake.input.norm, encoding="utf-8") as fh:
+    norm = json.load(fh)
+if cfg.gpus > 1:  # several processes on one fold: torchrun, each GPU its own process (the job's visible GPUs)
+    with to_log(snakemake.log[0]):
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        print(f"{cfg.gpus} processes on {device}")
+        launch(dict(model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
+                    manifest=snakemake.input.manifest, norm=norm, model_path=snakemake.output.model,
+                    history_path=snakemake.output.history, state_path=snakemake.params.state,
+                    seed=snakemake.params.seed, provenance=provenance(snakemake.config, device),
+                    last_path=snakemake.output.last, workers=resources["loader_workers"],
+                    threads=resources["train_threads"]), cfg.gpus, snakemake.params.job)
+else:
+    with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
+                                                 snakemake.params.tracking, run) as trackers, job_device() as device:
+        seed_everything(snakemake.params.seed, resources["train_threads"])
+        print(f"device: {device}")
+        train_fold(cfg, snakemake.params.classes, pd.read_csv(snakemake.input.split, keep_default_na=False),
+                   pd.read_parquet(snakemake.input.manifest), norm, snakemake.output.model, snakemake.output.history,
+                   snakemake.params.state, snakemake.params.seed, device, provenance(snakemake.config, device),
+                   last_path=snakemake.output.last, trackers=trackers, workers=resources["loader_workers"])

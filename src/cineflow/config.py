@@ -166,6 +166,7 @@ class ModelConfig:
     amp: str
     channels_last: bool
     compile: bool | str
+    gpus: int
     sampler: str
     clip_sampling: str
     clip_offset: int

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .atomic import write_csv
 from .batching import epoch_batches
 from .config import ModelConfig
@@ -72,8 +73,9 @@ def loader_workers(setting: int | str, device: torch.device) -> int:
 
 
 def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device,
-                    prepare: Prepare) -> DataLoader:
-    """The epoch's DataLoader, one batch per item (data.ClipBatches).
+                    prepare: Prepare, steps: list[int] | None = None) -> DataLoader:
+    """The epoch's DataLoader, one batch per item (data.ClipBatches); `steps`, the batches this process
+    takes (all by default; one share of them per process in distributed training).
 
     With `workers` processes the batches are read ahead of the model (two each). On a GPU they stay
     uint8 and go to pinned memory; the training process prepares them on the GPU. Without one the
@@ -81,7 +83,8 @@ def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int
     training process."""
     on_cpu = device.type != "cuda"
     return DataLoader(ClipBatches(dataset, batches, prepare if on_cpu and workers else None), batch_size=None,
-                      num_workers=workers, pin_memory=not on_cpu, prefetch_factor=2 if workers else None)
+                      sampler=list(range(len(batches)) if steps is None else steps), num_workers=workers,
+                      pin_memory=not on_cpu, prefetch_factor=2 if workers else None)
 
 
 def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int):
@@ -139,7 +142,10 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     """Train one fold; `norm` holds the fold's normalisation statistics (from its train partition).
 
     Writes the best checkpoint (selected on the monitor) to `model_path` and the last one to `last_path`.
-    `workers` is resources.loader_workers (see `loader_workers` and `training_loader`)."""
+    `workers` is resources.loader_workers (see `loader_workers` and `training_loader`). In a distributed
+    group (distributed.launch), each process trains on its share of every epoch's batches through DDP,
+    scores its share of the val videos (gathered: each once), and the first writes the files."""
+    group = distributed.group()
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
@@ -161,14 +167,20 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     if cfg.channels_last:
         to_channels_last(model)
     model.to(device)
-    forward = compiled(model, cfg.compile)
+    forward = model
+    if group.world > 1:
+        # built while every parameter trains, so that parameters unfrozen later are synchronised too; in
+        # the frozen epochs they get no gradient, which DDP must be told to expect
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=bool(cfg.freeze_epochs or cfg.unfreeze_blocks))
+    forward = compiled(forward, cfg.compile)
     criterion = build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, lower_is_better=monitor in LOWER_IS_BETTER)
     precision = Precision(cfg.amp, device)
 
     resume_key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
-                              "norm": [mean, std],
+                              "norm": [mean, std], "processes": group.world,
                               "train": train_rows["video_id"].tolist(), "val": val_rows["video_id"].tolist()})
     state = _load_state(Path(state_path), resume_key)
     history: list[dict] = []
@@ -196,11 +208,16 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         train_ds.set_epoch(epoch)
         batches = epoch_batches(cfg.sampler, y_train if task.kind == "classification" else np.zeros(len(y_train),
                                 int), cfg.batch_size, seed, epoch)
-        loader = training_loader(train_ds, batches, n_workers, device, prepare)
+        steps = group.equal_share(len(batches)).tolist()  # all of them in a single process
+        loader = training_loader(train_ds, batches, n_workers, device, prepare, steps)
         train_loss = train_one_epoch(forward, loader, criterion, optimizer, precision, device, prepare, epoch,
                                      accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm,
                                      channels_last=cfg.channels_last, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        probs = predict_videos(model, val_rows, mean, std, spec, 1, device, block=cfg.batch_size, output=output)
+        train_loss = group.mean(train_loss)
+        group.same_buffers(model)
+        mine = val_rows.iloc[group.share(len(val_rows))].reset_index(drop=True)
+        probs = group.gather(predict_videos(model, mine, mean, std, spec, 1, device, block=cfg.batch_size,
+                                            output=output), len(val_rows))
         scores = task.val_metrics(y_val, probs)
         current = scores[monitor]
         step_scheduler(scheduler, current)
@@ -219,12 +236,18 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         print(f"epoch {epoch + 1} ({stage}): train_loss={history[-1]['train_loss']:.4f} "
               f"val_loss={scores['loss']:.4f} val_{monitor}={current:.4f}{' *' if improved else ''}",
               file=sys.stderr, flush=True)
+        if not group.main:
+            continue
         checkpoint.save(state_path, {
             "key": resume_key, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
             "rng": torch.get_rng_state(), "history": history, "best_score": best_score, "best_state": best_state,
             "best_epoch": best_epoch, "bad_epochs": bad_epochs})
 
+    table = pd.DataFrame(history)
+    if not group.main:
+        group.barrier()  # returns once the first process has written the results
+        return table
     if best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
         best_state, best_epoch = model.state_dict(), len(history) - 1
     payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
@@ -236,9 +259,9 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
                                  "best_score": best_score})
     if last_path is not None:
         checkpoint.save(last_path, {**payload, "state_dict": model.state_dict(), "epoch": len(history)})
-    table = pd.DataFrame(history)
     write_csv(history_path, table)
     Path(state_path).unlink(missing_ok=True)  # finished: a forced rerun trains afresh
+    group.barrier()
     return table
 
 

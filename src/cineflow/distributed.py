@@ -1,0 +1,140 @@
+"""One fold on several processes (DDP): which share of the work is this process's, and putting the
+shares back together. NCCL on GPUs (one process per GPU), gloo on CPUs.
+
+A training job with `gpus: N` re-runs itself under torchrun (`launch`): N processes, each
+`python -m cineflow.distributed <job.json>`, which calls trainer.train_fold with the job's arguments.
+Outside torchrun every function here describes one process of one, so single-process code is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place: rank `rank` of `world` processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """The one process that writes files."""
+        return self.rank == 0
+
+    def share(self, n: int) -> np.ndarray:
+        """Indices of this process's items out of n, interleaved (rank, rank + world, ...)."""
+        return np.arange(self.rank, n, self.world)
+
+    def equal_share(self, n: int) -> np.ndarray:
+        """The same, cut to n // world items on every process: DDP needs every process to take as many
+        steps (the remainder, fewer than `world` batches, is left out of that epoch)."""
+        if n < self.world:
+            raise ValueError(f"an epoch has {n} batch(es) for {self.world} processes: every process needs one; "
+                             "lower the model's batch_size or gpus")
+        return self.share(n)[: n // self.world]
+
+    def gather(self, local: np.ndarray, n: int) -> np.ndarray:
+        """The rows of all processes' `share(n)` in their original order, on every process: each item
+        once, none padded or repeated."""
+        if self.world == 1:
+            return local
+        parts: list = [None] * self.world
+        tdist.all_gather_object(parts, np.asarray(local))
+        out = np.empty((n,) + parts[0].shape[1:], parts[0].dtype)
+        for rank, part in enumerate(parts):
+            out[np.arange(rank, n, self.world)] = part
+        return out
+
+    def mean(self, value: float) -> float:
+        """The mean of `value` over the processes."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        tdist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def same_buffers(self, model: torch.nn.Module) -> None:
+        """Every process takes the first's buffers (BatchNorm's running statistics): DDP copies them at
+        the start of each training forward, so after an epoch's last step each process holds its own,
+        and the model that scores the val videos and is saved is the first process's."""
+        if self.world > 1:
+            for buffer in model.buffers():
+                tdist.broadcast(buffer, src=0)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            tdist.barrier()
+
+
+def group() -> Group:
+    """This process's group: torch.distributed's when initialised, else a group of one."""
+    if tdist.is_available() and tdist.is_initialized():
+        return Group(tdist.get_rank(), tdist.get_world_size())
+    return Group()
+
+
+def launch(job: dict, n_procs: int, job_path: str | Path) -> None:
+    """Run trainer.train_fold(**job) in `n_procs` processes under torchrun and wait for them.
+
+    `job` holds the arguments as JSON (paths, the model config as a dict, the normalisation); a failed
+    process fails the job with torchrun's exit status."""
+    Path(job_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(job_path).write_text(json.dumps(job), encoding="utf-8")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_procs}",
+               "-m", "cineflow.distributed", str(job_path)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    done = subprocess.run(command, env=env, stdout=_file(sys.stdout), stderr=_file(sys.stderr))
+    if done.returncode:
+        raise RuntimeError(f"distributed training ({n_procs} processes) failed with exit status {done.returncode}; "
+                           "each process's output is above")
+
+
+def _file(stream):
+    """`stream` when it is a real file (a rule's log: the processes write there too), else inherit."""
+    try:
+        stream.fileno()
+        return stream
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def main(job_path: str) -> None:
+    """One torchrun process: join the group, take this rank's device, train."""
+    import pandas as pd
+
+    from .config import ModelConfig
+    from .seeding import seed_everything
+    from .trainer import train_fold
+
+    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    tdist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        seed_everything(job["seed"], job.pop("threads", None))
+        device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+        train_fold(ModelConfig.from_dict(job.pop("model")), job.pop("classes"),
+                   pd.read_csv(job.pop("split"), keep_default_na=False), pd.read_parquet(job.pop("manifest")),
+                   device=device, **job)
+    finally:
+        tdist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

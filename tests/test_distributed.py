@@ -1,0 +1,141 @@
+"""One fold trained by two processes (torchrun, DDP over gloo on the CPU): the results are written once,
+and the validation scores gathered from the two processes are those of every val video, each once."""
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cineflow import checkpoint
+from cineflow.distributed import Group, launch
+from cineflow.inference import predict_videos
+from cineflow.normalisation import fold_normalisation
+from cineflow.sampling import ClipSpec
+from cineflow.tasks import task_for
+from cineflow.trainer import fold_rows
+from test_trainer import model_cfg
+
+
+def test_fewer_batches_than_processes_is_a_clear_error():
+    with pytest.raises(ValueError, match="batch_size"):
+        Group(1, 2).equal_share(1)
+
+
+def test_group_shares_cover_every_item_once():
+    n = 11
+    shares = [Group(rank, 3).share(n) for rank in range(3)]
+    assert sorted(np.concatenate(shares).tolist()) == list(range(n))
+    assert [len(Group(rank, 3).equal_share(n)) for rank in range(3)] == [3, 3, 3]  # as many steps each
+    assert Group().gather(np.arange(4), 4).tolist() == [0, 1, 2, 3]
+
+
+def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config, tiny_dataset, tmp_path):
+    manifest, _, folds = tiny_dataset
+    split = folds[0]
+    split.to_csv(tmp_path / "split.csv", index=False)
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    norm = fold_normalisation(split, manifest, seed=1)
+    cfg = model_cfg(tiny_config, epochs=2, gpus=2, batch_size=2, augment={"shift": {"p": 1.0, "pixels": 2}})
+    out = tmp_path / "out"
+    launch(dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
+                manifest=str(tmp_path / "manifest.parquet"), norm=norm, model_path=str(out / "model.pt"),
+                history_path=str(out / "history.csv"), state_path=str(out / "state" / "state.pt"), seed=1,
+                last_path=str(out / "last.pt"), workers=0, threads=1), 2, tmp_path / "job.json")
+
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]  # written once, by the first process
+    assert (history["train_loss"] > 0).all()  # both processes had batches to train on
+    assert not (out / "state" / "state.pt").exists()
+    assert json.loads((tmp_path / "job.json").read_text())["model"]["gpus"] == 2
+
+    # the last epoch's val metrics, from the two processes' gathered scores, are those of scoring every
+    # val video once in one process with the same weights
+    last = checkpoint.load(out / "last.pt")
+    model, _ = checkpoint.load_model(out / "model.pt")
+    model.load_state_dict(last["state_dict"])
+    val = fold_rows(split, manifest, "val")
+    probs = predict_videos(model, val, norm["mean"], norm["std"], ClipSpec.of(cfg), 1, torch.device("cpu"),
+                           block=cfg.batch_size, output=last["output"])
+    task = task_for(cfg.task, cfg.target, tiny_config["data"]["classes"])
+    single = task.val_metrics(task.targets(val), probs)
+    assert history["val_loss"].iloc[-1] == pytest.approx(single["loss"], rel=1e-5)
+    assert history["val_roc_auc"].iloc[-1] == pytest.approx(single["roc_auc"], rel=1e-6)
+
+
+def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(tiny_config, tiny_dataset,
+                                                                                 tmp_path, capfd):
+    import os
+    import signal
+
+    import psutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    manifest, _, folds = tiny_dataset
+    folds[0].to_csv(tmp_path / "split.csv", index=False)
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    norm = fold_normalisation(folds[0], manifest, seed=1)
+    cfg = model_cfg(tiny_config, epochs=8, gpus=2, batch_size=2)  # epochs to spare: the kill lands mid-run
+
+    def job(out: Path) -> dict:
+        return dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
+                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, model_path=str(out / "model.pt"),
+                    history_path=str(out / "history.csv"), state_path=str(out / "state.pt"), seed=1,
+                    last_path=str(out / "last.pt"), workers=0, threads=1)
+
+    launch(job(tmp_path / "full"), 2, tmp_path / "full.json")
+    # the same run, killed (SIGKILL to torchrun and both processes) once an epoch is saved
+    (tmp_path / "killed.json").write_text(json.dumps(job(tmp_path / "killed")))
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    run = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                            "-m", "cineflow.distributed", str(tmp_path / "killed.json")],
+                           env=dict(os.environ, PYTHONPATH=src), start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "killed" / "state.pt").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for process in [*psutil.Process(run.pid).children(recursive=True), psutil.Process(run.pid)]:
+        process.send_signal(signal.SIGKILL)  # torchrun starts its workers in sessions of their own
+    run.wait()
+    state = checkpoint.load(tmp_path / "killed" / "state.pt")
+    assert state["epoch"] < cfg.epochs - 1 and not (tmp_path / "killed" / "history.csv").exists()
+
+    capfd.readouterr()
+    launch(job(tmp_path / "killed"), 2, tmp_path / "killed.json")  # resumes from the saved epoch
+    logged = capfd.readouterr()
+    assert f"resuming from epoch {state['epoch'] + 1}" in logged.out + logged.err
+    full = pd.read_csv(tmp_path / "full" / "history.csv").drop(columns="seconds")
+    resumed = pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(full, resumed)
+    a = checkpoint.load(tmp_path / "full" / "last.pt")["state_dict"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_train_rule_runs_a_two_process_fold_and_asks_for_two_gpus(tmp_path):
+    """`gpus: 2` through Snakemake: the rule's script launches torchrun, the job asks for gpu=2."""
+    import subprocess
+
+    from conftest import SNAKEMAKE, TINY
+    from workflow_helpers import copy_repo, write_config
+
+    workdir = copy_repo(tmp_path / "wf")
+    config = json.loads(json.dumps(TINY))
+    config["models"]["tiny"].update(gpus=2, batch_size=2, epochs=2)
+    write_config(workdir, config)
+    target = "results/tiny/fold_0/model.pt"
+    dry = subprocess.run([SNAKEMAKE, "-n", target, "--cores", "2", "--resources", "gpu=2"], cwd=workdir,
+                         capture_output=True, text=True)
+    assert "gpu=2" in dry.stdout + dry.stderr
+    run = subprocess.run([SNAKEMAKE, target, "--cores", "2", "--resources", "gpu=2"], cwd=workdir,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = (workdir / "results/logs/train/tiny/fold_0.log").read_text()
+    assert "2 processes" in log and "task binary" in log  # the processes' output reached the rule's log
+    history = pd.read_csv(workdir / "results/tiny/fold_0/history.csv")
+    assert history["epoch"].tolist() == [1, 2] and (history["train_loss"] > 0).all()
