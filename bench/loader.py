@@ -22,6 +22,8 @@ Also measured:
   channels): clips [20, 1, 32, 112, 112], a third of the bytes; `grey_speedup_*` against EchoNet.
 - `cineflow_prepare_in_main`: the batches prepared in the training process instead of the workers,
   the design that made more workers slower on a CPU.
+- `cineflow_shards`: the RGB cache as one file per cache shard (cache.store: shards, 4 shards) instead
+  of a file per video; `shards_vs_files_*` is its speed over the per-video files'.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import echonet_reference as echonet
 from echonet_like import make_videos, save
 
 from cineflow.batching import epoch_batches
-from cineflow.cache import cache_video
+from cineflow.cache import cache_shard, cache_video
 from cineflow.config import CacheConfig, resolve
 from cineflow.data import ClipBatches, ClipDataset, Prepare
 from cineflow.sampling import ClipSpec
@@ -85,7 +87,7 @@ class EchoNetSide:
 
 class CineflowSide:
     def __init__(self, rows: pd.DataFrame, prepare_in_main: bool = False):
-        self.files = [Path(p) for p in rows["frames_path"]]
+        self.files = sorted({Path(p) for p in rows["frames_path"]})
         self.clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", echonet.LENGTH,
                                                                                  echonet.PERIOD))
         channels = int(rows["channels"].iloc[0])
@@ -95,7 +97,7 @@ class CineflowSide:
     def epoch(self, workers: int) -> int:
         self.n += 1
         self.clips.set_epoch(self.n)
-        batches = [b for r in range(PASSES) for b in epoch_batches("shuffle", np.zeros(len(self.files), int),
+        batches = [b for r in range(PASSES) for b in epoch_batches("shuffle", np.zeros(len(self.clips), int),
                                                                    echonet.BATCH, 0, self.n * PASSES + r)]
         if self.prepare_in_main:  # workers only read uint8 batches; this process prepares them
             loader = DataLoader(ClipBatches(self.clips, batches), batch_size=None, num_workers=workers,
@@ -133,7 +135,12 @@ def main() -> None:
         cfg = CacheConfig.from_dict(resolve({"cache": {"size": 112, "color": color}})["cache"])
         caches[color] = pd.DataFrame([cache_video(p, work / color / f"{p.stem}.npy", cfg) for p in paths])
     rows = caches["rgb"]
+    shards = CacheConfig.from_dict(resolve({"cache": {"size": 112, "color": "rgb", "store": "shards"}})["cache"])
+    videos = pd.DataFrame({"video_id": [p.stem for p in paths], "path": [p.name for p in paths]})
+    in_shards = pd.concat([cache_shard(videos.iloc[k::4], paths[0].parent, work / "shards" / str(k), shards)
+                           for k in range(4)], ignore_index=True)
     sides = {"echonet": EchoNetSide(paths), "cineflow": CineflowSide(rows),
+             "cineflow_shards": CineflowSide(in_shards),
              "cineflow_grey": CineflowSide(caches["grey"]),
              "cineflow_prepare_in_main": CineflowSide(rows, prepare_in_main=True)}
     rates: dict[tuple, list[float]] = {}
@@ -157,6 +164,9 @@ def main() -> None:
             figures[f"speedup_spread_{key}"] = round(float(ratios.max() / ratios.min() - 1), 3)
             grey = np.divide(rates[("cineflow_grey", temperature, workers)], rates[("echonet", temperature, workers)])
             figures[f"grey_speedup_{key}"] = round(float(np.median(grey)), 2)
+            shard = np.divide(rates[("cineflow_shards", temperature, workers)],
+                              rates[("cineflow", temperature, workers)])
+            figures[f"shards_vs_files_{key}"] = round(float(np.median(shard)), 3)
             for name in sides:
                 figures[f"{name}_clips_per_s_{key}"] = round(float(np.median(rates[(name, temperature, workers)])), 1)
                 figures[f"{name}_disk_read_mb_{key}"] = round(float(np.median(disk[(name, temperature, workers)])), 1)

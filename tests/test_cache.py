@@ -132,3 +132,41 @@ def test_resampling_to_a_target_fps_is_recorded(tmp_path):
     row = cache(tmp_path, {"fast": "fast.avi"}, fps=25, size=16).iloc[0]
     assert row["n_frames"] == 10 and row["fps"] == 25 and row["source_fps"] == 50 and row["source_frames"] == 20
     assert json.loads(row["preprocess"])["fps"] == 25
+
+
+def test_shard_store_holds_a_shard_in_one_file_that_every_reader_reads_as_the_per_video_files(tmp_path):
+    """cache.store: shards writes one .npy per shard; each video's frames, as the loader, evaluation and
+    normalisation read them through the manifest row, are those of cache.store: files."""
+    from cineflow.cache import SHARD_FILE, video_frames
+    from cineflow.data import ClipDataset
+    from cineflow.inference import iter_clips
+    from cineflow.normalisation import channel_stats
+    from cineflow.sampling import ClipSpec
+
+    rng = np.random.default_rng(1)
+    files = {}
+    for i, n in enumerate((7, 12, 9)):
+        write_avi(tmp_path / f"v{i}.avi", rng.integers(0, 255, (n, 20, 20), dtype=np.uint8), fps=25)
+        files[f"v{i}"] = f"v{i}.avi"
+    (tmp_path / "bad.avi").write_bytes(b"\x00garbage" * 50)
+    files["bad"] = "bad.avi"
+    videos = pd.DataFrame({"video_id": list(files), "path": list(files.values())})
+    tables = {store: cache_shard(videos, tmp_path, tmp_path / store, settings(CacheConfig, "cache", size=16,
+                                                                                   store=store))
+              for store in ("files", "shards")}
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [SHARD_FILE]
+    assert len(list((tmp_path / "files").glob("*.npy"))) == 3
+    ok = {store: t[t["status"] == "ok"].reset_index(drop=True) for store, t in tables.items()}
+    assert ok["shards"]["frame_offset"].tolist() == [0, 7, 19] and (ok["files"]["frame_offset"] == 0).all()
+    assert tables["shards"].set_index("video_id").loc["bad", "status"] == "quarantined"
+    assert load_frames(tmp_path / "shards" / SHARD_FILE).shape == (28, 16, 16, 1)
+    for a, b in zip(ok["files"].itertuples(), ok["shards"].itertuples()):
+        assert np.array_equal(video_frames(a), video_frames(b))
+    spec = ClipSpec("random", 4, 2)
+    datasets = {store: ClipDataset(rows, np.zeros(len(rows), int), spec, seed=0) for store, rows in ok.items()}
+    for i in range(3):
+        assert np.array_equal(datasets["files"][i][0], datasets["shards"][i][0])
+    clips = {store: [clip for _, clip in iter_clips(rows, spec, "all")] for store, rows in ok.items()}
+    assert len(clips["files"]) == len(clips["shards"]) > 3
+    assert all(np.array_equal(a, b) for a, b in zip(clips["files"], clips["shards"]))
+    assert channel_stats(ok["files"]) == channel_stats(ok["shards"])

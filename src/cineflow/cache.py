@@ -6,7 +6,9 @@ Preprocessing order: crop box -> sector mask -> temporal resampling -> max frame
 
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from .config import CacheConfig
 from .readers import UnreadableVideo, read_video
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
-                 "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path"]
+                 "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset"]
+SHARD_FILE = "frames.npy"  # cache.store: shards
 
 
 def crop_box(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
@@ -125,12 +128,13 @@ def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | N
             "mask_fraction": float(mask.mean()) if mask is not None else 1.0}
 
 
-def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
-    """Decode, preprocess and store one video; returns its shard-table row (status ok or quarantined)."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "shards"}
+def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
+    """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
+    returns its shard-table row (status ok or quarantined)."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("shards", "store")}  # how, not where
     row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
-               preprocess=json.dumps(settings, sort_keys=True), frames_path="")
+               preprocess=json.dumps(settings, sort_keys=True), frames_path="", frame_offset=0)
     try:
         frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1)
         if cfg.media == "video" and len(frames) < 2:
@@ -144,22 +148,78 @@ def cache_video(source: Path, dest: Path, cfg: CacheConfig) -> dict:
         return dict(row, status="quarantined", reason=str(err))
     except Exception as err:  # a decoder crash on one file must not stop the shard
         return dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}")
-    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # a killed job leaves no half-written frames
-        np.save(fh, cached)
+    if isinstance(dest, ShardFile):
+        offset, dest = dest.append(cached), dest.path
+    else:
+        offset = 0
+        with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # a killed job leaves no half-written frames
+            np.save(fh, cached)
     return dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
-                height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), **info)
+                height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), frame_offset=offset, **info)
 
 
 def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig) -> pd.DataFrame:
-    """Cache every video of one shard (`videos` has video_id and path) into `out_dir`."""
+    """Cache every video of one shard (`videos` has video_id and path) into `out_dir`: a file per video,
+    or with cache.store: shards one file for all of them."""
     out_dir = Path(out_dir)
     rows = []
-    for video in videos.itertuples(index=False):
-        row = cache_video(Path(root) / video.path, out_dir / f"{video.video_id}.npy", cfg)
-        rows.append(dict(row, video_id=video.video_id))
+    with contextlib.ExitStack() as stack:
+        shard = None
+        if cfg.store == "shards":
+            shard = stack.enter_context(ShardFile(out_dir / SHARD_FILE, (cfg.size, cfg.size, cfg.channels)))
+        for video in videos.itertuples(index=False):
+            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg)
+            rows.append(dict(row, video_id=video.video_id))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)
 
 
-def load_frames(frames_path: str | Path) -> np.ndarray:
-    """Memory-mapped [T, H, W, C] uint8 frames: a clip is read without decoding or copying the video."""
-    return np.load(frames_path, mmap_mode="r")
+class ShardFile:
+    """One .npy holding a shard's videos' frames back to back, written as they are decoded (a shard can
+    hold more than memory): room for the header is kept at the start and filled in once the frame count
+    is known, and the file is renamed into place only when complete."""
+
+    HEADER = 128  # bytes: magic, version, length and the header text, padded; 64-byte aligned data
+
+    def __init__(self, path: str | Path, frame_shape: tuple[int, int, int]):
+        self.path, self.frame_shape, self.frames = Path(path), tuple(frame_shape), 0
+
+    def __enter__(self) -> "ShardFile":
+        self._atomic = atomic_path(self.path)
+        self._fh = open(self._atomic.__enter__(), "wb")
+        self._fh.write(bytes(self.HEADER))
+        return self
+
+    def append(self, frames: np.ndarray) -> int:
+        """Add one video's [T, H, W, C] uint8 frames; returns the index of its first frame."""
+        if frames.dtype != np.uint8 or frames.shape[1:] != self.frame_shape:
+            raise ValueError(f"a shard holds uint8 frames of {self.frame_shape}, got {frames.dtype} {frames.shape[1:]}")
+        offset = self.frames
+        self._fh.write(np.ascontiguousarray(frames).data)
+        self.frames += len(frames)
+        return offset
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                text = repr({"descr": "|u1", "fortran_order": False, "shape": (self.frames, *self.frame_shape)})
+                text = text.ljust(self.HEADER - 11) + "\n"
+                self._fh.seek(0)
+                self._fh.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1"))
+        finally:
+            self._fh.close()
+            self._atomic.__exit__(*exc)
+
+
+def load_frames(frames_path: str | Path, offset: int = 0, count: int | None = None) -> np.ndarray:
+    """Memory-mapped [T, H, W, C] uint8 frames: a clip is read without decoding or copying the video.
+    `offset` and `count` pick one video's frames out of a shard file."""
+    frames = np.load(frames_path, mmap_mode="r")
+    return frames if offset == 0 and count is None else frames[offset:None if count is None else offset + count]
+
+
+def video_frames(row) -> np.ndarray:
+    """The frames of one manifest row (a dict, Series or itertuples row): its own file, or its part of
+    its shard's file."""
+    get = row.get if hasattr(row, "get") else lambda key, default=None: getattr(row, key, default)
+    count = get("n_frames")  # None: the whole file
+    return load_frames(get("frames_path"), int(get("frame_offset", 0) or 0), None if count is None else int(count))

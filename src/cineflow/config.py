@@ -109,6 +109,7 @@ class DemoConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     shards: int
+    store: str
     reader: str
     media: str
     crop: list | None

@@ -83,6 +83,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, rows: pd.DataFrame, targets: np.ndarray, spec: ClipSpec, seed: int = 0):
         self.paths = rows["frames_path"].tolist()
+        self.offsets = rows["frame_offset"].to_numpy() if "frame_offset" in rows else np.zeros(len(rows), int)
         self.n_frames = rows["n_frames"].to_numpy()
         self.targets = targets
         self.spec, self.seed = spec, seed
@@ -94,12 +95,16 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def frames(self, i: int) -> np.ndarray:
+        """Video `i`'s memory-mapped frames (its file, or its part of a shard file)."""
+        return load_frames(self.paths[i], int(self.offsets[i]), int(self.n_frames[i]))
+
     def indices(self, i: int) -> np.ndarray:
         """The frames of video `i`'s training clip this epoch."""
         return train_clip(int(self.n_frames[i]), self.spec, np.random.default_rng([self.seed, self.epoch, i]))
 
     def __getitem__(self, i: int):
-        return to_channels_first(read_clip(load_frames(self.paths[i]), self.indices(i))), self.targets[i]
+        return to_channels_first(read_clip(self.frames(i), self.indices(i))), self.targets[i]
 
 
 def augment_generator(seed: int, epoch: int, step: int) -> torch.Generator:
@@ -141,11 +146,11 @@ class ClipBatches(Dataset):
 
     def __getitem__(self, step: int):
         items = self.batches[step]
-        first = load_frames(self.clips.paths[items[0]])
+        first = self.clips.frames(items[0])
         out = _shared_empty((len(items), self.clips.spec.length) + first.shape[1:], torch.uint8)
         view = out.numpy()
         for k, i in enumerate(items):
-            frames = first if k == 0 else load_frames(self.clips.paths[i])
+            frames = first if k == 0 else self.clips.frames(i)
             read_clip(frames, self.clips.indices(i), out=view[k])
         x = out if self.prepare is None else self.prepare(out, self.clips.epoch, step)
         return x, torch.as_tensor(self.clips.targets[items]), step

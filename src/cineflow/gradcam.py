@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .atomic import atomic_path, write_csv
-from .cache import load_frames
+from .cache import video_frames
 from .checkpoint import load_model
 from .config import GradcamConfig
 from .data import read_clip, to_tensor
@@ -112,7 +112,7 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
     rows = []
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
-        frames = load_frames(video["frames_path"])
+        frames = video_frames(video)
         raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
         clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)  # for clip_attention too
         heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import load_frames
+from .cache import video_frames
 from .data import normalise, read_clip, to_channels_first
 from .losses import to_scores
 from .sampling import ClipSpec, eval_clips
@@ -31,7 +31,7 @@ class VideoScores:
 def iter_clips(rows: pd.DataFrame, spec: ClipSpec, n_clips: int | str) -> Iterator[tuple[int, np.ndarray]]:
     """(row number, uint8 clip) for every evaluation clip; each video is opened once."""
     for i, row in enumerate(rows.itertuples(index=False)):
-        frames = load_frames(row.frames_path)
+        frames = video_frames(row)
         for indices in eval_clips(int(row.n_frames), spec, n_clips):
             yield i, read_clip(frames, indices)
 

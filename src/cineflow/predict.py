@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import cache_video, load_frames
+from .cache import cache_video, video_frames
 from .checkpoint import load_model
 from .config import CacheConfig, ConfigError, EvalConfig, GradcamConfig
 from .data import read_clip, to_tensor
@@ -113,7 +113,7 @@ def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: 
     cam_dir.mkdir(parents=True, exist_ok=True)
     names = []
     for row, pred in zip(rows.itertuples(index=False), out.itertuples(index=False)):
-        frames = load_frames(row.frames_path)
+        frames = video_frames(row)
         heats, raw = [], None
         for model, c in models:
             raw = read_clip(frames, eval_clips(int(row.n_frames), ClipSpec.of(c["model"]), 1)[0])
