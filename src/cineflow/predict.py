@@ -53,7 +53,7 @@ def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
 
 def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cached rows with frames_path and n_frames, status of every video)."""
-    cfg = CacheConfig.from_dict({**preprocess, "shards": 1})
+    cfg = CacheConfig.from_dict({**preprocess, "shards": 1, "store": "files"})  # new videos: a file each
     rows, status = [], []
     for video in videos.itertuples(index=False):
         row = cache_video(root / video.path, work_dir / f"{video.video_id}.npy", cfg)
