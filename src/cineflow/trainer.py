@@ -107,7 +107,8 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
 
     Args:
         model: the module to call (the compiled one when `compile` is set); already on `device`, in train mode.
-        loader: yields (clips [B, C, T, H, W], targets [B], step), as `training_loader` makes it.
+        loader: yields (clips, targets [B], step) as `training_loader` makes it: uint8 clips [B, T, H, W, C]
+            as read, or float [B, C, T, H, W] when a CPU worker prepared them.
         criterion: the loss module, on `device`.
         optimizer: stepped every `accumulate` batches and after the last one.
         precision: autocast, loss scaling and the optimizer step (precision.Precision).
