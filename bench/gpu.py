@@ -37,6 +37,7 @@ import torch
 import echonet_reference as echonet
 from echonet_like import make_videos, save
 
+from cineflow.batching import epoch_batches
 from cineflow.cache import cache_video
 from cineflow.config import CacheConfig, ModelConfig, resolve
 from cineflow.data import ClipDataset, Prepare, read_clip, to_tensor
@@ -49,7 +50,6 @@ from cineflow.precision import Precision
 from cineflow.sampling import ClipSpec, eval_clips
 from cineflow.seeding import seed_everything
 from cineflow.trainer import train_one_epoch, training_loader
-from cineflow.batching import epoch_batches
 from cineflow.video_io import write_mp4
 
 MEAN, STD = [0.2] * 3, [0.2] * 3  # [0, 1] units; EchoNet's side gets the same x 255

@@ -11,6 +11,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cineflow.config import (
+    AUTO_LOADER_WORKERS,
     DataConfig,
     DemoConfig,
     SplitConfig,
@@ -41,9 +42,9 @@ SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
 ENV = "../envs/cineflow.yaml"
-# the cores a training job's loader workers take ("auto" is 4 on a GPU, none on a CPU)
+# the cores a training job's loader workers take ("auto": as many as on a GPU)
 _workers = config["resources"]["loader_workers"]
-LOADER_WORKERS = 4 if _workers == "auto" else _workers
+LOADER_WORKERS = AUTO_LOADER_WORKERS if _workers == "auto" else _workers
 LIBRARY = Path(workflow.basedir) / "src" / "cineflow"
 
 

@@ -19,15 +19,15 @@ resources = snakemake.config["resources"]
 cfg = ModelConfig.from_dict(snakemake.params.model)
 with open(snakemake.input.norm, encoding="utf-8") as fh:
     norm = json.load(fh)
+fold = dict(norm=norm, model_path=snakemake.output.model, history_path=snakemake.output.history,
+            state_path=snakemake.params.state, seed=snakemake.params.seed, last_path=snakemake.output.last,
+            workers=resources["loader_workers"])
 if cfg.gpus > 1:  # several processes on one fold: torchrun, each GPU its own process (the job's visible GPUs)
     with to_log(snakemake.log[0]):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         print(f"{cfg.gpus} processes on {device}")
-        launch(dict(model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
-                    manifest=snakemake.input.manifest, norm=norm, model_path=snakemake.output.model,
-                    history_path=snakemake.output.history, state_path=snakemake.params.state,
-                    seed=snakemake.params.seed, provenance=provenance(snakemake.config, device),
-                    last_path=snakemake.output.last, workers=resources["loader_workers"],
+        launch(dict(fold, model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
+                    manifest=snakemake.input.manifest, provenance=provenance(snakemake.config, device),
                     threads=resources["train_threads"]), cfg.gpus, snakemake.params.job)
 else:
     with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
@@ -35,6 +35,5 @@ else:
         seed_everything(snakemake.params.seed, resources["train_threads"])
         print(f"device: {device}")
         train_fold(cfg, snakemake.params.classes, pd.read_csv(snakemake.input.split, keep_default_na=False),
-                   pd.read_parquet(snakemake.input.manifest), norm, snakemake.output.model, snakemake.output.history,
-                   snakemake.params.state, snakemake.params.seed, device, provenance(snakemake.config, device),
-                   last_path=snakemake.output.last, trackers=trackers, workers=resources["loader_workers"])
+                   pd.read_parquet(snakemake.input.manifest), device=device,
+                   provenance=provenance(snakemake.config, device), trackers=trackers, **fold)

@@ -2,10 +2,17 @@
 and the validation scores gathered from the two processes are those of every val video, each once."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import torch
 
@@ -16,7 +23,9 @@ from cineflow.normalisation import fold_normalisation
 from cineflow.sampling import ClipSpec
 from cineflow.tasks import task_for
 from cineflow.trainer import fold_rows
+from conftest import SNAKEMAKE, TINY
 from test_trainer import model_cfg
+from workflow_helpers import copy_repo, write_config
 
 
 def test_fewer_batches_than_processes_is_a_clear_error():
@@ -67,15 +76,6 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
 
 def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(tiny_config, tiny_dataset,
                                                                                  tmp_path, capfd):
-    import os
-    import signal
-
-    import psutil
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     manifest, _, folds = tiny_dataset
     folds[0].to_csv(tmp_path / "split.csv", index=False)
     manifest.to_parquet(tmp_path / "manifest.parquet")
@@ -119,11 +119,6 @@ def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(
 
 def test_the_train_rule_runs_a_two_process_fold_and_asks_for_two_gpus(tmp_path):
     """`gpus: 2` through Snakemake: the rule's script launches torchrun, the job asks for gpu=2."""
-    import subprocess
-
-    from conftest import SNAKEMAKE, TINY
-    from workflow_helpers import copy_repo, write_config
-
     workdir = copy_repo(tmp_path / "wf")
     config = json.loads(json.dumps(TINY))
     config["models"]["tiny"].update(gpus=2, batch_size=2, epochs=2)

@@ -12,6 +12,9 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
+AUTO_LOADER_WORKERS = 4  # resources.loader_workers "auto" on a GPU: EchoNet-Dynamic's default
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 

@@ -23,13 +23,14 @@ def read_clip(frames: np.ndarray, indices: np.ndarray, out: np.ndarray | None = 
     """[T, H, W, C] uint8 clip; padding frames (-1) are zeros (as EchoNet-Dynamic pads). `out` (any
     strides) receives it without an intermediate copy."""
     valid = indices >= 0
-    if out is not None and valid.all():
+    if out is None:
+        out = np.zeros((len(indices),) + frames.shape[1:], np.uint8)
+    elif valid.all():
         return np.take(frames, indices, axis=0, out=out)  # one contiguous copy per frame
-    clip = np.zeros((len(indices),) + frames.shape[1:], np.uint8) if out is None else out
-    if out is not None:
-        clip[~valid] = 0
-    clip[valid] = frames[indices[valid]]
-    return clip
+    else:
+        out[~valid] = 0
+    out[valid] = frames[indices[valid]]
+    return out
 
 
 def to_channels_first(clips: np.ndarray) -> torch.Tensor:
@@ -55,7 +56,7 @@ def _normalise_table(x: torch.Tensor, mean: list[float], std: list[float]) -> to
     per pixel instead of a float copy and two arithmetic passes; channels-last clips are split first."""
     import cv2
 
-    *lead, c, t, h, w = x.shape
+    c, t, h, w = x.shape[-4:]
     table = ((np.arange(256)[:, None] / 255.0 - np.asarray(mean)) / np.asarray(std)).astype(np.float32)
     out = _shared_empty(tuple(x.shape), torch.float32)  # in a loader worker: handed over without a copy
     planes_out = out.reshape(-1, c, t * h, w).numpy()

@@ -118,14 +118,8 @@ def _jpeg_packets(capture, grey: bool) -> np.ndarray | None:
         frame = cv2.imdecode(packet, flag) if packet is not None and packet.size else None
         if frame is None:
             return None
-        if frames and frame.shape != frames[0].shape:
-            raise UnreadableVideo(f"frame size changes at frame {len(frames)}: {frames[0].shape[:2]} -> "
-                                  f"{frame.shape[:2]}")
-        frames.append(frame)
-    if not frames:
-        return None
-    video = np.stack(frames)
-    return video[..., None] if grey else video
+        frames.append(frame[..., None] if grey else frame)
+    return stack_frames(frames) if frames else None
 
 
 def _decoded_frames(capture, grey: bool) -> np.ndarray:
@@ -183,9 +177,15 @@ def read_pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
         raise UnreadableVideo(f"FFmpeg cannot decode the file: {err}") from None
     if not frames:
         return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
-    if any(f.shape != frames[0].shape for f in frames):
-        raise UnreadableVideo("frame size changes within the video")
-    return np.stack(frames), fps
+    return stack_frames(frames), fps
+
+
+def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
+    """[T, H, W, C] of decoded frames that must share one size."""
+    for n, frame in enumerate(frames):
+        if frame.shape != frames[0].shape:
+            raise UnreadableVideo(f"frame size changes at frame {n}: {frames[0].shape[:2]} -> {frame.shape[:2]}")
+    return np.stack(frames)
 
 
 def _luma(frame) -> np.ndarray:

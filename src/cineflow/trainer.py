@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import checkpoint, distributed
 from .atomic import write_csv
 from .batching import epoch_batches
-from .config import ModelConfig
+from .config import AUTO_LOADER_WORKERS, ModelConfig
 from .data import ClipBatches, ClipDataset, Prepare
 from .inference import predict_videos
 from .losses import build_loss, loss_entry, n_outputs
@@ -65,10 +65,10 @@ def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
 
 
 def loader_workers(setting: int | str, device: torch.device) -> int:
-    """resources.loader_workers: a number, or "auto" = 4 (EchoNet-Dynamic's default) on a GPU and 0 on a
-    CPU, where the model needs every core of the training process's share."""
+    """resources.loader_workers: a number, or "auto" = AUTO_LOADER_WORKERS on a GPU and 0 on a CPU, where
+    the model needs every core of the training process's share."""
     if setting == "auto":
-        return 4 if device.type == "cuda" else 0
+        return AUTO_LOADER_WORKERS if device.type == "cuda" else 0
     return int(setting)
 
 
