@@ -7,7 +7,11 @@ min_version("8.20")
 configfile: "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml")
+# the schema is package data: the library and `cineflow-predict` read the same file
+SCHEMA = "src/cineflow/schema/config.schema.yaml"
+
+
+validate(config, SCHEMA)
 
 
 report: "report/workflow.rst"

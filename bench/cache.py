@@ -7,7 +7,7 @@ decoding against `ds.pixel_array`; and cache bytes against float32.
   default grey cache, with RGB, and grey with the sector mask.
 - Per codec, the grey routes themselves (frames/s, decode only): OpenCV's colour decode + colour to
   grey, libjpeg's luma from raw MJPG packets, PyAV's Y plane with and without FFmpeg's threads (at
-  112 x 112 and at 448 x 448: `read_pyav` turns the threads on from 320 x 240).
+  112 x 112 and at 448 x 448: `pyav` turns the threads on from 320 x 240).
 - DICOM: 8 JPEG-baseline YBR_FULL_422 cine loops (30 frames, 300 x 400), the DICOM reader (RGB and
   grey) against `ds.pixel_array`.
 Rounds are interleaved (5); a ratio is the median over rounds of the per-round ratio. The caches are
@@ -29,10 +29,10 @@ import numpy as np
 
 from echonet_like import make_videos, save
 
-from cineflow.cache import cache_video
+from cineflow.data.cache import cache_video
 from cineflow.config import CacheConfig, resolve
-from cineflow.readers import _jpeg_packets, read_dicom, read_pyav, rgb_to_grey
-from cineflow.video_io import write_mp4
+from cineflow.data.readers import _jpeg_packets, dicom, pyav, rgb_to_grey
+from cineflow.data.video_io import write_mp4
 
 ROUNDS = 5
 
@@ -82,7 +82,7 @@ def dicom_files(folder: Path, n: int = 8) -> list[Path]:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from media import write_dicom
+    from helpers.media import write_dicom
 
     rng = np.random.default_rng(0)
     paths = []
@@ -137,8 +137,8 @@ def main() -> None:
         "route_pyav_luma_h264_448": (pyav_luma, big, False),
         "route_pyav_luma_threads_h264_448": (pyav_luma, big, True),
         "dicom_pixel_array": (lambda p: len(pydicom.dcmread(p).pixel_array), dicoms),
-        "dicom_reader_rgb": (lambda p: len(read_dicom(p, False)[0]), dicoms),
-        "dicom_reader_grey": (lambda p: len(read_dicom(p, True)[0]), dicoms),
+        "dicom_reader_rgb": (lambda p: len(dicom(p, False)[0]), dicoms),
+        "dicom_reader_grey": (lambda p: len(dicom(p, True)[0]), dicoms),
     }
     seconds: dict[str, list[float]] = {name: [] for name in tasks}
     frames: dict[str, int] = {}

@@ -22,7 +22,7 @@ import yaml
 
 from echonet_like import save
 
-from cineflow.video_io import write_avi
+from cineflow.data.video_io import write_avi
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

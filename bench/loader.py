@@ -42,12 +42,12 @@ from torch.utils.data import ConcatDataset, DataLoader
 import echonet_reference as echonet
 from echonet_like import make_videos, save
 
-from cineflow.batching import epoch_batches
-from cineflow.cache import cache_shard, cache_video
+from cineflow.train.batching import epoch_batches
+from cineflow.data.cache import cache_shard, cache_video
 from cineflow.config import CacheConfig, resolve
-from cineflow.data import ClipBatches, ClipDataset, Prepare
-from cineflow.sampling import ClipSpec
-from cineflow.trainer import ready_batches, training_loader
+from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
+from cineflow.data.sampling import ClipSpec
+from cineflow.train.fold import ready_batches, training_loader
 
 N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 3
 MEAN, STD = [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]

@@ -22,9 +22,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-import slurm_cluster  # noqa: E402
-from conftest import SNAKEMAKE, TINY  # noqa: E402
-from workflow_helpers import copy_repo, write_config  # noqa: E402
+from helpers import SNAKEMAKE, TINY, slurm_cluster  # noqa: E402
+from helpers.workflow import copy_repo, write_config  # noqa: E402
 
 CLUSTER_RULES = ("cache_shard", "normalisation", "train", "evaluate", "gradcam")
 

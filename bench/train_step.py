@@ -21,10 +21,10 @@ from torch.utils.data import DataLoader
 
 from echonet_like import save
 
-from cineflow.data import ClipDataset, normalise
-from cineflow.models import build_model
-from cineflow.precision import Precision
-from cineflow.sampling import ClipSpec
+from cineflow.data.clips import ClipDataset, normalise
+from cineflow.models.architectures import build_model
+from cineflow.train.precision import Precision
+from cineflow.data.sampling import ClipSpec
 
 FAMILIES = {
     "tiny3d": ("tiny3d", {}),

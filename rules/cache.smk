@@ -1,7 +1,7 @@
 rule cache_shard:
     input:
         videos=shard_videos,
-        code=code("cache"),
+        code=code("cache_shard"),
     output:
         directory("results/cache/shard_{shard}"),
     log:

@@ -10,25 +10,24 @@ import pandas as pd
 # scripts/cineflow link (Snakemake puts the script's folder on sys.path), e.g. in conda envs
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+# the parse imports the config and light table code only: no torch, no scikit-learn
 from cineflow.config import (
     AUTO_LOADER_WORKERS,
     DataConfig,
     DemoConfig,
     SplitConfig,
+    check_models,
     fill_defaults,
     load_schema,
 )
-from cineflow.demo import LABEL_COLUMNS, plan
-from cineflow.labels import shard_of, validate as validate_labels
-from cineflow.layouts import load_layout, table_source
-from cineflow.splits import n_folds
-from cineflow.provenance import module_sources
-from cineflow.tasks import check_model
+from cineflow.data.demo import LABEL_COLUMNS, plan
+from cineflow.data.labels import n_folds, shard_of, validate as validate_labels
+from cineflow.data.layouts import load_layout, table_source
+from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
-fill_defaults(
-    config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-)
+fill_defaults(config, load_schema(Path(workflow.basedir) / SCHEMA))
+check_models(config)
 
 DATA = DataConfig.from_dict(config["data"])
 DATA_ROOT = DATA.root
@@ -36,8 +35,6 @@ LAYOUT = DATA.layout
 # the demo writes its table into its own root
 LABELS = f"{DATA_ROOT}/labels.csv" if LAYOUT == "demo" else table_source(DATA)
 MODELS = list(config["models"])
-for _name, _model in config["models"].items():
-    check_model(_name, _model, config["data"]["classes"], config["data"]["targets"])
 SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
@@ -45,7 +42,6 @@ ENV = "../envs/cineflow.yaml"
 # the cores a training job's loader workers take ("auto": as many as on a GPU)
 _workers = config["resources"]["loader_workers"]
 LOADER_WORKERS = AUTO_LOADER_WORKERS if _workers == "auto" else _workers
-LIBRARY = Path(workflow.basedir) / "src" / "cineflow"
 
 
 @lru_cache(maxsize=1)
@@ -87,9 +83,10 @@ def canonical(section):
     return json.loads(json.dumps(section, sort_keys=True))
 
 
-def code(module: str) -> list[str]:
-    """Library sources a rule's script reaches: editing one reruns exactly the rules that use it."""
-    return module_sources(f"cineflow.{module}", LIBRARY)
+def code(script: str) -> list[str]:
+    """Library sources the rule's script (scripts/<script>.py) reaches: editing one reruns exactly the
+    rules that use it."""
+    return script_sources(Path(workflow.basedir) / "scripts" / f"{script}.py")
 
 
 def predict_input(wildcards) -> str:
@@ -103,5 +100,14 @@ def predict_input(wildcards) -> str:
     return source
 
 
-def fold_outputs(pattern: str) -> list[str]:
-    return expand(pattern, model=MODELS, fold=FOLDS)
+def report_inputs(wildcards) -> dict:
+    """Each model's files for the report, named `<kind>_<model>`: the report reads exactly these."""
+    files = {}
+    for model in MODELS:
+        folds = expand("results/{model}/fold_{fold}", model=model, fold=FOLDS)
+        files[f"summary_{model}"] = f"results/{model}/summary.json"
+        files[f"oof_{model}"] = f"results/{model}/oof_predictions.parquet"
+        files[f"plots_{model}"] = f"results/{model}/plots"
+        files[f"metrics_{model}"] = [f"{fold}/metrics.json" for fold in folds]
+        files[f"gradcam_{model}"] = [f"{fold}/gradcam" for fold in folds]
+    return files

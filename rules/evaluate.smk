@@ -29,7 +29,9 @@ rule summarize:
     input:
         metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS),
         predictions=expand("results/{{model}}/fold_{fold}/predictions.csv", fold=FOLDS),
-        code=code("summary"),
+        # listed in summary.json, so that `cineflow-predict --summary` finds the fold models
+        models=expand("results/{{model}}/fold_{fold}/model.pt", fold=FOLDS),
+        code=code("summarize"),
     output:
         summary=report(
             "results/{model}/summary.json",

@@ -29,11 +29,7 @@ rule plots:
 
 rule report:
     input:
-        summaries=expand("results/{model}/summary.json", model=MODELS),
-        oof=expand("results/{model}/oof_predictions.parquet", model=MODELS),
-        plots=expand("results/{model}/plots", model=MODELS),
-        metrics=fold_outputs("results/{model}/fold_{fold}/metrics.json"),
-        gradcam=fold_outputs("results/{model}/fold_{fold}/gradcam"),
+        unpack(report_inputs),
         splits=expand("results/splits/fold_{fold}.csv", fold=FOLDS),
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
@@ -55,10 +51,8 @@ rule report:
         mem_mb=2000,
         runtime=10,
     params:
-        results=lambda wildcards, output: os.path.dirname(output[0]),
         benchmarks="results/benchmarks",
         models=MODELS,
-        folds=FOLDS,
         title=config["report"]["title"],
     script:
         "../scripts/report.py"

@@ -3,7 +3,7 @@ rule train:
         split="results/splits/fold_{fold}.csv",
         norm="results/splits/fold_{fold}.norm.json",
         manifest="results/manifest.parquet",
-        code=code("trainer"),
+        code=code("train"),
     output:
         model="results/{model}/fold_{fold}/model.pt",
         last="results/{model}/fold_{fold}/last.pt",

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cineflow.atomic import write_parquet
-from cineflow.cache import cache_shard
 from cineflow.config import CacheConfig
+from cineflow.data.cache import cache_shard
+from cineflow.io import write_parquet
 from cineflow.logs import to_log
 
 with to_log(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Rule demo_data: write the synthetic echo dataset."""
 
 from cineflow.config import DemoConfig
-from cineflow.demo import write_dataset
+from cineflow.data.demo import write_dataset
 from cineflow.logs import to_log
 
 with to_log(snakemake.log[0]):

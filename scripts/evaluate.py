@@ -1,11 +1,9 @@
 """Rule evaluate: test metrics with the val-tuned threshold, and per-video predictions."""
 
-import pandas as pd
-
-from cineflow.atomic import write_csv, write_json
 from cineflow.config import EvalConfig
 from cineflow.devices import job_device
-from cineflow.evaluate import evaluate_fold
+from cineflow.evaluate.fold import evaluate_fold
+from cineflow.io import read_csv, read_parquet, write_csv, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
@@ -13,9 +11,8 @@ from cineflow.seeding import seed_everything
 with to_log(snakemake.log[0]), job_device() as device:
     seed_everything(snakemake.params.seed, snakemake.threads)
     metrics, predictions = evaluate_fold(
-        snakemake.input.model, pd.read_csv(snakemake.input.split, keep_default_na=False),
-        pd.read_parquet(snakemake.input.manifest), EvalConfig.from_dict(snakemake.params.evaluate), device,
-        seed=snakemake.params.seed)
+        snakemake.input.model, read_csv(snakemake.input.split), read_parquet(snakemake.input.manifest),
+        EvalConfig.from_dict(snakemake.params.evaluate), device, seed=snakemake.params.seed)
     metrics = {"model": snakemake.wildcards.model, "fold": int(snakemake.wildcards.fold), **metrics,
                "provenance": provenance(snakemake.config, device)}
     write_csv(snakemake.output.predictions, predictions)

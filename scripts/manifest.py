@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from cineflow.atomic import write_csv, write_parquet
+from cineflow.data.manifest import build_manifest
+from cineflow.io import read_parquet, write_csv, write_parquet
 from cineflow.logs import to_log
-from cineflow.manifest import build_manifest
 
 with to_log(snakemake.log[0]):
     labels = pd.DataFrame(snakemake.params.labels)  # checked at parse time (rules/common.smk)
-    shards = [pd.read_parquet(Path(d) / "shard.parquet") for d in snakemake.input.shards]
+    shards = [read_parquet(Path(d) / "shard.parquet") for d in snakemake.input.shards]
     manifest, quarantine = build_manifest(labels, shards)
     print(f"{len(manifest)} usable videos, {len(quarantine)} quarantined")
     print(quarantine.to_string())

@@ -3,11 +3,11 @@
 import tempfile
 from pathlib import Path
 
-from cineflow.atomic import write_csv
 from cineflow.config import EvalConfig, GradcamConfig
 from cineflow.devices import job_device
+from cineflow.evaluate.predict import predict_new_videos
+from cineflow.io import read_json, write_csv
 from cineflow.logs import to_log
-from cineflow.predict import predict_new_videos, read_fold_metrics
 from cineflow.seeding import seed_everything
 
 with to_log(snakemake.log[0]), job_device() as device:
@@ -16,7 +16,7 @@ with to_log(snakemake.log[0]), job_device() as device:
     cams.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cams.parent, prefix=".frames-") as work:
         table = predict_new_videos(
-            snakemake.input.videos, snakemake.input.models, read_fold_metrics(snakemake.input.metrics),
+            snakemake.input.videos, snakemake.input.models, [read_json(p) for p in snakemake.input.metrics],
             EvalConfig.from_dict(snakemake.params.evaluate), work, device, snakemake.params.seed,
             GradcamConfig.from_dict(snakemake.params.gradcam) if snakemake.params.predict["gradcam"] else None,
             cams)

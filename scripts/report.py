@@ -1,11 +1,17 @@
 """Rule report: the self-contained HTML report."""
 
-from cineflow.atomic import write_text
+from cineflow.io import write_text
 from cineflow.logs import to_log
-from cineflow.report import build_report
+from cineflow.report.html import ModelFiles, ReportFiles, build_report
+
+
 
 with to_log(snakemake.log[0]):
-    html = build_report(results_dir=snakemake.params.results, models=snakemake.params.models,
-                        folds=snakemake.params.folds, config=snakemake.config,
-                        benchmarks_dir=snakemake.params.benchmarks, title=snakemake.params.title)
-    write_text(snakemake.output[0], html)
+    files = ReportFiles(
+        models=[ModelFiles(name, summary=snakemake.input[f"summary_{name}"], oof=snakemake.input[f"oof_{name}"],
+                           plots=snakemake.input[f"plots_{name}"], metrics=list(snakemake.input[f"metrics_{name}"]),
+                           gradcam=list(snakemake.input[f"gradcam_{name}"]))
+                for name in snakemake.params.models],
+        splits=list(snakemake.input.splits), manifest=snakemake.input.manifest,
+        quarantine=snakemake.input.quarantine, benchmarks=snakemake.params.benchmarks)
+    write_text(snakemake.output[0], build_report(files, snakemake.config, snakemake.params.title))

@@ -2,7 +2,7 @@
 
 import torch
 
-from cineflow.augment import augment
+from cineflow.data.augment import augment
 from cineflow.config import resolve
 
 

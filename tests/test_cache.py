@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cineflow.cache import cache_shard, load_frames, resample_indices, sector_mask
+from cineflow.data.cache import cache_shard, load_frames, resample_indices, sector_mask
 from cineflow.config import CacheConfig
-from cineflow.video_io import write_avi
-from conftest import settings
-from media import gradient_clip, write_dicom, write_image
+from cineflow.data.video_io import write_avi
+from helpers import settings
+from helpers.media import gradient_clip, write_dicom, write_image
 
 
 def cache(tmp_path, files: dict, **overrides) -> pd.DataFrame:
@@ -137,11 +137,11 @@ def test_resampling_to_a_target_fps_is_recorded(tmp_path):
 def test_shard_store_holds_a_shard_in_one_file_that_every_reader_reads_as_the_per_video_files(tmp_path):
     """cache.store: shards writes one .npy per shard; each video's frames, as the loader, evaluation and
     normalisation read them through the manifest row, are those of cache.store: files."""
-    from cineflow.cache import SHARD_FILE, video_frames
-    from cineflow.data import ClipDataset
-    from cineflow.inference import iter_clips
-    from cineflow.normalisation import channel_stats
-    from cineflow.sampling import ClipSpec
+    from cineflow.data.cache import SHARD_FILE, video_frames
+    from cineflow.data.clips import ClipDataset
+    from cineflow.evaluate.inference import iter_clips
+    from cineflow.data.normalisation import channel_stats
+    from cineflow.data.sampling import ClipSpec
 
     rng = np.random.default_rng(1)
     files = {}

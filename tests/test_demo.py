@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cineflow import demo
+from cineflow.data import demo
 from cineflow.config import DemoConfig, resolve
 
 

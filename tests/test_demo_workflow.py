@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from workflow_helpers import copy_repo, snakemake
+from helpers.workflow import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
 

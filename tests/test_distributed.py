@@ -16,16 +16,17 @@ import psutil
 import pytest
 import torch
 
-from cineflow import checkpoint
-from cineflow.distributed import Group, launch
-from cineflow.inference import predict_videos
-from cineflow.normalisation import fold_normalisation
-from cineflow.sampling import ClipSpec
-from cineflow.tasks import task_for
-from cineflow.trainer import fold_rows
-from conftest import SNAKEMAKE, TINY
+from cineflow.train import checkpoint
+from cineflow.train.distributed import Group
+from cineflow.train.launch import launch
+from cineflow.evaluate.inference import predict_videos
+from cineflow.data.normalisation import fold_normalisation
+from cineflow.data.sampling import ClipSpec
+from cineflow.evaluate.tasks import task_for
+from cineflow.data.splits import fold_rows
+from helpers import SNAKEMAKE, TINY
 from test_trainer import model_cfg
-from workflow_helpers import copy_repo, write_config
+from helpers.workflow import copy_repo, write_config
 
 
 def test_fewer_batches_than_processes_is_a_clear_error():
@@ -50,9 +51,10 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
     cfg = model_cfg(tiny_config, epochs=2, gpus=2, batch_size=2, augment={"shift": {"p": 1.0, "pixels": 2}})
     out = tmp_path / "out"
     launch(dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
-                manifest=str(tmp_path / "manifest.parquet"), norm=norm, model_path=str(out / "model.pt"),
-                history_path=str(out / "history.csv"), state_path=str(out / "state" / "state.pt"), seed=1,
-                last_path=str(out / "last.pt"), workers=0, threads=1), 2, tmp_path / "job.json")
+                manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
+                paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
+                       "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
+                workers=0, threads=1), 2, tmp_path / "job.json")
 
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1, 2]  # written once, by the first process
@@ -84,16 +86,17 @@ def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(
 
     def job(out: Path) -> dict:
         return dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
-                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, model_path=str(out / "model.pt"),
-                    history_path=str(out / "history.csv"), state_path=str(out / "state.pt"), seed=1,
-                    last_path=str(out / "last.pt"), workers=0, threads=1)
+                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
+                    paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
+                           "history": str(out / "history.csv"), "state": str(out / "state.pt")},
+                    workers=0, threads=1)
 
     launch(job(tmp_path / "full"), 2, tmp_path / "full.json")
     # the same run, killed (SIGKILL to torchrun and both processes) once an epoch is saved
     (tmp_path / "killed.json").write_text(json.dumps(job(tmp_path / "killed")))
     src = str(Path(__file__).resolve().parents[1] / "src")
     run = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                            "-m", "cineflow.distributed", str(tmp_path / "killed.json")],
+                            "-m", "cineflow.train.launch", str(tmp_path / "killed.json")],
                            env=dict(os.environ, PYTHONPATH=src), start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -8,7 +8,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from conftest import REPO
+from helpers import REPO
 
 # the workflow driver runs outside the rules' environment
 DRIVER_ONLY = {"snakemake"}

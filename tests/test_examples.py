@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, job_counts
-from media import write_echonet, write_image
-from workflow_helpers import copy_repo, snakemake
+from helpers import REPO, job_counts
+from helpers.media import write_echonet, write_image
+from helpers.workflow import copy_repo, snakemake
 
 from cineflow.config import CacheConfig, DemoConfig, ModelConfig, SplitConfig, resolve
-from cineflow.normalisation import fold_normalisation
-from cineflow.trainer import train_fold
+from cineflow.data.normalisation import fold_normalisation
+from cineflow.train.fold import train_fold
 
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 
@@ -66,11 +66,11 @@ def test_example_plans_a_run_on_data_laid_out_as_it_expects(example, tmp_path):
 @pytest.fixture(scope="module")
 def clips32(tmp_path_factory):
     """A tiny cached dataset at 32 px (VideoMAE's patches are 16 px), RGB, and its first fold."""
-    from cineflow import demo
-    from cineflow.cache import cache_shard
-    from cineflow.labels import validate
-    from cineflow.manifest import build_manifest
-    from cineflow.splits import make_splits
+    from cineflow.data import demo
+    from cineflow.data.cache import cache_shard
+    from cineflow.data.labels import validate
+    from cineflow.data.manifest import build_manifest
+    from cineflow.data.splits import make_splits
 
     root = tmp_path_factory.mktemp("clips32")
     cfg = resolve({"demo": {"n_patients": 12, "clips_per_patient": 1, "n_frames": 8, "size": 32, "n_corrupt": 0},

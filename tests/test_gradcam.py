@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
-from cineflow.models import build_model
-from cineflow.tasks import Binary, Regression
-from cineflow.video_io import write_mp4
+from cineflow.evaluate.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
+from cineflow.models.architectures import build_model
+from cineflow.evaluate.tasks import Binary, Regression
+from cineflow.data.video_io import write_mp4
 
 
 def test_cam_covers_the_clip_and_is_scaled_over_it():

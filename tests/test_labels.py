@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from cineflow.labels import LabelsError, read_table, shard_of, validate
+from cineflow.data.labels import LabelsError, read_table, shard_of, validate
 
 CLASSES = ["NORMAL", "REDUCED"]
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import TINY
-from media import gradient_clip, write_dicom, write_echonet, write_image
-from workflow_helpers import copy_repo, snakemake, write_config
+from helpers import TINY
+from helpers.media import gradient_clip, write_dicom, write_echonet, write_image
+from helpers.workflow import copy_repo, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 

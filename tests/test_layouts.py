@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from cineflow.config import DataConfig, SplitConfig
-from cineflow.labels import LabelsError, validate
-from cineflow.layouts import load_layout
-from cineflow.splits import make_splits, n_folds
-from conftest import settings
-from media import gradient_clip, write_dicom, write_image
+from cineflow.data.labels import LabelsError, n_folds, validate
+from cineflow.data.layouts import load_layout
+from cineflow.data.splits import make_splits
+from helpers import settings
+from helpers.media import gradient_clip, write_dicom, write_image
 
 CLASSES = ["NORMAL", "REDUCED"]
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cineflow.metrics import (binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
+from cineflow.evaluate.metrics import (binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
                               is_better, tune_threshold)
-from cineflow.summary import summarize
+from cineflow.evaluate.summary import summarize
 
 
 def test_binary_metrics_on_a_worked_example():

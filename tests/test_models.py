@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from cineflow.models import MODELS, backbone_blocks, build_model, init_output_bias
+from cineflow.config import ConfigError
+from cineflow.models.architectures import MODELS, backbone_blocks, build_model, init_output_bias
 
 VIDEOMAE_TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
                  "patch_size": 8, "tubelet_size": 2, "hidden": 16}
@@ -96,7 +97,8 @@ def test_backbone_blocks_are_the_stages_in_forward_order():
 
 
 def test_unknown_arch_lists_the_registry():
-    with pytest.raises(KeyError, match="tiny3d"):
+    with pytest.raises(ConfigError, match=r"models.<name>.arch: unknown model architecture 'nope'; choose one of "
+                                          r"\[.*'tiny3d'"):
         build_model("nope", 2, 1)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cineflow.normalisation import fold_normalisation
+from cineflow.data.normalisation import fold_normalisation
 
 
 def test_statistics_use_train_videos_only(tmp_path):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from cineflow.batching import epoch_batches
+from cineflow.train.batching import epoch_batches
 from cineflow.config import ModelConfig, resolve
-from cineflow.models import backbone_blocks, build_model
-from cineflow.optim import apply_stage, build_optimizer, build_scheduler, step_scheduler, trainable_blocks
-from cineflow.precision import Precision
+from cineflow.models.architectures import backbone_blocks, build_model
+from cineflow.train.optim import apply_stage, build_optimizer, build_scheduler, step_scheduler, trainable_blocks
+from cineflow.train.precision import Precision
 
 
 def cfg(**over) -> ModelConfig:

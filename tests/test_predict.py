@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from cineflow.config import ConfigError
-from cineflow.predict import find_videos
+from cineflow.evaluate.predict import find_videos
 
 
 def test_a_folder_yields_every_file_a_reader_knows(tmp_path):

@@ -1,19 +1,22 @@
 from pathlib import Path
 
-from cineflow.provenance import code_version, config_hash, module_sources, package_versions
+from cineflow.provenance import code_version, config_hash, package_versions
+from cineflow.sources import script_sources
+from helpers import REPO
 
 
-def names(module):
-    return {Path(p).name for p in module_sources(module)}
+def names(script):
+    return {str(Path(p).relative_to(REPO / "src" / "cineflow")) for p in script_sources(REPO / "scripts" / script)}
 
 
-def test_module_sources_follow_imports_transitively():
-    train = names("cineflow.trainer")
-    assert {"trainer.py", "models.py", "data.py", "cache.py", "readers.py", "metrics.py", "checkpoint.py",
+def test_a_rules_code_is_what_its_script_imports_transitively():
+    train = names("train.py")
+    assert {"train/fold.py", "train/loop.py", "train/launch.py", "models/architectures.py", "data/clips.py",
+            "data/cache.py", "data/readers.py", "evaluate/metrics.py", "train/checkpoint.py",
             "provenance.py"} <= train
-    assert "report.py" not in train and "gradcam.py" not in train
-    assert "report.py" in names("cineflow.report")
-    assert "trainer.py" not in names("cineflow.report")
+    assert "report/html.py" not in train and "evaluate/gradcam.py" not in train
+    report = names("report.py")
+    assert "report/html.py" in report and "train/fold.py" not in report
 
 
 def test_config_hash_ignores_key_order():

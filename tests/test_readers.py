@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cineflow import readers
-from cineflow.readers import READERS, UnreadableVideo, read_video, reader_for, rgb_to_grey
-from cineflow.video_io import write_avi, write_mp4
-from media import gradient_clip, write_dicom, write_image
+from cineflow.data import readers
+from cineflow.data.readers import READERS, UnreadableVideo, read_video, reader_for, rgb_to_grey
+from cineflow.data.video_io import write_avi, write_mp4
+from helpers.media import gradient_clip, write_dicom, write_image
 
 RGB = gradient_clip(6, 32, rgb=True)
 GREY = gradient_clip(6, 32, rgb=False)

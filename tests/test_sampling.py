@@ -3,11 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+
+from cineflow.config import ConfigError
 import torch
 
-from cineflow.data import ClipDataset
-from cineflow.inference import predict_videos
-from cineflow.sampling import ClipSpec, eval_clips, train_clip
+from cineflow.data.clips import ClipDataset
+from cineflow.evaluate.inference import predict_videos
+from cineflow.data.sampling import ClipSpec, eval_clips, train_clip
 
 
 def test_random_clip_has_period_and_pads_short_videos():
@@ -41,7 +43,8 @@ def test_center_window_forward_and_backward():
 
 
 def test_unknown_mode_lists_the_registry():
-    with pytest.raises(ValueError, match="known: \\['center', 'random', 'uniform'\\]"):
+    with pytest.raises(ConfigError, match="clip_sampling: unknown clip sampler 'zigzag'; choose one of "
+                                          "\\['center', 'random', 'uniform'\\]"):
         eval_clips(10, ClipSpec("zigzag", 4))
 
 

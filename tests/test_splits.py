@@ -1,7 +1,7 @@
 import pandas as pd
 
 from cineflow.config import SplitConfig
-from cineflow.splits import make_splits
+from cineflow.data.splits import make_splits
 
 
 def manifest(n_groups=30, clips=2):

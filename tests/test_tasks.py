@@ -2,15 +2,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cineflow.config import ConfigError, resolve
-from cineflow.metrics import multiclass_metrics, regression_metrics
-from cineflow.tasks import Binary, Multiclass, Regression, check_model, task_for
+from cineflow.config import ConfigError, ModelConfig, check_models, load_schema, resolve
+from cineflow.evaluate.metrics import multiclass_metrics, regression_metrics
+from cineflow.evaluate.tasks import TASKS, Binary, Multiclass, Regression, task_for
+from cineflow.models.losses import LOSSES
+from cineflow.train.fold import model_task
 
 CLASSES = ["NORMAL", "REDUCED"]
 
 
-def model(**over) -> dict:
-    return resolve({"models": {"m": over}})["models"]["m"]
+def checked(**over) -> dict:
+    """A config with one model entry `over`, validated and checked as the workflow's parse does."""
+    config = resolve({"data": {"targets": ["ef"]}, "models": {"m": over}})
+    check_models(config)
+    return config
 
 
 def test_the_task_follows_the_config_and_the_class_count():
@@ -21,19 +26,40 @@ def test_the_task_follows_the_config_and_the_class_count():
     rows = pd.DataFrame({"label": ["REDUCED", "NORMAL"], "ef": [30.5, 61.0]})
     assert task.targets(rows).tolist() == [30.5, 61.0]
     assert task_for("classification", None, CLASSES).targets(rows).tolist() == [1, 0]
+    with pytest.raises(ConfigError, match=r"unknown task 'ordinal'; choose one of \['binary', 'multiclass'"):
+        task_for("ordinal", None, CLASSES)
 
 
 @pytest.mark.parametrize("over,message", [
-    ({"task": "regression"}, "models/m/target: a regression model needs a target"),
-    ({"task": "regression", "target": "esv"}, "'esv' is not in data.targets"),
-    ({"task": "regression", "target": "ef", "loss": "focal"}, "models/m/loss: 'focal' is a classification loss"),
-    ({"loss": "huber"}, "'huber' is a regression loss"),
-    ({"monitor": "mae"}, "models/m/monitor: 'mae' is not a binary metric"),
+    ({"task": "regression"}, "models/m/target"),
+    ({"task": "regression", "target": "esv"}, "models/m/target: a regression model needs a target column of "
+                                              r"data.targets \['ef'\]"),
+    ({"task": "regression", "target": "ef", "loss": "focal"}, "models/m/loss': 'focal' is not one of"),
+    ({"loss": "huber"}, "models/m/loss': 'huber' is not one of"),
+    ({"monitor": "mae"}, "models/m/monitor': 'mae' is not one of"),
     ({"task": "regression", "target": "ef", "sampler": "balanced_batches"}, "models/m/sampler"),
 ])
 def test_model_entries_that_cannot_work_stop_at_parse_time(over, message):
     with pytest.raises(ConfigError, match=message):
-        check_model("m", model(**over), CLASSES, ["ef"])
+        checked(**over)
+    checked()  # the defaults work
+
+
+def test_the_schema_lists_exactly_the_losses_and_monitors_each_task_takes():
+    """The parse checks model entries against the schema (no torch, no scikit-learn there); these lists
+    must stay what the loss registry and the tasks say."""
+    model = load_schema()["definitions"]["model"]
+    for branch, kind in ((model["then"], "regression"), (model["else"], "classification")):
+        assert set(branch["properties"]["loss"]["enum"]) - {None} == set(LOSSES.names(task=kind))
+        monitors = set().union(*(t.monitors for _, t in TASKS.items() if t.loss_kind == kind))
+        assert set(branch["properties"]["monitor"]["enum"]) - {None} == monitors
+
+
+def test_a_binary_monitor_on_a_multiclass_run_is_refused_when_it_trains():
+    cfg = ModelConfig.from_dict(resolve({"models": {"m": {"monitor": "pr_auc"}}})["models"]["m"])
+    assert model_task(cfg, CLASSES)[2] == "pr_auc"
+    with pytest.raises(ConfigError, match="models/<name>/monitor: 'pr_auc' is not a multiclass metric"):
+        model_task(cfg, list("ABC"))
 
 
 def test_multiclass_metrics_on_a_worked_example():

@@ -8,15 +8,19 @@ import pandas as pd
 import pytest
 import torch
 
-from cineflow import checkpoint, trainer
 from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig
-from cineflow.evaluate import evaluate_fold
-from cineflow.gradcam import render_fold
-from cineflow.models import build_model
-from cineflow.normalisation import fold_normalisation
-from cineflow.precision import Precision
-from cineflow.tracking import open_trackers
-from conftest import settings
+from cineflow.data.clips import ClipDataset, Prepare
+from cineflow.data.normalisation import fold_normalisation
+from cineflow.data.sampling import ClipSpec
+from cineflow.data.splits import fold_rows
+from cineflow.evaluate.fold import evaluate_fold
+from cineflow.evaluate.gradcam import render_fold
+from cineflow.models.architectures import build_model
+from cineflow.train import checkpoint, loop
+from cineflow.train.fold import FoldPaths, train_fold
+from cineflow.train.precision import Precision
+from cineflow.train.tracking import open_trackers
+from helpers import settings
 
 DEVICE = torch.device("cpu")
 
@@ -27,12 +31,16 @@ def model_cfg(tiny_config, **over) -> ModelConfig:
     return ModelConfig.from_dict(cfg)
 
 
+def fold_paths(out) -> FoldPaths:
+    return FoldPaths(model=out / "model.pt", last=out / "last.pt", history=out / "history.csv",
+                     state=out / "state" / "state.pt")
+
+
 def run(tiny_config, tiny_dataset, out, cfg, workers="auto"):
     manifest, _, folds = tiny_dataset
     norm = fold_normalisation(folds[0], manifest, seed=1)
-    return trainer.train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, out / "model.pt",
-                              out / "history.csv", out / "state" / "state.pt", seed=1, device=DEVICE,
-                              last_path=out / "last.pt", workers=workers)
+    return train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, fold_paths(out), seed=1,
+                      device=DEVICE, workers=workers)
 
 
 def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny_config, tiny_dataset, tmp_path):
@@ -41,12 +49,12 @@ def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny
     cfg = model_cfg(tiny_config, epochs=2, augment={"hflip": {"p": 0.5}, "shift": {"p": 1.0, "pixels": 3},
                                                     "brightness": {"p": 0.5, "delta": 0.1}})
     manifest, _, folds = tiny_dataset
-    rows = trainer.fold_rows(folds[0], manifest, "train")
-    clips = trainer.ClipDataset(rows, np.zeros(len(rows), np.int64), trainer.ClipSpec.of(cfg), seed=1)
-    prepare = trainer.Prepare([0.3], [0.2], cfg.augment, seed=1)
+    rows = fold_rows(folds[0], manifest, "train")
+    clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec.of(cfg), seed=1)
+    prepare = Prepare([0.3], [0.2], cfg.augment, seed=1)
     batches = [[0, 1, 2], [3, 4, 5]]
-    in_process = list(trainer.training_loader(clips, batches, 0, DEVICE, prepare))
-    in_workers = list(trainer.training_loader(clips, batches, 2, DEVICE, prepare))
+    in_process = list(loop.training_loader(clips, batches, 0, DEVICE, prepare))
+    in_workers = list(loop.training_loader(clips, batches, 2, DEVICE, prepare))
     assert [b[0].dtype for b in in_process] == [torch.uint8] * 2  # prepared later, by train_one_epoch
     assert [b[0].dtype for b in in_workers] == [torch.float32] * 2  # prepared in the worker
     for (raw, y0, step0), (ready, y1, step1) in zip(in_process, in_workers):
@@ -57,7 +65,7 @@ def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny
     a = torch.load(tmp_path / "w0" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "w2" / "model.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert trainer.loader_workers("auto", DEVICE) == 0 and trainer.loader_workers(3, DEVICE) == 3
+    assert loop.loader_workers("auto", DEVICE) == 0 and loop.loader_workers(3, DEVICE) == 3
 
 
 def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tiny_dataset, tmp_path):
@@ -85,7 +93,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
     full = run(tiny_config, tiny_dataset, tmp_path / "full", cfg)
 
     calls = {"n": 0}
-    real = trainer.predict_videos
+    real = loop.predict_videos
 
     def dies_in_second_epoch(*args, **kwargs):
         calls["n"] += 1
@@ -93,12 +101,12 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "predict_videos", dies_in_second_epoch)
+    monkeypatch.setattr(loop, "predict_videos", dies_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
     state = checkpoint.load(tmp_path / "resumed" / "state" / "state.pt")
     assert state["epoch"] == 0  # epoch 1 completed before the kill
-    monkeypatch.setattr(trainer, "predict_videos", real)
+    monkeypatch.setattr(loop, "predict_videos", real)
 
     resumed = run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
     pd.testing.assert_frame_equal(full.drop(columns="seconds"), resumed.drop(columns="seconds"))
@@ -156,9 +164,7 @@ def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tm
                     channels_last=True, compile="eager", optimizer="sgd", optimizer_params={"momentum": 0.9},
                     scheduler_params={"warmup_epochs": 1})
     norm = fold_normalisation(folds[0], manifest, seed=1)
-    history = trainer.train_fold(cfg, classes, folds[0], manifest, norm, tmp_path / "model.pt",
-                                 tmp_path / "history.csv", tmp_path / "state.pt", seed=1, device=DEVICE,
-                                 last_path=tmp_path / "last.pt")
+    history = train_fold(cfg, classes, folds[0], manifest, norm, fold_paths(tmp_path), seed=1, device=DEVICE)
     n_batches = int((folds[0]["partition"] == "train").sum()) // 3
     assert len(steps) == 2 * -(-n_batches // 2)  # one update per two batches, each epoch
     assert {"val_f1_macro", "val_roc_auc"} <= set(history.columns)
@@ -207,9 +213,8 @@ def test_tracking_writes_tensorboard_and_mlflow_and_is_skipped_when_missing(tiny
         assert len(trackers) == 2
         manifest, _, folds = tiny_dataset
         norm = fold_normalisation(folds[0], manifest, seed=1)
-        trainer.train_fold(model_cfg(tiny_config, epochs=2), tiny_config["data"]["classes"], folds[0], manifest,
-                           norm, tmp_path / "model.pt", tmp_path / "h.csv", tmp_path / "s.pt", seed=1,
-                           device=DEVICE, trackers=trackers)
+        train_fold(model_cfg(tiny_config, epochs=2), tiny_config["data"]["classes"], folds[0], manifest, norm,
+                   fold_paths(tmp_path), seed=1, device=DEVICE, trackers=trackers)
     assert list((tmp_path / "tracking" / "tensorboard" / "tiny" / "fold_0").glob("events.out.tfevents.*"))
     logged = list((tmp_path / "tracking" / "mlruns").rglob("metrics/val_loss"))
     assert len(logged) == 1 and len(logged[0].read_text().splitlines()) == 2  # one line per epoch

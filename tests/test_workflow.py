@@ -21,11 +21,11 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-import browser
-from conftest import REPO, SNAKEMAKE, TINY
-from media import gradient_clip, write_dicom
-import slurm_cluster
-from workflow_helpers import assert_same_results, copy_repo, edit, planned, snakemake, write_config
+from helpers import browser
+from helpers import REPO, SNAKEMAKE, TINY
+from helpers.media import gradient_clip, write_dicom
+from helpers import slurm_cluster
+from helpers.workflow import assert_same_results, copy_repo, edit, planned, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -291,7 +291,7 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
     """`snakemake --profile slurm` end to end on a real cluster. Fold 0's training is cancelled with scancel
     (SIGTERM) after its first epoch; the profile's retry resumes it from its last state. Every result equals
     the local run's, and the GPU rules asked SLURM for a GPU."""
-    from cineflow import checkpoint
+    from cineflow.train import checkpoint
 
     workdir = copy_repo(tmp_path / "cluster")
     config = yaml.safe_load(yaml.safe_dump(CONFIG))

@@ -7,18 +7,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .atomic import write_csv, write_parquet
-from .config import EvalConfig, GradcamConfig, resolve
-from .devices import job_device
-from .predict import predict_new_videos, read_fold_metrics
-from .seeding import seed_everything
+from cineflow.config import EvalConfig, GradcamConfig, resolve
+from cineflow.devices import job_device
+from cineflow.evaluate.predict import predict_new_videos
+from cineflow.evaluate.summary import read_fold_files
+from cineflow.io import read_json, write_csv, write_parquet
+from cineflow.seeding import seed_everything
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cineflow-predict", description=__doc__)
     p.add_argument("input", help="folder of videos/images/DICOM files, or a CSV/Parquet table with a path column")
-    p.add_argument("--model", required=True, help="model name of the run (results/<model>/fold_*/model.pt)")
-    p.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    p.add_argument("--summary", required=True,
+                   help="the model's summary.json of a finished run (results/<model>/summary.json): it lists the "
+                        "fold models")
     p.add_argument("--out", required=True, help="predictions file, .csv or .parquet")
     p.add_argument("--gradcam", metavar="DIR", help="also write one Grad-CAM MP4 (PNG for images) per video here")
     p.add_argument("--eval-clips", default="4", help='clips per video, or "all" (test-time augmentation)')
@@ -27,26 +29,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def fold_files(results: Path, model: str) -> tuple[list[Path], list[Path]]:
-    folds = sorted((results / model).glob("fold_*/model.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not folds:
-        raise SystemExit(f"no fold models under {results / model}/fold_*/model.pt; run the workflow first "
-                         f"(snakemake results/{model}/summary.json)")
-    return folds, [p.with_name("metrics.json") for p in folds]
-
-
 def predict_main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     eval_clips = args.eval_clips if args.eval_clips == "all" else int(args.eval_clips)
     cfg = EvalConfig.from_dict(resolve({"evaluate": {"eval_clips": eval_clips,
                                                      "mc_dropout": args.mc_dropout}})["evaluate"])
     gradcam = GradcamConfig.from_dict(resolve({})["gradcam"]) if args.gradcam else None
-    models, metrics = fold_files(Path(args.results), args.model)
+    if not Path(args.summary).is_file():
+        raise SystemExit(f"{args.summary} not found; run the workflow first (snakemake results/<model>/summary.json)")
+    models, metrics = read_fold_files(args.summary)
     seed_everything(args.seed, None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work, job_device() as device:
-        table = predict_new_videos(args.input, models, read_fold_metrics(metrics), cfg, work, device, args.seed,
+        table = predict_new_videos(args.input, models, [read_json(p) for p in metrics], cfg, work, device, args.seed,
                                    gradcam, args.gradcam)
     (write_parquet if out.suffix == ".parquet" else write_csv)(out, table)
     bad = table[table["status"] != "ok"]

@@ -1,4 +1,8 @@
-"""Typed views of the validated config. Defaults live in one place: schemas/config.schema.yaml."""
+"""Typed views of the validated config. Defaults live in one place: the schema, package data at
+cineflow/schema/config.schema.yaml, which the Snakefile validates against too.
+
+The workflow imports this module while it parses, so it imports nothing heavier than PyYAML.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
 
 
 AUTO_LOADER_WORKERS = 4  # resources.loader_workers "auto" on a GPU: EchoNet-Dynamic's default
@@ -60,6 +64,17 @@ def resolve(config: dict | None = None, schema_path: str | Path = SCHEMA_PATH) -
         where = "/".join(str(p) for p in err.absolute_path) or "<top level>"
         raise ConfigError(f"config key '{where}': {err.message}") from None
     return config
+
+
+def check_models(config: dict) -> None:
+    """Checks of the `models:` entries that the schema cannot express (it checks each entry's loss,
+    monitor and sampler against its task); errors name the key and the fix."""
+    targets = config["data"]["targets"]
+    for name, model in config["models"].items():
+        target = model.get("target")
+        if model["task"] == "regression" and target not in targets:
+            raise ConfigError(f"models/{name}/target: a regression model needs a target column of data.targets "
+                              f"{targets} (got {target!r}); add it there so every row is checked for a number")
 
 
 def _deref(schema: dict, root: dict) -> dict:

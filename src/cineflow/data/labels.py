@@ -1,0 +1,134 @@
+"""The internal labels table every layout produces, checked row by row before anything runs.
+
+Columns: path, label, group (required); video_id, augment, split and numeric targets (optional).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+from cineflow.config import SplitConfig
+
+REQUIRED = ["path", "label", "group"]
+OPTIONAL = ["video_id", "augment", "split"]
+PARTITIONS = ["train", "val", "test"]
+
+
+class LabelsError(ValueError):
+    """A problem in the labels table: the message names the file, row and fix."""
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise LabelsError(f"labels table {path} not found: set data.labels in the config to your table")
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    text = {c: str for c in REQUIRED + OPTIONAL}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=["", "NA", "NaN", "nan"])
+
+
+def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: str = "labels table",
+             targets: list[str] | tuple[str, ...] = ("ef",)) -> pd.DataFrame:
+    """Return the table with `video_id`, `augment` and `split` filled; raise LabelsError naming the row and fix.
+
+    Row numbers in messages are 1-based data rows (row 1 is the first line after the header).
+    `targets` are the numeric columns the table may carry (regression targets such as ef).
+    """
+    targets = list(targets)
+    allowed = REQUIRED + OPTIONAL + targets
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise LabelsError(f"{source}: missing column(s) {missing}; required: {REQUIRED}, optional: "
+                          f"{OPTIONAL + targets}")
+    unknown = [c for c in table.columns if c not in allowed]
+    if unknown:
+        raise LabelsError(f"{source}: unknown column(s) {unknown}; allowed: {allowed}. Rename or drop them, "
+                          "or list numeric target columns in data.targets.")
+    table = table.reset_index(drop=True).copy()
+    for column in REQUIRED + OPTIONAL:
+        if column in table:
+            table[column] = table[column].fillna("").astype(str).str.strip()
+    if "video_id" not in table or (table["video_id"] == "").all():
+        table["video_id"] = [Path(p).stem for p in table["path"]]
+    for column in ("augment", "split"):
+        if column not in table:
+            table[column] = ""
+    table["split"] = table["split"].str.lower()
+    root = Path(root).resolve()
+    for i, row in enumerate(table.itertuples(index=False), start=1):
+        where = f"{source} row {i} (path '{row.path}')"
+        if not row.path:
+            raise LabelsError(f"{where}: empty path")
+        if not (root / row.path).resolve().is_relative_to(root):
+            raise LabelsError(f"{where}: path leaves the data root {root}; keep videos under data.root")
+        if not row.label:
+            raise LabelsError(f"{where}: missing label; give one of {classes} or drop the row")
+        if row.label not in classes:
+            raise LabelsError(f"{where}: label '{row.label}' is not among data.classes {classes}; "
+                              "fix the label or add the class to the config")
+        if not row.group:
+            raise LabelsError(f"{where}: missing group (patient/scan id); every row needs one so no "
+                              "patient crosses partitions")
+        if row.split and row.split not in PARTITIONS:
+            raise LabelsError(f"{where}: split '{row.split}' is not one of {PARTITIONS}; fix it or leave it empty")
+        if not row.video_id:
+            raise LabelsError(f"{where}: empty video_id; fill it or drop the video_id column")
+    duplicated = table["video_id"].duplicated(keep=False)
+    if duplicated.any():
+        rows = [i + 1 for i in table.index[duplicated]]
+        ids = sorted(set(table.loc[duplicated, "video_id"]))
+        raise LabelsError(f"{source}: duplicate video_id {ids[:5]} at rows {rows[:10]}; ids must be unique "
+                          "(file stems are used when there is no video_id column)")
+    for column in targets:
+        if column not in table:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().any():
+            i = int(table.index[values.isna()][0]) + 1
+            raise LabelsError(f"{source} row {i} (path '{table['path'][i - 1]}'): {column} is empty, NaN or not "
+                              f"a number ('{table[column][i - 1]}'); fill it or drop the row")
+        table[column] = values.astype(float)
+    _check_fixed_split(table, source)
+    return table
+
+
+def _check_fixed_split(table: pd.DataFrame, source: str) -> None:
+    given = table["split"] != ""
+    if not given.any():
+        return
+    if not given.all():
+        i = int(table.index[~given][0]) + 1
+        raise LabelsError(f"{source} row {i}: split is empty while other rows have one; give every row a split "
+                          "or none")
+    crossing = table.groupby("group")["split"].nunique()
+    crossing = crossing[crossing > 1]
+    if len(crossing):
+        group = crossing.index[0]
+        raise LabelsError(f"{source}: group '{group}' appears in splits "
+                          f"{sorted(set(table.loc[table['group'] == group, 'split']))}; a patient must stay in one "
+                          "partition, so fix the split column (or set splits.mode: kfold to ignore it)")
+
+
+def has_fixed_split(table: pd.DataFrame) -> bool:
+    return "split" in table and bool((table["split"] != "").any())
+
+
+def uses_fixed_split(cfg: SplitConfig, table: pd.DataFrame) -> bool:
+    """Whether the table's own train/val/test column is the (single) fold."""
+    if cfg.mode == "fixed" and not has_fixed_split(table):
+        raise LabelsError("splits.mode is 'fixed' but the table has no split column (train/val/test); add one "
+                          "or set splits.mode: kfold")
+    return cfg.mode == "fixed" or (cfg.mode == "auto" and has_fixed_split(table))
+
+
+def n_folds(cfg: SplitConfig, table: pd.DataFrame) -> int:
+    return 1 if uses_fixed_split(cfg, table) else cfg.folds
+
+
+def shard_of(video_id: str, n_shards: int) -> int:
+    """Stable shard of a video: adding a video re-caches only its own shard."""
+    return zlib.crc32(video_id.encode()) % n_shards

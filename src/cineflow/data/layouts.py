@@ -1,0 +1,108 @@
+"""Dataset layouts in a registry: each turns data as published into the internal labels table.
+
+Users point the config at their folder; no conversion script of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from cineflow.config import DataConfig
+from cineflow.data.labels import PARTITIONS, LabelsError, read_table
+from cineflow.data.readers import reader_suffixes
+from cineflow.registry import Registry
+
+Layout = Callable[[DataConfig], pd.DataFrame]
+LAYOUTS: Registry[Layout] = Registry("layout", "data.layout")
+
+
+def load_layout(cfg: DataConfig) -> pd.DataFrame:
+    """The raw table of `cfg.layout` (validate it with labels.validate)."""
+    return LAYOUTS.get(cfg.layout)(cfg)
+
+
+def table_source(cfg: DataConfig) -> str:
+    """The file a layout's table comes from, for messages."""
+    return {"table": str(cfg.labels), "echonet": f"{cfg.root}/FileList.csv"}.get(cfg.layout, cfg.root)
+
+
+@LAYOUTS.register
+def table(cfg: DataConfig) -> pd.DataFrame:
+    if not cfg.labels:
+        raise LabelsError("data.layout is 'table' but data.labels is not set; point it at your CSV/Parquet table")
+    return read_table(cfg.labels)
+
+
+@LAYOUTS.register
+def echonet(cfg: DataConfig) -> pd.DataFrame:
+    """EchoNet-Dynamic as published: FileList.csv (FileName, EF, ESV, EDV, ..., Split) beside Videos/*.avi.
+
+    EF is kept as the regression target; the label is classes[1] (e.g. REDUCED) when EF < ef_threshold.
+    Each video is its own patient in that release, so the group is the file name.
+    """
+    source = Path(cfg.root) / "FileList.csv"
+    if not source.is_file():
+        raise LabelsError(f"data.layout is 'echonet' but {source} does not exist; point data.root at the folder "
+                          "holding FileList.csv and Videos/")
+    table = pd.read_csv(source, dtype={"FileName": str, "Split": str})
+    missing = [c for c in ("FileName", "EF") if c not in table]
+    if missing:
+        raise LabelsError(f"{source}: missing column(s) {missing}; is this EchoNet-Dynamic's FileList.csv?")
+    names = table["FileName"].fillna("").str.strip()
+    ef = pd.to_numeric(table["EF"], errors="coerce")
+    out = pd.DataFrame({
+        "path": [f"Videos/{n}" if Path(n).suffix else f"Videos/{n}.avi" for n in names],
+        "label": [cfg.classes[1] if value < cfg.ef_threshold else cfg.classes[0] for value in ef],
+        "group": [Path(n).stem for n in names],
+        "video_id": [Path(n).stem for n in names],
+    })
+    for column in cfg.targets:
+        if column.upper() in table:
+            out[column] = pd.to_numeric(table[column.upper()], errors="coerce")
+    if "Split" in table:
+        out["split"] = table["Split"].fillna("").str.strip().str.lower()
+    return out
+
+
+@LAYOUTS.register
+def imagefolder(cfg: DataConfig) -> pd.DataFrame:
+    """root/<class>/<file> or root/{train,val,test}/<class>/<file>; the latter is a fixed split.
+
+    Each image is its own group, unless data.group_pattern's first capture group finds a patient id
+    in the file name, so that several images of one patient stay together.
+    """
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise LabelsError(f"data.root {root} is not a folder; point it at the ImageFolder root")
+    folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    partitioned = set(folders) & set(PARTITIONS)
+    tops = [(name, folders[name]) for name in PARTITIONS if name in folders] if partitioned else [("", root)]
+    pattern = re.compile(cfg.group_pattern) if cfg.group_pattern else None
+    rows = []
+    for split, top in tops:
+        for folder in sorted(p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name not in cfg.classes:
+                raise LabelsError(f"{folder}: folder '{folder.name}' is not among data.classes {cfg.classes}; "
+                                  "add the class to the config or move the folder out of data.root")
+            for file in sorted(folder.iterdir()):
+                if file.name.startswith(".") or file.suffix.lower() not in reader_suffixes():
+                    continue
+                video_id = file.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+                rows.append({"path": file.relative_to(root).as_posix(), "label": folder.name, "split": split,
+                             "group": _group(file.stem, pattern, file) if pattern else video_id,
+                             "video_id": video_id})
+    if not rows:
+        raise LabelsError(f"no images found under {root}/<class>/ for classes {cfg.classes}")
+    return pd.DataFrame(rows)
+
+
+def _group(stem: str, pattern: re.Pattern, file: Path) -> str:
+    match = pattern.search(stem)
+    if not match:
+        raise LabelsError(f"{file}: data.group_pattern '{pattern.pattern}' does not match the file name; "
+                          "fix the pattern or the file name")
+    return match.group(1) if match.groups() else match.group(0)

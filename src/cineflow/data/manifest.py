@@ -1,0 +1,21 @@
+"""Join the labels table with the cache shards: the manifest of usable videos and the quarantine list."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cineflow.data.cache import SHARD_COLUMNS
+
+QUARANTINE_COLUMNS = ["video_id", "source", "reason"]
+
+
+def build_manifest(labels: pd.DataFrame, shard_tables: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest: one row per usable video with its labels, targets and preprocessing; quarantine)."""
+    shards = pd.concat(shard_tables, ignore_index=True)
+    merged = labels.drop(columns=["path"]).merge(shards, on="video_id", how="inner", validate="one_to_one")
+    ok = merged["status"] == "ok"
+    columns = [c for c in labels.columns if c != "path"] + [c for c in SHARD_COLUMNS
+                                                            if c not in ("video_id", "status", "reason")]
+    manifest = merged.loc[ok, columns].sort_values("video_id").reset_index(drop=True)
+    quarantine = merged.loc[~ok, QUARANTINE_COLUMNS].sort_values("video_id").reset_index(drop=True)
+    return manifest, quarantine

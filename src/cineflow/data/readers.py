@@ -1,0 +1,302 @@
+"""Readers in a registry: each turns one file into uint8 frames [T, H, W, 3 (RGB) or 1 (grey)] and its fps.
+
+A reader is chosen by the file's suffix (`cache.reader: auto`) or by name. Still images are
+1-frame clips, so X-ray studies run through the same DAG as cine loops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cineflow.registry import Registry
+
+# (path, grey wanted) -> (frames, fps); a reader may return RGB even when grey is wanted
+Reader = Callable[[Path, bool], tuple[np.ndarray, float]]
+READERS: Registry[Reader] = Registry("reader", "cache.reader")  # metadata: the file suffixes it reads
+
+
+class UnreadableVideo(Exception):
+    """A file that cannot be used; the message is the reason recorded in quarantine.csv."""
+
+
+def reader_for(path: str | Path, reader: str = "auto") -> str:
+    """Registry name of the reader for `path`: by suffix under `auto`, else `reader` itself."""
+    if reader != "auto":
+        READERS.get(reader)
+        return reader
+    suffix = Path(path).suffix.lower()
+    by_suffix = reader_suffixes()
+    if suffix not in by_suffix:
+        raise UnreadableVideo(f"no reader for '{suffix}' files (known suffixes: {sorted(by_suffix)}); "
+                              "set cache.reader to force one")
+    return by_suffix[suffix]
+
+
+def reader_suffixes() -> dict[str, str]:
+    """{file suffix: reader name} of every reader that claims suffixes."""
+    return {s: name for name in READERS.names() for s in READERS.meta(name).get("suffixes", ())}
+
+
+def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tuple[np.ndarray, float]:
+    """(frames [T, H, W, 3] uint8 RGB, or [T, H, W, 1] when `grey`; fps or 0.0 when unknown).
+
+    Raises UnreadableVideo with the reason. Asking for grey lets a decoder skip the RGB step.
+    """
+    path = Path(path)
+    name = reader_for(path, reader)
+    if not path.is_file():
+        raise UnreadableVideo("file not found")
+    if path.stat().st_size == 0:
+        raise UnreadableVideo("empty file (0 bytes)")
+    frames, fps = READERS.get(name)(path, grey)
+    if grey and frames.shape[-1] == 3:
+        frames = rgb_to_grey(frames)
+    if len(frames) == 0:
+        raise UnreadableVideo(f"no decodable frames ({name} reader): zero frames, a corrupt file or an "
+                              "unsupported codec")
+    return frames, fps
+
+
+def rgb_to_grey(frames: np.ndarray) -> np.ndarray:
+    import cv2
+
+    n, height, width = frames.shape[:3]
+    tall = np.ascontiguousarray(frames).reshape(n * height, width, 3)  # one call for the whole stack
+    return cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY).reshape(n, height, width, 1)
+
+
+@READERS.register(suffixes=(".avi", ".mp4", ".mov", ".m4v", ".mkv", ".wmv"))
+def opencv(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """Videos through OpenCV, taking the fastest route per codec (bench/cache.py measures them):
+    Motion-JPEG (EchoNet-Dynamic's AVIs) as raw JPEG packets that libjpeg decodes straight to RGB or to
+    luma alone; other codecs, when grey is wanted, as the decoder's luma plane through PyAV; else
+    OpenCV's own decode to BGR, converted once for the whole stack."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise UnreadableVideo("OpenCV cannot open the file (corrupt or unsupported container)")
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").upper()
+    if codec == "MJPG":
+        frames = _jpeg_packets(capture, grey)
+        capture.release()
+        if frames is not None:
+            return frames, fps
+        capture = cv2.VideoCapture(str(path))  # packets libjpeg cannot take alone: FFmpeg decodes them
+    elif grey:
+        capture.release()
+        return pyav(path, grey=True)
+    try:
+        return _decoded_frames(capture, grey), fps
+    finally:
+        capture.release()
+
+
+def _jpeg_packets(capture, grey: bool) -> np.ndarray | None:
+    """Every frame of a Motion-JPEG stream decoded from its raw packets (CAP_PROP_FORMAT -1) by
+    cv2.imdecode: no FFmpeg decode and scaling pass, and for grey no chroma at all (JPEG's Y is the
+    ITU-R 601 luma OpenCV's colour-to-grey computes). None when this OpenCV hands out no raw packets
+    or a packet is no complete JPEG (AVI1 streams that leave out their Huffman tables)."""
+    import cv2
+
+    if not capture.set(cv2.CAP_PROP_FORMAT, -1):
+        return None
+    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB
+    frames = []
+    while True:
+        ok, packet = capture.read()
+        if not ok:
+            break
+        frame = cv2.imdecode(packet, flag) if packet is not None and packet.size else None
+        if frame is None:
+            return None
+        frames.append(frame[..., None] if grey else frame)
+    return stack_frames(frames) if frames else None
+
+
+def _decoded_frames(capture, grey: bool) -> np.ndarray:
+    """OpenCV's decode: into one BGR array sized by the header's frame count (grown if the header is
+    short), then converted in one call; per-frame conversions cost as much as decoding."""
+    import cv2
+
+    ok, frame = capture.read()
+    if not ok:
+        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8)
+    expected = max(1, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 1))
+    video = np.empty((expected,) + frame.shape, np.uint8)
+    video[0], n = frame, 1
+    while True:
+        ok, frame = capture.read(video[n]) if n < len(video) else capture.read()
+        if not ok:
+            break
+        if frame.shape != video.shape[1:]:
+            raise UnreadableVideo(f"frame size changes at frame {n}: {video.shape[1:3]} -> {frame.shape[:2]}")
+        if n == len(video):
+            video = np.concatenate([video, np.empty_like(video)])
+        if frame.ctypes.data != video[n].ctypes.data:  # not decoded in place
+            video[n] = frame
+        n += 1
+    height, width = video.shape[1:3]
+    tall = video[:n].reshape(n * height, width, 3)  # all frames as one image: one conversion call
+    if grey:
+        return cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n, height, width, 1)
+    return cv2.cvtColor(tall, cv2.COLOR_BGR2RGB, dst=tall).reshape(n, height, width, 3)
+
+
+# limited ("TV") range luma 16-235 -> full range 0-255, as a colour decode followed by colour-to-grey gives
+_TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+@READERS.register
+def pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """FFmpeg through PyAV: codecs OpenCV's build lacks (set cache.reader: pyav), and the luma route for
+    grey caches: the decoder's Y plane as it is (full range) or rescaled from TV range, with no colour
+    conversion. FFmpeg's threads help large frames only (bench/cache.py): they are used from 320 x 240."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnreadableVideo("no video stream in the container")
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise UnreadableVideo("FFmpeg has no decoder for the video's codec")
+            if stream.codec_context.width * stream.codec_context.height >= 320 * 240:
+                stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            frames = [_luma(frame) if grey else frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except av.FFmpegError as err:
+        raise UnreadableVideo(f"FFmpeg cannot decode the file: {err}") from None
+    if not frames:
+        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
+    return stack_frames(frames), fps
+
+
+def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
+    """[T, H, W, C] of decoded frames that must share one size."""
+    for n, frame in enumerate(frames):
+        if frame.shape != frames[0].shape:
+            raise UnreadableVideo(f"frame size changes at frame {n}: {frames[0].shape[:2]} -> {frame.shape[:2]}")
+    return np.stack(frames)
+
+
+def _luma(frame) -> np.ndarray:
+    """[H, W, 1] full-range luma of a decoded frame: the Y plane of YUV formats, else a conversion."""
+    name = frame.format.name
+    if not (name.startswith(("yuv", "nv12", "nv21")) or name == "gray"):
+        return frame.to_ndarray(format="gray")[..., None]
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+    full = name == "gray" or name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2
+    return (np.array(y) if full else _TV_TO_FULL[y])[..., None]
+
+
+@READERS.register(suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+def image(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """A still image as a 1-frame clip (16-bit and alpha handled); fps 0."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UnreadableVideo("OpenCV cannot decode the image (corrupt or unsupported format)")
+    image = to_uint8(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image[None], 0.0
+
+
+@READERS.register(suffixes=(".dcm", ".dicom"))
+def dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """Single- and multi-frame DICOM, compressed or not, in the photometric interpretations of echo."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, EOFError, OSError) as err:
+        raise UnreadableVideo(f"not a readable DICOM file: {err}") from None
+    if "PixelData" not in ds:
+        raise UnreadableVideo("DICOM file has no pixel data (a report or structured document?)")
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    luma = grey and interpretation.startswith("YBR")  # Y is the grey wanted: no YBR -> RGB -> grey
+    try:
+        pixels = _dicom_pixels(ds, syntax, as_rgb=not luma)  # decompresses; YBR comes back as RGB unless luma
+    except Exception as err:
+        name = getattr(syntax, "name", syntax)
+        raise UnreadableVideo(f"cannot decode transfer syntax '{name}' ({syntax}): {err}. Install the "
+                              "decoders in pyproject.toml (pylibjpeg-libjpeg, pylibjpeg-openjpeg, "
+                              "pylibjpeg-rle, pyjpegls)") from None
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if frames == 1:
+        pixels = pixels[None]
+    if luma:
+        pixels = to_uint8(pixels[..., :1], bits=int(ds.get("BitsStored", 8)))
+    elif interpretation == "PALETTE COLOR":
+        pixels = to_uint8(apply_color_lut(pixels, ds), bits=int(ds.get("RedPaletteColorLookupTableDescriptor",
+                                                                        [0, 0, 8])[2]))
+    elif samples == 1:
+        pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
+        if interpretation == "MONOCHROME1":  # 0 is white there
+            pixels = 255 - pixels
+        pixels = pixels[..., None] if grey else np.repeat(pixels[..., None], 3, axis=-1)
+    else:
+        pixels = to_uint8(pixels, bits=int(ds.get("BitsStored", 8)))
+    return np.ascontiguousarray(pixels), dicom_fps(ds)
+
+
+# pydicom's fastest installed decoder plugin per transfer syntax (bench/cache.py: Pillow decodes JPEG
+# baseline about twice as fast as pylibjpeg, five times as fast when the YBR -> RGB step is skipped)
+FASTEST_DICOM_PLUGIN = {"1.2.840.10008.1.2.4.50": "pillow", "1.2.840.10008.1.2.4.51": "pillow"}
+
+
+def _dicom_pixels(ds, syntax, as_rgb: bool) -> np.ndarray:
+    """Pixel data through pydicom's fastest plugin for its transfer syntax, else pydicom's own choice."""
+    from pydicom.pixels import pixel_array
+
+    plugin = FASTEST_DICOM_PLUGIN.get(str(syntax))
+    if plugin:
+        try:
+            return pixel_array(ds, decoding_plugin=plugin, as_rgb=as_rgb)
+        except (ImportError, RuntimeError, ValueError):  # the plugin is not installed here
+            pass
+    return pixel_array(ds, as_rgb=as_rgb)
+
+
+def dicom_fps(ds) -> float:
+    """Frame rate from CineRate, RecommendedDisplayFrameRate or FrameTime (ms); 0.0 when absent."""
+    for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+        value = ds.get(keyword)
+        if value:
+            return float(value)
+    frame_time = ds.get("FrameTime")
+    if frame_time:
+        return 1000.0 / float(frame_time)
+    vector = ds.get("FrameTimeVector")
+    if vector and len(vector) > 1:
+        return 1000.0 / float(np.mean([float(v) for v in vector[1:]]))
+    return 0.0
+
+
+def to_uint8(pixels: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Scale integer pixels of `bits` significant bits (default: the dtype's) to 0-255."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if bits is None:
+        bits = 16 if pixels.dtype.kind in "ui" else 0
+    if bits and bits <= 8 and pixels.dtype.kind in "ui":
+        return np.clip(pixels, 0, 255).astype(np.uint8)
+    if bits and pixels.dtype.kind in "ui":
+        return np.clip(pixels.astype(np.float32) * (255.0 / (2**bits - 1)), 0, 255).round().astype(np.uint8)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    return ((pixels.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))).round().astype(np.uint8)

@@ -1,0 +1,60 @@
+"""Leakage-safe cross-validation: no group crosses partitions; augmented copies only train."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from cineflow.config import SplitConfig
+from cineflow.data.labels import uses_fixed_split
+
+SPLIT_COLUMNS = ["video_id", "group", "label", "partition"]
+
+
+def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.DataFrame]:
+    """One table per fold: test = fold k of StratifiedGroupKFold, val carved from the rest by group.
+
+    With a fixed split (splits.mode), the table's split column is the one fold.
+    """
+    manifest = manifest.sort_values("video_id").reset_index(drop=True)  # row order must not matter
+    if uses_fixed_split(cfg, manifest):
+        table = manifest.assign(partition=manifest["split"])
+        table = table[(table["partition"] == "train") | (table["augment"] == "")]
+        missing = {"train", "val", "test"} - set(table["partition"])
+        if missing:
+            raise ValueError(f"the fixed split has no {sorted(missing)} videos left after quarantine; "
+                             "add them or set splits.mode: kfold")
+        return [table[SPLIT_COLUMNS].reset_index(drop=True)]
+    originals = manifest[manifest["augment"] == ""].reset_index(drop=True)
+    n_groups = originals["group"].nunique()
+    if n_groups < cfg.folds + 1:
+        raise ValueError(f"{n_groups} groups cannot make {cfg.folds} folds plus a val partition; "
+                         "lower splits.folds or add patients")
+
+    outer = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=seed)
+    folds = []
+    for k, (rest_idx, test_idx) in enumerate(outer.split(originals, originals["label"], originals["group"])):
+        rest = originals.iloc[rest_idx]
+        smallest_class = int(rest.groupby("label")["group"].nunique().min())
+        if smallest_class < 2:
+            raise ValueError(f"fold {k}: a class has fewer than 2 groups outside the test partition, so no "
+                             "val partition can hold it; add patients or lower splits.folds")
+        n_inner = min(max(2, round(1 / cfg.val_fraction)), smallest_class)
+        inner = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + 1 + k)
+        _, val_idx = next(inner.split(rest, rest["label"], rest["group"]))
+        test_groups = set(originals["group"].iloc[test_idx])
+        val_groups = set(rest["group"].iloc[val_idx])
+        partition = np.where(manifest["group"].isin(test_groups), "test",
+                             np.where(manifest["group"].isin(val_groups), "val", "train"))
+        table = manifest.assign(partition=partition)
+        table = table[(table["partition"] == "train") | (table["augment"] == "")]
+        folds.append(table[SPLIT_COLUMNS].sort_values("video_id").reset_index(drop=True))
+    return folds
+
+
+def fold_rows(split: pd.DataFrame, manifest: pd.DataFrame, partition: str) -> pd.DataFrame:
+    """Manifest rows of one partition of a fold's split, in the split's order (training and evaluation
+    both read their videos through this)."""
+    ids = split.loc[split["partition"] == partition, ["video_id"]]
+    return ids.merge(manifest, on="video_id", how="left", validate="one_to_one").reset_index(drop=True)

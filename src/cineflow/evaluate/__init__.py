@@ -1,0 +1,1 @@
+"""Evaluation: tasks, metrics, inference, fold evaluation, the pooled summary, Grad-CAM, prediction."""

@@ -1,0 +1,40 @@
+"""Evaluate one fold: the task's metrics on test (binary: threshold tuned on val, applied unchanged),
+clip- and video-level, optionally with MC dropout; per-video predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cineflow.train.checkpoint import load_model
+from cineflow.config import EvalConfig
+from cineflow.evaluate.inference import score_videos
+from cineflow.data.sampling import ClipSpec
+from cineflow.evaluate.tasks import Task
+from cineflow.data.splits import fold_rows
+
+
+def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
+                  device: torch.device, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """(metrics dict, predictions table with one row per test video)."""
+    model, ckpt = load_model(model_path)
+    model.to(device)
+    task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
+
+    def scores(rows: pd.DataFrame):
+        return score_videos(model, rows, norm["mean"], norm["std"], ClipSpec.of(spec), cfg.eval_clips, device,
+                            block=cfg.block, output=ckpt["output"], mc_passes=cfg.mc_dropout, seed=seed)
+
+    val_rows, test_rows = fold_rows(split, manifest, "val"), fold_rows(split, manifest, "test")
+    y_val, y_test = task.targets(val_rows), task.targets(test_rows)
+    results, predictions = task.evaluate(y_val, scores(val_rows), y_test, scores(test_rows), test_rows, cfg)
+    metrics = {
+        "task": task.name, "classes": list(task.classes), "loss": ckpt["loss"], "monitor": ckpt["monitor"],
+        "n_test": int(len(test_rows)), "n_val": int(len(val_rows)),
+        "eval_clips": cfg.eval_clips, "clip_sampling": spec.get("clip_sampling", "random"),
+        "mc_dropout": cfg.mc_dropout, "best_epoch": ckpt["best_epoch"], **results,
+        "trained_on": (ckpt.get("provenance") or {}).get("hardware", {}),
+    }
+    return metrics, predictions

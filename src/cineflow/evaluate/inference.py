@@ -1,0 +1,104 @@
+"""Video-level scores: the mean of model outputs over a video's evaluation clips, optionally with
+MC dropout (N stochastic passes with dropout on) for a per-video spread.
+
+Clips are streamed in blocks of `block`, so memory is bounded by the block, not by the video
+length or the number of clips (all-clips test-time augmentation on long videos included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cineflow.data.cache import video_frames
+from cineflow.data.clips import normalise, read_clip, to_channels_first
+from cineflow.models.losses import to_scores
+from cineflow.data.sampling import ClipSpec, eval_clips
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    mean: np.ndarray  # [N, K] per video: mean over its clips (and over the MC passes)
+    spread: np.ndarray | None  # [N, K] per video: sd over the MC passes of its clip-mean; None without MC
+    clips: np.ndarray  # [M, K] per clip (mean over the MC passes)
+    owner: np.ndarray  # [M] the row of each clip's video
+
+
+def iter_clips(rows: pd.DataFrame, spec: ClipSpec, n_clips: int | str) -> Iterator[tuple[int, np.ndarray]]:
+    """(row number, uint8 clip) for every evaluation clip; each video is opened once."""
+    for i, row in enumerate(rows.itertuples(index=False)):
+        frames = video_frames(row)
+        for indices in eval_clips(int(row.n_frames), spec, n_clips):
+            yield i, read_clip(frames, indices)
+
+
+def enable_dropout(model: torch.nn.Module) -> int:
+    """Dropout layers to train mode (BatchNorm stays in eval): the MC dropout setting. Returns their count."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    for m in layers:
+        m.train()
+    return len(layers)
+
+
+@torch.no_grad()
+def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float], spec: ClipSpec,
+                 n_clips: int | str, device: torch.device, block: int = 16, output: str = "softmax",
+                 mc_passes: int = 0, seed: int = 0) -> VideoScores:
+    """Clip and video scores (probabilities, or regression values) of `rows`.
+
+    `output` is how the model's outputs read (losses.LossEntry.output). With `mc_passes` > 0 every
+    block goes through the model that many times with dropout on, each pass seeded from `seed`."""
+    model.eval()
+    passes = max(1, mc_passes)
+    if mc_passes and not enable_dropout(model):
+        raise ValueError("evaluate.mc_dropout needs a model with dropout layers; this one has none")
+    sums: np.ndarray | None = None  # [passes, N, K]
+    counts = np.zeros(len(rows))
+    clip_scores: list[np.ndarray] = []
+    owners: list[int] = []
+    block_owners: list[int] = []
+    clips: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal sums
+        x = normalise(to_channels_first(np.stack(clips)).to(device), mean, std)
+        runs = []
+        for p in range(passes):
+            if mc_passes:  # dropout masks depend on (seed, pass, block) only: reruns give the same numbers
+                torch.manual_seed(hash((seed, p, len(owners))) % 2**31)
+            runs.append(to_scores(model(x), output).float().cpu().numpy())
+        if sums is None:
+            sums = np.zeros((passes, len(rows), runs[0].shape[1]))
+        for p, probs in enumerate(runs):
+            np.add.at(sums[p], block_owners, probs)
+        np.add.at(counts, block_owners, 1)
+        clip_scores.append(np.mean(runs, axis=0))
+        owners.extend(block_owners)
+        block_owners.clear()
+        clips.clear()
+
+    for i, clip in iter_clips(rows, spec, n_clips):
+        block_owners.append(i)
+        clips.append(clip)
+        if len(clips) == block:
+            flush()
+    if clips:
+        flush()
+    model.eval()
+    if sums is None:
+        empty = np.zeros((0, 0))
+        return VideoScores(empty, None, empty, np.zeros(0, int))
+    per_pass = sums / counts[None, :, None]
+    return VideoScores(per_pass.mean(0), per_pass.std(0) if mc_passes else None, np.concatenate(clip_scores),
+                       np.asarray(owners))
+
+
+def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float],
+                   spec: ClipSpec, n_clips: int | str, device: torch.device, block: int = 16,
+                   output: str = "softmax") -> np.ndarray:
+    """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips."""
+    return score_videos(model, rows, mean, std, spec, n_clips, device, block, output).mean

@@ -1,0 +1,189 @@
+"""Metrics per task (binary, multiclass, regression) and the val-tuned decision threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+# metrics where lower is better; every other monitor is maximised
+LOWER_IS_BETTER = {"loss", "mae", "rmse", "mse"}
+
+
+def tune_threshold(y_true: np.ndarray, score: np.ndarray, rule: str) -> float:
+    """Threshold on the positive score chosen on val data (Youden's J, best F1 or best MCC)."""
+    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
+    if rule == "fixed" or len(np.unique(y_true)) < 2:
+        return 0.5
+    if rule == "youden":
+        fpr, tpr, thresholds = skm.roc_curve(y_true, score)
+        finite = np.isfinite(thresholds)
+        return float(thresholds[finite][np.argmax((tpr - fpr)[finite])])
+    scorer = {"f1": skm.f1_score, "mcc": skm.matthews_corrcoef}.get(rule)
+    if scorer is None:
+        raise ValueError(f"unknown threshold rule '{rule}'; use youden, f1, mcc or fixed")
+    candidates = np.unique(score)
+    values = [scorer(y_true, (score >= t).astype(int)) for t in candidates]
+    return float(candidates[int(np.argmax(values))])
+
+
+def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold) -> dict:
+    """Headline binary metrics; ranking metrics are NaN when only one class is present.
+
+    The threshold metrics come from the confusion counts (the bootstrap calls this a thousand times);
+    `threshold` may be one value or one per row (pooled folds, each with its own)."""
+    y_true = np.asarray(y_true).astype(int)
+    score = np.asarray(score, dtype=float)
+    pred = (score >= threshold).astype(int)
+    tn, fp, fn, tp = np.bincount(2 * y_true + pred, minlength=4).astype(float)
+    both = len(np.unique(y_true)) == 2
+
+    def ratio(a, b):
+        return float(a / b) if b else 0.0
+
+    recall, specificity = ratio(tp, tp + fn), (float(tn / (tn + fp)) if tn + fp else float("nan"))
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return {
+        "accuracy": ratio(tp + tn, len(y_true)),
+        "balanced_accuracy": (recall + specificity) / 2 if both else float("nan"),
+        "precision": ratio(tp, tp + fp),
+        "recall": recall,
+        "specificity": specificity,
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "roc_auc": float(skm.roc_auc_score(y_true, score)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y_true, score)) if both else float("nan"),
+        "mcc": ratio(tp * tn - fp * fn, denominator),
+        "confusion_matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
+    }
+
+
+def is_better(metric: str, new: float, best: float | None) -> bool:
+    if best is None or np.isnan(best):
+        return not np.isnan(new)
+    return new < best if metric in LOWER_IS_BETTER else new > best
+
+
+def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
+    """Argmax predictions: macro and weighted variants, one-vs-rest AUC, and per-class figures."""
+    y_true = np.asarray(y_true).astype(int)
+    labels = list(range(len(classes)))
+    pred = probs.argmax(1)
+    present = np.unique(y_true)
+    all_present = len(present) == len(classes)
+    out = {
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, pred)),
+        "mcc": float(skm.matthews_corrcoef(y_true, pred)),
+        "roc_auc": float(skm.roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=labels))
+        if all_present else float("nan"),
+        "roc_auc_weighted": float(skm.roc_auc_score(y_true, probs, multi_class="ovr", average="weighted",
+                                                    labels=labels)) if all_present else float("nan"),
+    }
+    for average in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, pred, labels=labels, average=average,
+                                                         zero_division=0)
+        out.update({f"precision_{average}": float(p), f"recall_{average}": float(r), f"f1_{average}": float(f)})
+    out["f1"] = out["f1_macro"]
+    p, r, f, support = skm.precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
+    out["per_class"] = {
+        c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i]),
+            "roc_auc": float(skm.roc_auc_score(y_true == i, probs[:, i])) if 0 < support[i] < len(y_true)
+            else float("nan")}
+        for i, c in enumerate(classes)}
+    out["confusion_matrix"] = skm.confusion_matrix(y_true, pred, labels=labels).tolist()
+    return out
+
+
+def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    varied = len(y_true) > 1 and np.std(y_true) > 0 and np.std(pred) > 0
+    return {
+        "mae": float(skm.mean_absolute_error(y_true, pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, pred))),
+        "r2": float(skm.r2_score(y_true, pred)) if len(y_true) > 1 else float("nan"),
+        "pearson_r": float(np.corrcoef(y_true, pred)[0, 1]) if varied else float("nan"),
+        "bias": float(np.mean(pred - y_true)),
+    }
+
+
+def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> dict:
+    """Expected calibration error and the reliability curve over equal-width confidence bins.
+
+    `hit` is the event the confidence claims (binary: the positive class; multiclass: the top-1
+    prediction is right). Empty bins are left out of the curve."""
+    hit, confidence = np.asarray(hit, dtype=float), np.asarray(confidence, dtype=float)
+    which = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    curve, ece = [], 0.0
+    for b in range(n_bins):
+        inside = which == b
+        if inside.any():
+            gap = abs(hit[inside].mean() - confidence[inside].mean())
+            ece += inside.mean() * gap
+            curve.append({"bin": b, "confidence": float(confidence[inside].mean()),
+                          "observed": float(hit[inside].mean()), "n": int(inside.sum())})
+    return {"ece": float(ece) if len(hit) else float("nan"), "reliability": curve}
+
+
+def bin_label(lo: float | None, hi: float | None) -> str:
+    if lo is None:
+        return f"<{hi:g}"
+    return f">={lo:g}" if hi is None else f"{lo:g}-{hi:g}"
+
+
+def binned_mae(y_true: np.ndarray, pred: np.ndarray, edges: list[float]) -> dict:
+    """MAE within each target bin (EF: <30, 30-40, 40-55, 55-70, >=70); NaN for an empty bin."""
+    y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    bounds = [None, *edges, None]
+    out = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        inside = np.ones(len(y_true), bool)
+        if lo is not None:
+            inside &= y_true >= lo
+        if hi is not None:
+            inside &= y_true < hi
+        label = bin_label(lo, hi)
+        out[label] = {"mae": float(np.abs(pred - y_true)[inside].mean()) if inside.any() else float("nan"),
+                      "n": int(inside.sum())}
+    return out
+
+
+def bland_altman(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    """Bias (prediction - truth) and the 95 % limits of agreement (bias ± 1.96 sd)."""
+    diff = np.asarray(pred, dtype=float) - np.asarray(y_true, dtype=float)
+    sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else float("nan")
+    bias = float(diff.mean()) if len(diff) else float("nan")
+    return {"bias": bias, "loa_lower": bias - 1.96 * sd, "loa_upper": bias + 1.96 * sd}
+
+
+def cutoff_aucs(y_true: np.ndarray, pred: np.ndarray, cutoffs: list[float]) -> dict:
+    """ROC AUC of the predicted value for "target below the cut-off" (EchoNet-Dynamic: EF < 35/40/45/50)."""
+    y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    out = {}
+    for c in cutoffs:
+        below = y_true < c
+        both = 0 < below.sum() < len(below)
+        out[f"auc_below_{c:g}"] = float(skm.roc_auc_score(below, -pred)) if both else float("nan")
+    return out
+
+
+def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0, level: float = 0.95
+                    ) -> dict[str, list[float]]:
+    """Percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients) with
+    replacement, so clips and videos of one patient move together. `rows` are integer row indices."""
+    groups = np.asarray(groups)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        for k, v in statistic(rows).items():
+            draws.setdefault(k, []).append(v)
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for k, values in draws.items():
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        out[k] = ([float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
+                  if len(finite) else [float("nan"), float("nan")])
+    return out

@@ -1,0 +1,128 @@
+"""Inference on new videos: a folder or a table of videos -> one prediction per video from the ensemble of
+the fold models (the mean of their scores), with the spread over the folds (and MC dropout) as uncertainty.
+
+New videos go through the frame cache with the settings the models were trained on (kept in the
+checkpoint), so a folder of EchoNet AVIs or DICOM cine loops is read exactly as during training.
+Unreadable files are listed with their reason, not fatal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cineflow.data.cache import cache_video, video_frames
+from cineflow.train.checkpoint import load_model
+from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig
+from cineflow.data.clips import read_clip, to_tensor
+from cineflow.evaluate.gradcam import clip_cam, overlay, write_panels
+from cineflow.evaluate.inference import score_videos
+from cineflow.data.readers import reader_suffixes
+from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.evaluate.tasks import Task
+
+STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
+
+
+def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
+    """(table with video_id and path relative to the root, root) from a folder (every file a reader
+    knows, recursively) or a CSV/Parquet table with a `path` column (relative to the table's folder)."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in reader_suffixes())
+        paths = [str(p.relative_to(source)) for p in files]
+        ids = [str(Path(p).with_suffix("")).replace("/", "__") for p in paths]
+        return pd.DataFrame({"video_id": ids, "path": paths}), source
+    if source.suffix.lower() in (".csv", ".parquet"):
+        table = pd.read_parquet(source) if source.suffix.lower() == ".parquet" else pd.read_csv(
+            source, keep_default_na=False, dtype=str)
+        if "path" not in table:
+            raise ConfigError(f"{source}: a prediction table needs a `path` column (columns: {list(table.columns)})")
+        if "video_id" not in table:
+            table["video_id"] = [str(Path(p).with_suffix("")).replace("/", "__") for p in table["path"]]
+        duplicated = table["video_id"][table["video_id"].duplicated()]
+        if len(duplicated):
+            raise ConfigError(f"{source}: duplicate video_id {sorted(set(duplicated))[:5]}; ids must be unique")
+        return table[["video_id", "path"]].astype(str), source.parent
+    raise ConfigError(f"predict input {source} is neither a folder nor a .csv/.parquet table of videos")
+
+
+def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cached rows with frames_path and n_frames, status of every video)."""
+    cfg = CacheConfig.from_dict({**preprocess, "shards": 1, "store": "files"})  # new videos: a file each
+    rows, status = [], []
+    for video in videos.itertuples(index=False):
+        row = cache_video(root / video.path, work_dir / f"{video.video_id}.npy", cfg)
+        status.append({"video_id": video.video_id, "path": video.path, "status": row["status"],
+                       "reason": row["reason"]})
+        if row["status"] == "ok":
+            rows.append({"video_id": video.video_id, "frames_path": row["frames_path"],
+                         "n_frames": row["n_frames"]})
+    return pd.DataFrame(rows, columns=["video_id", "frames_path", "n_frames"]), pd.DataFrame(status,
+                                                                                             columns=STATUS_COLUMNS)
+
+
+def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_metrics: list[dict],
+                                 cfg: EvalConfig, work_dir: str | Path, device: torch.device, seed: int = 0,
+                                 gradcam: GradcamConfig | None = None, cam_dir: str | Path | None = None
+                                 ) -> pd.DataFrame:
+    """One row per input video: status, the ensemble's scores, prediction and uncertainty.
+
+    `fold_metrics` are the folds' metrics.json contents: binary decisions use the mean of the folds'
+    val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
+    the CAMs of the fold models averaged."""
+    work_dir = Path(work_dir)
+    models = [load_model(p) for p in model_paths]
+    ckpt = models[0][1]
+    if ckpt.get("preprocess") is None:
+        raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
+    task = Task.from_dict(ckpt["task"])
+    videos, root = find_videos(source)
+    rows, status = prepare(videos, root, ckpt["preprocess"], work_dir / "frames")
+    if rows.empty:
+        return status
+    means, spreads = [], []
+    for model, c in models:
+        model.to(device)
+        scores = score_videos(model, rows, c["normalisation"]["mean"], c["normalisation"]["std"],
+                              ClipSpec.of(c["model"]), cfg.eval_clips, device, cfg.block, c["output"],
+                              cfg.mc_dropout, seed)
+        means.append(scores.mean)
+        spreads.append(scores.spread)
+    mean = np.mean(means, axis=0)
+    thresholds = [m["threshold"] for m in fold_metrics]
+    threshold = float(np.mean(thresholds)) if thresholds and thresholds[0] is not None else None
+    out = task.outputs(mean, None, threshold)
+    per_fold = [task.outputs(m, s, threshold) for m, s in zip(means, spreads)]
+    out["fold_sd"] = np.std([f["score"].to_numpy() for f in per_fold], axis=0) if len(models) > 1 else np.nan
+    if cfg.mc_dropout:  # the MC spread of each fold model's score, averaged over the fold models
+        out["uncertainty"] = np.mean([f["uncertainty"].to_numpy() for f in per_fold], axis=0)
+    out.insert(0, "video_id", rows["video_id"].to_numpy())
+    if gradcam is not None and cam_dir is not None:
+        out["cam"] = render_cams(models, rows, out, task, gradcam, Path(cam_dir))
+    return status.merge(out, on="video_id", how="left").assign(n_models=len(models))
+
+
+def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,
+                cam_dir: Path) -> list[str]:
+    """The fold models' CAMs of each video's first evaluation clip, averaged, as original | overlay."""
+    cam_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for row, pred in zip(rows.itertuples(index=False), out.itertuples(index=False)):
+        frames = video_frames(row)
+        heats, raw = [], None
+        for model, c in models:
+            raw = read_clip(frames, eval_clips(int(row.n_frames), ClipSpec.of(c["model"]), 1)[0])
+            clip = to_tensor(raw, c["normalisation"]["mean"], c["normalisation"]["std"])
+            heats.append(clip_cam(model, clip, task.cam_output(pred.prediction, c["output"]),
+                                  cfg.target_layer or model.cam_layer))
+        names.append(write_panels(cam_dir / str(row.video_id), overlay(raw, np.mean(heats, axis=0),
+                                                                        task.prediction_caption(pred)),
+                                  cfg.fps))
+    return names
+
+
+

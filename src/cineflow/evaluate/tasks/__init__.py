@@ -1,0 +1,17 @@
+"""Tasks in a registry: binary, multiclass and regression differ in targets, metrics, predictions,
+figures, report cells and Grad-CAM choices. Everything else asks the task instead of branching on it."""
+
+from __future__ import annotations
+
+from cineflow.evaluate.tasks.base import TASKS, Task
+from cineflow.evaluate.tasks.classification import Binary, Multiclass
+from cineflow.evaluate.tasks.regression import Regression
+
+__all__ = ["TASKS", "Task", "Binary", "Multiclass", "Regression", "task_for"]
+
+
+def task_for(task: str, target: str | None, classes: list[str]) -> Task:
+    """A `models:` entry's task: `task: regression` on `target`; `classification` is binary or multiclass
+    by the class count."""
+    name = task if task != "classification" else "binary" if len(classes) == 2 else "multiclass"
+    return TASKS.get(name)(tuple(classes), target)

@@ -1,0 +1,203 @@
+"""The Task protocol: what the trainer, evaluation, the summary, the figures, the report, Grad-CAM and
+prediction ask of a task. Binary, Multiclass and Regression implement it; no module outside
+`tasks/` names a task kind."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from cineflow.config import ConfigError
+from cineflow.evaluate.metrics import calibration, group_bootstrap
+from cineflow.registry import Registry
+
+TASKS: Registry[type["Task"]] = Registry("task", "models.<name>.task")
+
+
+def scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+@dataclass(frozen=True)
+class Task(ABC):
+    """One model's task. `classes` are data.classes; `target` the regression target column.
+
+    Class attributes describe the task to the config checks and the report: `name` (its registry
+    name), `loss_kind` (which losses fit: losses' `task` metadata), the default loss and monitor,
+    the metrics a monitor may name, the `headline` metrics of the report's tables (the first ranks
+    the models), the Grad-CAM selections (`cam_kinds`) and the `figures` (report.plots.FIGURES names).
+    """
+
+    classes: tuple[str, ...]
+    target: str | None = None
+
+    name: ClassVar[str] = ""
+    loss_kind: ClassVar[str] = ""
+    default_loss: ClassVar[str] = ""
+    default_monitor: ClassVar[str] = ""
+    monitors: ClassVar[frozenset] = frozenset()
+    headline: ClassVar[tuple[str, ...]] = ()
+    cam_kinds: ClassVar[tuple[str, ...]] = ()
+    figures: ClassVar[tuple[str, ...]] = ()
+
+    # --- identity ---------------------------------------------------------------------------------
+    def as_dict(self) -> dict:
+        return {"name": self.name, "classes": list(self.classes), "target": self.target}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Task":
+        return TASKS.get(d["name"])(tuple(d["classes"]), d.get("target"))
+
+    @staticmethod
+    def of_metrics(metrics: dict) -> "Task":
+        """The task a fold's metrics.json was computed for."""
+        return Task.from_dict({"name": metrics["task"], "classes": metrics["classes"], "target": metrics.get("target")})
+
+    def check(self, loss: str, loss_kind: str, monitor: str, where: str) -> None:
+        """Raise ConfigError, naming the key, when the loss or the monitor does not fit this task."""
+        if loss_kind != self.loss_kind:
+            raise ConfigError(f"{where}/loss: '{loss}' is a {loss_kind} loss but the task is {self.name}")
+        if monitor not in self.monitors:
+            raise ConfigError(f"{where}/monitor: '{monitor}' is not a {self.name} metric; choose one of "
+                              f"{sorted(self.monitors)}")
+
+    # --- training ---------------------------------------------------------------------------------
+    @abstractmethod
+    def targets(self, rows: pd.DataFrame) -> np.ndarray:
+        """What the loss is computed against, one per manifest row."""
+
+    @abstractmethod
+    def batch_targets(self, y: np.ndarray) -> np.ndarray:
+        """What the batch samplers balance (class indices; all equal where there are no classes)."""
+
+    @abstractmethod
+    def output_bias(self, y_train: np.ndarray) -> float | None:
+        """The output layer's starting bias, or None to keep the architecture's."""
+
+    @abstractmethod
+    def val_metrics(self, y: np.ndarray, scores: np.ndarray) -> dict:
+        """Scalar metrics on the val partition for model selection; `loss` is the video-level loss."""
+
+    # --- evaluation -------------------------------------------------------------------------------
+    @abstractmethod
+    def _metrics(self, y: np.ndarray, scores: np.ndarray, threshold) -> dict:
+        """The task's core metrics (the bootstrap resamples these)."""
+
+    @abstractmethod
+    def metrics(self, y: np.ndarray, scores: np.ndarray, threshold, cfg) -> dict:
+        """The full metric set of metrics.json."""
+
+    @abstractmethod
+    def decide(self, y_val: np.ndarray, val_scores: np.ndarray, rule: str):
+        """The decision threshold tuned on val (None where the task has none)."""
+
+    @abstractmethod
+    def settings(self, threshold, cfg) -> dict:
+        """What metrics.json records about the decision (threshold, positive class or target)."""
+
+    @abstractmethod
+    def outputs(self, scores: np.ndarray, spread: np.ndarray | None, threshold) -> pd.DataFrame:
+        """What is predicted for each row, without the truth (the columns of a prediction table)."""
+
+    @abstractmethod
+    def table(self, rows: pd.DataFrame, y: np.ndarray, scores: np.ndarray, spread, threshold) -> pd.DataFrame:
+        """The predictions table of test videos: outputs beside the truth."""
+
+    @abstractmethod
+    def truth(self, table: pd.DataFrame) -> np.ndarray:
+        """Targets of a predictions table."""
+
+    @abstractmethod
+    def scores_of(self, table: pd.DataFrame) -> np.ndarray:
+        """The [N, K] scores a predictions table was made from."""
+
+    @abstractmethod
+    def uncertainty_metrics(self, table: pd.DataFrame) -> dict:
+        """How well MC dropout's spread flags errors."""
+
+    def evaluate(self, y_val, val, y_test, test, test_rows: pd.DataFrame, cfg) -> tuple[dict, pd.DataFrame]:
+        """(metrics.json content, predictions table) of one fold; `val`/`test` are inference.VideoScores.
+
+        The threshold (binary) is tuned on val and applied unchanged to test. Video scores are the
+        mean over clips; `clip_metrics` scores every clip on its own."""
+        threshold = self.decide(y_val, val.mean, cfg.threshold)
+        table = self.table(test_rows, y_test, test.mean, test.spread, threshold)
+        metrics = self.metrics(y_test, test.mean, threshold, cfg)
+        if test.spread is not None:
+            metrics.update(self.uncertainty_metrics(table))
+        return {**self.settings(threshold, cfg), "metrics": metrics,
+                "clip_metrics": scalars(self.metrics(y_test[test.owner], test.clips, threshold, cfg)),
+                "n_test_clips": int(len(test.owner)),
+                "val_metrics": scalars(self.metrics(y_val, val.mean, threshold, cfg))}, table
+
+    def pooled(self, oof: pd.DataFrame, cfg, seed: int) -> dict:
+        """Metrics of all folds' test predictions together (each fold's own threshold) and group-bootstrap
+        95 % CIs of the headline metrics."""
+        y, scores = self.truth(oof), self.scores_of(oof)
+        threshold = oof["threshold"].to_numpy(dtype=float) if "threshold" in oof else None
+        metrics = self.metrics(y, scores, threshold, cfg)
+        if "uncertainty" in oof and oof["uncertainty"].notna().all():
+            metrics.update(self.uncertainty_metrics(oof))
+
+        def headline(rows):  # the task's core metrics only: calibration and bins are not headline figures
+            part = self._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
+            return {k: part[k] for k in self.headline}
+
+        ci = group_bootstrap(oof["group"].to_numpy(), headline, cfg.bootstrap, seed) if cfg.bootstrap else {}
+        return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
+                "bootstrap": cfg.bootstrap}
+
+    def calibrated(self, out: dict, hit: np.ndarray, confidence: np.ndarray, cfg) -> dict:
+        """`out` plus the expected calibration error and the reliability curve of (hit, confidence)."""
+        cal = calibration(hit, confidence, cfg.calibration_bins)
+        return {**out, "ece": cal["ece"], "reliability": cal["reliability"]}
+
+    # --- the report, Grad-CAM and prediction --------------------------------------------------------
+    @abstractmethod
+    def mistakes(self, oof: pd.DataFrame) -> pd.DataFrame:
+        """Wrong out-of-fold predictions, the worst first."""
+
+    @abstractmethod
+    def mistakes_heading(self, oof: pd.DataFrame) -> str:
+        """The heading of the report's mistakes table."""
+
+    @abstractmethod
+    def mistake_cells(self, row) -> dict:
+        """The truth, prediction and score cells of one row of the report's mistakes table."""
+
+    mistake_score_header: ClassVar[str] = "score"  # the header of the `score` cells
+
+    def fold_cells(self, metrics: dict) -> dict:
+        """The task's cells of one row of the report's per-fold table (beside the headline metrics)."""
+        return {}
+
+    @abstractmethod
+    def cam_candidates(self, predictions: pd.DataFrame, threshold, kinds) -> list[pd.DataFrame]:
+        """Test videos worth explaining, one ranked list per gradcam.select kind (best first), each tagged
+        with its `kind`; kinds that do not apply to the task are skipped."""
+
+    @abstractmethod
+    def cam_output(self, prediction, output: str) -> int:
+        """Which model output Grad-CAM explains for a video predicted `prediction`."""
+
+    @abstractmethod
+    def caption(self, pick) -> str:
+        """The caption of a test video's Grad-CAM (truth and prediction)."""
+
+    @abstractmethod
+    def cam_note(self, row: dict) -> str:
+        """The report's line under a Grad-CAM, from a row of the fold's gradcam/index.csv."""
+
+    @abstractmethod
+    def prediction_caption(self, pred) -> str:
+        """The caption of a new video's Grad-CAM (prediction only: there is no truth)."""
+
+    def most_uncertain(self, ranked: pd.DataFrame) -> pd.DataFrame:
+        """Largest MC dropout spread; without MC dropout, the least confident predictions."""
+        if ranked["uncertainty"].notna().all():
+            return ranked.sort_values(["uncertainty", "video_id"], ascending=[False, True])
+        return ranked[::-1]

@@ -1,0 +1,212 @@
+"""Classification tasks: Binary (one positive class, a threshold tuned on val) and Multiclass (argmax)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import pandas as pd
+
+from sklearn.metrics import roc_auc_score
+
+from cineflow.evaluate.metrics import binary_metrics, multiclass_metrics, tune_threshold
+from cineflow.evaluate.tasks.base import TASKS, Task
+
+
+class Classification(Task):
+    """What binary and multiclass share: class-index targets, class scores, calibration, correct/wrong."""
+
+    loss_kind = "classification"
+    default_loss = "cross_entropy"
+    default_monitor = "roc_auc"
+    cam_kinds = ("correct_per_class", "confident_wrong", "uncertain")
+
+    @abstractmethod
+    def decision(self, scores: np.ndarray, threshold) -> np.ndarray:
+        """The predicted class index of each row."""
+
+    @abstractmethod
+    def score_column(self, pred: np.ndarray):
+        """Which class's probability is a row's `score`."""
+
+    @abstractmethod
+    def calibration_inputs(self, y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hit, confidence) of each row for the reliability curve."""
+
+    @abstractmethod
+    def confidence(self, predictions: pd.DataFrame, threshold) -> pd.Series:
+        """How sure each prediction is (ranks mistakes and Grad-CAM picks)."""
+
+    def targets(self, rows):
+        return rows["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(dtype=np.int64)
+
+    def batch_targets(self, y):
+        return y
+
+    def output_bias(self, y_train):
+        return None
+
+    def truth(self, table):
+        return self.targets(table)
+
+    def scores_of(self, table):
+        return table[[f"score_{c}" for c in self.classes]].to_numpy(dtype=float)
+
+    def val_metrics(self, y, scores):
+        loss = float(-np.mean(np.log(np.clip(scores[np.arange(len(y)), y], 1e-7, 1.0))))
+        return {"loss": loss, **{k: v for k, v in self._metrics(y, scores, 0.5).items() if isinstance(v, float)}}
+
+    def metrics(self, y, scores, threshold, cfg):
+        """The task's metrics plus calibration."""
+        return self.calibrated(self._metrics(y, scores, threshold), *self.calibration_inputs(y, scores), cfg)
+
+    def decide(self, y_val, val_scores, rule):
+        return None
+
+    def settings(self, threshold, cfg):
+        return {"threshold": threshold}
+
+    def outputs(self, scores, spread, threshold):
+        """Class scores, the score, the prediction, its MC dropout uncertainty (the spread of that score)
+        and the threshold used."""
+        pred = self.decision(scores, threshold)
+        index = (np.arange(len(scores)), self.score_column(pred))
+        out = pd.DataFrame({**{f"score_{c}": scores[:, i] for i, c in enumerate(self.classes)},
+                            "score": scores[index], "prediction": [self.classes[p] for p in pred],
+                            "uncertainty": np.nan if spread is None else spread[index]})
+        if threshold is not None:
+            out["threshold"] = threshold
+        return out
+
+    def table(self, rows, y, scores, spread, threshold):
+        out = self.outputs(scores, spread, threshold)
+        out.insert(0, "video_id", rows["video_id"].to_numpy())
+        out.insert(1, "group", rows["group"].to_numpy())
+        out.insert(2, "label", rows["label"].to_numpy())
+        out["correct"] = self.decision(scores, threshold) == y
+        return out
+
+    def uncertainty_metrics(self, table):
+        """AUC of the uncertainty for a wrong prediction."""
+        wrong = ~table["correct"].astype(bool).to_numpy()
+        both = 0 < wrong.sum() < len(wrong)
+        return {"mean_uncertainty": float(table["uncertainty"].mean()),
+                "uncertainty_auc_wrong": float(roc_auc_score(wrong, table["uncertainty"]))
+                if both else float("nan")}
+
+    def mistakes(self, oof):
+        """Wrong predictions, the most confident first."""
+        threshold = oof["threshold"] if "threshold" in oof else None
+        wrong = oof[~oof["correct"].astype(bool)]
+        return wrong.assign(confidence=self.confidence(wrong, threshold if threshold is None else
+                                                       threshold[wrong.index])).sort_values(
+            ["confidence", "video_id"], ascending=[False, True])
+
+    def mistakes_heading(self, oof):
+        return f"Misclassified videos ({int((~oof['correct'].astype(bool)).sum())})"
+
+    def mistake_cells(self, row):
+        return {"truth": row.label, "prediction": row.prediction, "score": f"{row.score:.3f}"}
+
+    def cam_output(self, prediction, output):
+        """The predicted class (one sigmoid output: that output)."""
+        return self.classes.index(prediction) if output == "softmax" else 0
+
+    def caption(self, pick):
+        return f"true {pick.label} | pred {pick.prediction} | p={pick.score:.2f}"
+
+    def cam_note(self, row):
+        return f"true {row['label']}, predicted {row['prediction']} (p={row['score']:.2f})"
+
+    def prediction_caption(self, pred):
+        return f"pred {pred.prediction} | p={pred.score:.2f}"
+
+    def cam_candidates(self, predictions, threshold, kinds):
+        ranked = predictions.assign(confidence=self.confidence(predictions, threshold)).sort_values(
+            ["confidence", "video_id"], ascending=[False, True])
+        lists = []
+        for kind in kinds or self.cam_kinds:
+            if kind == "correct_per_class":
+                right = ranked[ranked["correct"]]
+                lists.append(right.groupby("label", sort=True).head(1).assign(kind=kind))
+            elif kind == "confident_correct":
+                lists.append(ranked[ranked["correct"]].assign(kind=kind))
+            elif kind == "confident_wrong":
+                lists.append(ranked[~ranked["correct"]].assign(kind=kind))
+            elif kind == "uncertain":
+                lists.append(self.most_uncertain(ranked).assign(kind=kind))
+        return lists
+
+
+@TASKS.register
+class Binary(Classification):
+    name = "binary"
+    monitors = frozenset({"loss", "accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1",
+                          "roc_auc", "pr_auc", "mcc"})
+    headline = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1", "mcc", "precision", "recall",
+                "specificity")
+    figures = ("roc", "pr", "confusion", "calibration", "uncertainty", "learning_curves")
+    confidence_label = "positive-class probability"
+
+    @property
+    def positive(self) -> str:
+        return self.classes[1]
+
+    def _metrics(self, y, scores, threshold):
+        return binary_metrics(y, scores[:, 1], threshold)
+
+    def decide(self, y_val, val_scores, rule):
+        return tune_threshold(y_val, val_scores[:, 1], rule)
+
+    def settings(self, threshold, cfg):
+        return {"positive_class": self.positive, "threshold": float(threshold), "threshold_rule": cfg.threshold}
+
+    def fold_cells(self, metrics):
+        return {"threshold": round(metrics["threshold"], 4)}
+
+    def calibration_inputs(self, y, scores):
+        return y == 1, scores[:, 1]
+
+    def decision(self, scores, threshold):
+        return (scores[:, 1] >= threshold).astype(int)
+
+    def score_column(self, pred):
+        return 1  # the positive class's probability
+
+    def confidence(self, predictions, threshold):
+        return (predictions["score"] - threshold).abs()
+
+    def roc_curves(self, oof: pd.DataFrame) -> list[tuple[str, pd.Series, pd.Series, float]]:
+        """(name, positive?, score, line width) per fold and pooled, for the ROC and PR figures."""
+        folds = [(f"fold {k}", t["label"] == self.positive, t["score"], 1) for k, t in
+                 sorted(oof.groupby("fold"), key=lambda kv: kv[0])]
+        return folds + [("pooled", oof["label"] == self.positive, oof["score"], 2.2)]
+
+
+@TASKS.register
+class Multiclass(Classification):
+    name = "multiclass"
+    monitors = frozenset({"loss", "accuracy", "balanced_accuracy", "mcc", "roc_auc", "roc_auc_weighted", "f1",
+                          "f1_macro", "f1_weighted", "precision_macro", "recall_macro"})
+    headline = ("roc_auc", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "mcc")
+    figures = ("roc", "confusion", "calibration", "uncertainty", "learning_curves")
+    confidence_label = "top-class confidence"
+
+    def _metrics(self, y, scores, threshold=None):
+        return multiclass_metrics(y, scores, list(self.classes))
+
+    def calibration_inputs(self, y, scores):
+        return scores.argmax(1) == y, scores.max(1)
+
+    def decision(self, scores, threshold):
+        return scores.argmax(1)
+
+    def score_column(self, pred):
+        return pred  # the predicted class's probability
+
+    def confidence(self, predictions, threshold):
+        return predictions["score"]
+
+    def roc_curves(self, oof: pd.DataFrame) -> list[tuple[str, pd.Series, pd.Series, float]]:
+        """(class, is that class?, its score, line width): one-vs-rest, pooled over folds."""
+        return [(c, oof["label"] == c, oof[f"score_{c}"], 1.5) for c in self.classes]

@@ -1,0 +1,111 @@
+"""Regression on one numeric target column (e.g. ejection fraction)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cineflow.evaluate.metrics import bland_altman, binned_mae, cutoff_aucs, regression_metrics
+from cineflow.evaluate.tasks.base import TASKS, Task
+
+
+@TASKS.register
+class Regression(Task):
+    name = "regression"
+    loss_kind = "regression"
+    default_loss = "mse"
+    default_monitor = "mae"
+    monitors = frozenset({"loss", "mae", "rmse", "r2", "pearson_r"})
+    headline = ("mae", "rmse", "r2", "pearson_r", "bias")
+    cam_kinds = ("closest", "farthest", "uncertain")
+    figures = ("scatter", "bland_altman", "bin_mae", "uncertainty_error", "learning_curves")
+
+    def targets(self, rows):
+        return rows[self.target].to_numpy(dtype=np.float32)
+
+    def batch_targets(self, y):
+        return np.zeros(len(y), int)  # no classes to balance
+
+    def output_bias(self, y_train):
+        """The target mean (as EchoNet-Dynamic does)."""
+        return float(y_train.mean())
+
+    def truth(self, table):
+        return table["target"].to_numpy(dtype=float)
+
+    def scores_of(self, table):
+        return table[["prediction"]].to_numpy(dtype=float)
+
+    def _metrics(self, y, scores, threshold=None):
+        return regression_metrics(y, scores[:, 0])
+
+    def val_metrics(self, y, scores):
+        scores = self._metrics(y, scores)
+        return {"loss": scores["rmse"] ** 2, **scores}
+
+    def decide(self, y_val, val_scores, rule):
+        return None
+
+    def settings(self, threshold, cfg):
+        return {"target": self.target, "threshold": None}
+
+    def metrics(self, y, scores, threshold, cfg):
+        """MAE, RMSE, R², r, Bland-Altman limits, MAE per target bin and AUCs at target cut-offs."""
+        pred = scores[:, 0]
+        bins = binned_mae(y, pred, cfg.regression_bins)
+        return {**self._metrics(y, scores), **{k: v for k, v in bland_altman(y, pred).items() if k != "bias"},
+                **{f"mae_bin_{label}": b["mae"] for label, b in bins.items()}, **cutoff_aucs(y, pred, cfg.cutoffs),
+                "bins": bins}
+
+    def uncertainty_metrics(self, table):
+        """Spearman correlation of MC dropout's spread with the absolute error."""
+        error, spread = table["error"].abs(), table["uncertainty"]
+        varied = error.nunique() > 1 and spread.nunique() > 1
+        return {"mean_uncertainty": float(spread.mean()),
+                "uncertainty_spearman": float(error.corr(spread, method="spearman")) if varied else float("nan")}
+
+    def outputs(self, scores, spread, threshold):
+        return pd.DataFrame({"prediction": scores[:, 0], "score": scores[:, 0],
+                             "uncertainty": np.nan if spread is None else spread[:, 0]})
+
+    def table(self, rows, y, scores, spread, threshold):
+        out = self.outputs(scores, spread, threshold)
+        return pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "group": rows["group"].to_numpy(),
+                             "label": rows["label"].to_numpy(), "target": y, **out,
+                             "error": out["prediction"].to_numpy() - y})
+
+    def mistakes(self, oof):
+        """The largest errors first."""
+        return oof.assign(confidence=oof["error"].abs()).sort_values(["confidence", "video_id"],
+                                                                     ascending=[False, True])
+
+    mistake_score_header = "error"
+
+    def mistakes_heading(self, oof):
+        return "Largest errors"
+
+    def mistake_cells(self, row):
+        return {"truth": f"{row.target:.1f}", "prediction": f"{row.prediction:.1f}", "score": f"{row.error:+.1f}"}
+
+    def cam_candidates(self, predictions, threshold, kinds):
+        """Closest and farthest predictions (each video in one of the two lists only); the most uncertain
+        when MC dropout gave a spread (a regression value alone says nothing about its certainty)."""
+        ranked = predictions.assign(confidence=-predictions["error"].abs()).sort_values(
+            ["confidence", "video_id"], ascending=[False, True])
+        half = (len(ranked) + 1) // 2
+        lists = {"closest": ranked.iloc[:half], "farthest": ranked.iloc[half:][::-1]}
+        if ranked["uncertainty"].notna().all():
+            lists["uncertain"] = self.most_uncertain(ranked)
+        return [lists[k].assign(kind=k) for k in kinds or self.cam_kinds if k in lists]
+
+    def cam_output(self, prediction, output):
+        return 0
+
+    def caption(self, pick):
+        return f"{self.target} true {pick.target:.1f} | pred {pick.prediction:.1f}"
+
+    def cam_note(self, row):
+        return f"predicted {row['score']:.1f}"
+
+    def prediction_caption(self, pred):
+        return f"pred {pred.prediction:.1f}"

@@ -1,0 +1,1 @@
+"""Models: architectures in a registry, and losses."""

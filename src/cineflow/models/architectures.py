@@ -1,0 +1,339 @@
+"""Architectures in a registry (as timm does): every entry maps [B, C, T, H, W] clips to outputs.
+
+Every model has a `backbone` (frozen in stage 1 of two-stage fine-tuning) and a `head` whose last
+Linear is the output layer. Builders take (n_outputs, in_channels, pretrained, input_size=(T, H, W),
+**arch_params).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from cineflow.config import ConfigError
+from cineflow.registry import Registry
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model architecture", "models.<name>.arch")
+
+
+def stem_channels(in_channels: int, pretrained: bool, weights: str | None) -> int:
+    """Pretrained backbones (hub or a local file) have a 3-channel stem; grey clips are repeated to fit it."""
+    return 3 if pretrained or weights else in_channels
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    return x.expand(-1, channels, -1, -1, -1) if x.shape[1] == 1 and channels == 3 else x
+
+
+def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,
+                input_size: tuple[int, int, int] = (16, 112, 112), **params) -> nn.Module:
+    """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
+
+    `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width)."""
+    build = MODELS.get(arch)
+    try:
+        model = build(n_outputs=n_outputs, in_channels=in_channels, pretrained=pretrained and not weights,
+                             input_size=tuple(input_size), **params)
+    except TypeError as err:  # an arch_params key the architecture does not take
+        raise ConfigError(f"models.<name>.arch_params: '{arch}' says {err}; check arch_params") from None
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} not found (model arch '{arch}')")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state.get("state_dict", state), strict=False)
+        if len(missing) == len(model.state_dict()):
+            raise ValueError(f"weights file {path} matches none of the parameters of '{arch}'")
+    return model
+
+
+def init_output_bias(model: nn.Module, value: float) -> None:
+    """Regression starts at the target mean (as EchoNet-Dynamic does): the output layer's bias."""
+    last = [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias.fill_(value)
+
+
+def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's stages in forward order, for progressive unfreezing from the last one.
+
+    Top-level children with parameters; a Sequential/ModuleList (timm's `blocks`, ResNet layers,
+    a transformer's layer list) counts as its children, and a wrapper with one child is looked through."""
+    blocks = []
+    for child in backbone.children():
+        while not isinstance(child, (nn.Sequential, nn.ModuleList)) and len(_with_params(child.children())) == 1:
+            child = _with_params(child.children())[0]
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            blocks += _with_params(child.children())
+        elif _with_params([child]):
+            blocks.append(child)
+    return blocks
+
+
+def _with_params(modules) -> list[nn.Module]:
+    return [m for m in modules if any(True for _ in m.parameters())]
+
+
+def _pretrained_error(arch: str, err: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not load pretrained weights for '{arch}' ({type(err).__name__}: {err}). Without network "
+        "access either set `pretrained: false` or point `weights:` at a local state-dict file.")
+
+
+def get_module(model: nn.Module, dotted: str) -> nn.Module:
+    module = model
+    for part in dotted.split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module
+
+
+class Tiny3D(nn.Module):
+    """A small 3D CNN for CPU demos: temporal convolutions see motion; mean+std pooling over time
+    keeps the amplitude of that motion, which is what ejection fraction is made of."""
+
+    cam_layer = "features.3"
+
+    def __init__(self, n_outputs: int, in_channels: int, width: int = 16, dropout: float = 0.2):
+        super().__init__()
+        self.in_channels = in_channels
+
+        def block(cin, cout, stride):
+            return nn.Sequential(nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                                 nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+
+        self.features = nn.Sequential(block(in_channels, width, (1, 2, 2)), block(width, 2 * width, (1, 2, 2)),
+                                      block(2 * width, 4 * width, (1, 2, 2)), block(4 * width, 4 * width, 1))
+        self.head = nn.Sequential(nn.LayerNorm(8 * width), nn.Dropout(dropout), nn.Linear(8 * width, n_outputs))
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(match_channels(x, self.in_channels)).mean(dim=(3, 4))  # [B, C, T]
+        return self.head(torch.cat([f.mean(-1), f.std(-1, correction=0)], dim=1))  # 0 for 1-frame clips
+
+
+@MODELS.register
+def tiny3d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, **params) -> nn.Module:
+    if pretrained:
+        raise ValueError("tiny3d has no pretrained weights; set pretrained: false")
+    return Tiny3D(n_outputs, in_channels, **params)
+
+
+class TemporalHead(nn.Module):
+    """Pools per-frame features over time (mean, attention, bilstm or bilstm_attention), then a
+    LayerNorm-stabilised classifier: `linear` (one layer) or `mlp` (Linear -> ReLU -> Dropout -> Linear)."""
+
+    KINDS = ("mean", "attention", "bilstm", "bilstm_attention")
+
+    def __init__(self, kind: str, dim: int, n_outputs: int, hidden: int = 128, dropout: float = 0.3,
+                 classifier: str = "linear"):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown temporal_head '{kind}'; choose one of {self.KINDS}")
+        if classifier not in ("linear", "mlp"):
+            raise ValueError(f"unknown classifier '{classifier}'; choose linear or mlp")
+        self.kind = kind
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True) if "bilstm" in kind else None
+        out_dim = 2 * hidden if self.lstm is not None else dim
+        self.attention = nn.Linear(out_dim, 1) if "attention" in kind else None
+        layers = [nn.LayerNorm(out_dim), nn.Dropout(dropout)]
+        layers += ([nn.Linear(out_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_outputs)]
+                   if classifier == "mlp" else [nn.Linear(out_dim, n_outputs)])
+        self.classifier = nn.Sequential(*layers)
+        self.last_weights: torch.Tensor | None = None  # [B, T], for the report
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:  # [B, T, D]
+        if self.lstm is not None:
+            feats, _ = self.lstm(feats)
+        if self.attention is not None:
+            weights = torch.softmax(self.attention(feats).squeeze(-1), dim=1)
+            self.last_weights = weights.detach()
+            pooled = (weights.unsqueeze(-1) * feats).sum(1)
+        else:
+            pooled = feats.mean(1)
+        return self.classifier(pooled)
+
+
+def frame_attention(model: nn.Module) -> "np.ndarray | None":
+    """[T] attention weight of each frame in the last forward pass (first clip), for models that pool
+    over time with attention; None for the others."""
+    method = getattr(model, "frame_attention", None)
+    return None if method is None else method()
+
+
+class FrameModel(nn.Module):
+    """A timm 2D backbone applied to every frame as one batch, then a temporal head."""
+
+    def __init__(self, backbone: nn.Module, head: TemporalHead, in_channels: int):
+        super().__init__()
+        self.backbone, self.head, self.in_channels = backbone, head, in_channels
+
+    @property
+    def cam_layer(self) -> str:
+        return "backbone." + _last_conv_name(self.backbone)
+
+    def cam_reshape(self, activations: torch.Tensor) -> torch.Tensor:
+        """[B*T, C, h, w] layer output -> [B, C, T, h, w], so the CAM is scaled over the whole clip."""
+        bt, c, h, w = activations.shape
+        return activations.view(bt // self._frames, self._frames, c, h, w).transpose(1, 2)
+
+    def frame_attention(self):
+        weights = self.head.last_weights
+        return None if weights is None or self.head.attention is None else weights[0].cpu().numpy()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_channels(x, self.in_channels)
+        b, c, t, h, w = x.shape
+        self._frames = t
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        return self.head(self.backbone(frames).view(b, t, -1))
+
+
+@MODELS.register
+def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, backbone: str = "resnet18",
+            temporal_head: str = "mean", hidden: int = 128, dropout: float = 0.3, classifier: str = "linear"
+            ) -> nn.Module:
+    import timm
+
+    try:
+        net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_channels)
+    except Exception as err:
+        if pretrained:
+            raise _pretrained_error(backbone, err) from err
+        raise
+    return FrameModel(net, TemporalHead(temporal_head, net.num_features, n_outputs, hidden, dropout, classifier),
+                      in_channels)
+
+
+@MODELS.register
+def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None,
+            backbone: str = "convnextv2_atto", hidden: int = 256, dropout: float = 0.3) -> nn.Module:
+    """A timm image model (ConvNeXt-V2, EfficientNet-V2, RegNetY, ...) for 1-frame clips (X-rays) with the
+    custom head: pool -> LayerNorm -> Dropout -> Linear -> ReLU -> Dropout -> Linear. Longer clips are
+    averaged over frames."""
+    return frame2d(n_outputs, in_channels, pretrained, input_size, backbone=backbone, temporal_head="mean",
+                   hidden=hidden, dropout=dropout, classifier="mlp")
+
+
+def _torchvision_video(name: str):
+    def build(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None,
+              dropout: float = 0.0) -> nn.Module:
+        from torchvision.models import video
+
+        try:
+            net = getattr(video, name)(weights="DEFAULT" if pretrained else None)
+        except Exception as err:
+            raise _pretrained_error(name, err) from err
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, n_outputs))
+        net.fc = nn.Identity()
+        return VideoCNN(net, head)
+
+    return build
+
+
+class VideoCNN(nn.Module):
+    """torchvision video ResNet (3-channel stem: grey clips are repeated) with a new head."""
+
+    cam_layer = "net.layer4"
+
+    def __init__(self, net: nn.Module, head: nn.Module):
+        super().__init__()
+        self.net, self.head = net, head
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(match_channels(x, 3)))
+
+
+for _name in ("r2plus1d_18", "r3d_18", "mc3_18"):
+    MODELS.register(_torchvision_video(_name), name=_name)
+
+
+def _last_conv_name(module: nn.Module) -> str:
+    name = None
+    for n, m in module.named_modules():
+        if isinstance(m, nn.Conv2d):
+            name = n
+    if name is None:
+        raise ValueError("backbone has no Conv2d layer; set gradcam.target_layer")
+    return name
+
+
+class VideoMAE(nn.Module):
+    """Hugging Face VideoMAE encoder, attention pooling over its tokens and an MLP head
+    (LayerNorm -> Dropout -> Linear -> GELU -> Dropout -> Linear), as in the EF study."""
+
+    def __init__(self, net: nn.Module, n_outputs: int, hidden: int, dropout: float):
+        super().__init__()
+        dim = net.config.hidden_size
+        self.backbone, self.in_channels = net, net.config.num_channels
+        self.pool = nn.Linear(dim, 1)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+        self.last_weights: torch.Tensor | None = None  # [B, tokens]
+
+    @property
+    def cam_layer(self) -> str:
+        return f"backbone.encoder.layer.{len(self.backbone.encoder.layer) - 1}.layernorm_before"
+
+    def token_grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
+        c = self.backbone.config
+        return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
+
+    def cam_reshape(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, N, D] tokens -> [B, D, T', h', w'] (the tubelet grid), so Grad-CAM treats them like a 3D CNN."""
+        b, n, d = tokens.shape
+        return tokens.transpose(1, 2).reshape(b, d, *self._grid)
+
+    def frame_attention(self):
+        """Token weights summed over space per tubelet, spread evenly over the tubelet's frames."""
+        if self.last_weights is None:
+            return None
+        t, h, w = self._grid
+        per_tubelet = self.last_weights[0].view(t, h * w).sum(-1).cpu().numpy()
+        size = self.backbone.config.tubelet_size
+        return np.repeat(per_tubelet / size, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_channels(x, self.in_channels)
+        self._grid = self.token_grid(*x.shape[2:])
+        tokens = self.backbone(pixel_values=x.transpose(1, 2)).last_hidden_state  # [B, N, D]
+        weights = torch.softmax(self.pool(tokens).squeeze(-1), dim=1)
+        self.last_weights = weights.detach()
+        return self.head((weights.unsqueeze(-1) * tokens).sum(1))
+
+
+@MODELS.register
+def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=(16, 224, 224),
+             checkpoint: str = "MCG-NJU/videomae-base", hidden: int = 256, dropout: float = 0.3,
+             **encoder) -> nn.Module:
+    """`encoder` overrides the VideoMAE config (hidden_size, num_hidden_layers, num_attention_heads,
+    intermediate_size, patch_size, tubelet_size); frames and image size follow the clips. Position
+    embeddings are sinusoidal, so pretrained weights work at other clip sizes."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    t, h, w = input_size
+    geometry = dict(num_frames=t, image_size=h, num_channels=in_channels, use_mean_pooling=False)
+    if h != w:
+        raise ValueError(f"videomae needs square frames, the cache gives {h}x{w}")
+    try:
+        if pretrained:
+            net = VideoMAEModel.from_pretrained(checkpoint, **geometry, **encoder)
+        else:
+            net = VideoMAEModel(VideoMAEConfig(**geometry, **encoder))
+    except OSError as err:
+        raise _pretrained_error(checkpoint, err) from err
+    c = net.config
+    if t % c.tubelet_size or h % c.patch_size:
+        raise ValueError(f"videomae: clip_length {t} must be a multiple of tubelet_size {c.tubelet_size} and the "
+                         f"frame size {h} a multiple of patch_size {c.patch_size}")
+    return VideoMAE(net, n_outputs, hidden, dropout)

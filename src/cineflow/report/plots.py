@@ -1,0 +1,237 @@
+"""Report figures (matplotlib, no display needed): each builder takes a model's out-of-fold predictions,
+its summary, per-fold metrics and histories and returns a figure, or None where it does not apply.
+
+Figures are written as PNG files (Snakemake report items) that the HTML report embeds.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
+
+from cineflow.evaluate.tasks import Task  # noqa: E402
+from cineflow.io import atomic_path, read_json, write_json  # noqa: E402
+from cineflow.registry import Registry  # noqa: E402
+
+Figure = Callable[["Inputs"], "plt.Figure | None"]
+# metadata: alt (the figure's alt text); a task lists the figures it has (Task.figures), in report order
+FIGURES: Registry[Figure] = Registry("figure", "Task.figures")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the figures of one model are drawn from."""
+    oof: pd.DataFrame  # out-of-fold predictions with a `fold` column
+    summary: dict
+    fold_metrics: list[dict]
+    histories: dict[int, pd.DataFrame]
+
+    @property
+    def first(self) -> dict:
+        return self.fold_metrics[0]
+
+    @property
+    def task(self) -> Task:
+        return Task.of_metrics(self.first)
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_png(fig, path: str | Path) -> None:
+    data = png_bytes(fig)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def _folds(oof: pd.DataFrame):
+    return sorted(oof.groupby("fold"), key=lambda kv: kv[0])
+
+
+@FIGURES.register(name="roc", alt="ROC curves")
+def roc_figure(d: Inputs):
+    """ROC curves the task gives (binary: per fold and pooled; multiclass: one-vs-rest per class, pooled)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for name, y, score, lw in d.task.roc_curves(d.oof):
+        if y.nunique() == 2:
+            fpr, tpr, _ = roc_curve(y, score)
+            ax.plot(fpr, tpr, lw=lw, color="k" if name == "pooled" else None, label=f"{name} (AUC {auc(fpr, tpr):.2f})")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC (test partitions)")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+@FIGURES.register(name="pr", alt="Precision-recall curves")
+def pr_figure(d: Inputs):
+    """Precision-recall of the curves the task gives, per fold and pooled."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for name, y, score, lw in d.task.roc_curves(d.oof):
+        if y.nunique() == 2:
+            precision, recall, _ = precision_recall_curve(y, score)
+            ax.plot(recall, precision, lw=lw, color="k" if name == "pooled" else None,
+                    label=f"{name} (AP {average_precision_score(y, score):.2f})")
+    ax.axhline(d.task.roc_curves(d.oof)[-1][1].mean(), ls=":", color="grey")
+    ax.set(xlabel="recall (sensitivity)", ylabel="precision", ylim=(0, 1.02), title="Precision-recall (test)")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+@FIGURES.register(name="confusion", alt="Confusion matrix")
+def confusion_figure(d: Inputs):
+    classes = d.first["classes"]
+    m = np.asarray(d.summary["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(classes), 1 + 0.6 * len(classes)))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true",
+           title="Confusion (all folds)")
+    ax.set_xticklabels(classes, rotation=30, ha="right")
+    ax.set_yticklabels(classes)
+    return fig
+
+
+@FIGURES.register(name="calibration", alt="Calibration plot")
+def calibration_figure(d: Inputs):
+    """Reliability curve of the pooled predictions, with the expected calibration error."""
+    pooled = d.summary["pooled"]["metrics"]
+    curve = pd.DataFrame(pooled["reliability"])
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    if not curve.empty:
+        ax.plot(curve["confidence"], curve["observed"], marker="o", color="C0")
+        for row in curve.itertuples():
+            ax.annotate(str(row.n), (row.confidence, row.observed), fontsize=6, xytext=(3, -8),
+                        textcoords="offset points")
+    ax.set(xlabel=f"predicted ({d.task.confidence_label})", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
+           title=f"Calibration (ECE {pooled['ece']:.3f})")
+    return fig
+
+
+@FIGURES.register(name="scatter", alt="Prediction vs truth")
+def scatter_figure(d: Inputs):
+    """Predicted against true target per fold, with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for k, t in _folds(d.oof):
+        ax.scatter(t["target"], t["prediction"], s=12, alpha=0.7, label=f"fold {k}")
+    values = d.oof[["target", "prediction"]].to_numpy()
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
+    target = d.first["target"]
+    ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="Prediction vs truth (test)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+@FIGURES.register(name="bland_altman", alt="Bland-Altman plot")
+def bland_altman_figure(d: Inputs):
+    pooled = d.summary["pooled"]["metrics"]
+    mean = (d.oof["target"] + d.oof["prediction"]) / 2
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.scatter(mean, d.oof["error"], s=12, alpha=0.7)
+    for value, name, ls in [(pooled["bias"], "bias", "-"), (pooled["loa_lower"], "-1.96 sd", "--"),
+                            (pooled["loa_upper"], "+1.96 sd", "--")]:
+        ax.axhline(value, ls=ls, color="k", lw=1)
+        ax.annotate(f"{name} {value:.1f}", (1, value), xycoords=("axes fraction", "data"), fontsize=7,
+                    ha="right", va="bottom")
+    target = d.first["target"]
+    ax.set(xlabel=f"mean of true and predicted {target}", ylabel="predicted - true", title="Bland-Altman (test)")
+    return fig
+
+
+@FIGURES.register(name="bin_mae", alt="MAE per target bin")
+def bin_mae_figure(d: Inputs):
+    bins = d.summary["pooled"]["metrics"]["bins"]
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    labels = list(bins)
+    bars = ax.bar(labels, [bins[b]["mae"] for b in labels], color="C1")
+    for bar, b in zip(bars, labels):
+        ax.annotate(f"n={bins[b]['n']}", (bar.get_x() + bar.get_width() / 2, np.nan_to_num(bar.get_height())),
+                    ha="center", va="bottom", fontsize=7)
+    ax.set(xlabel=f"true {d.first['target']}", ylabel="MAE", title="MAE per target bin (pooled)")
+    return fig
+
+
+@FIGURES.register(name="uncertainty", alt="Error against uncertainty")
+def uncertainty_figure(d: Inputs):
+    """Score against MC dropout uncertainty, correct and wrong apart (only with evaluate.mc_dropout)."""
+    if d.oof["uncertainty"].isna().any():
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for correct, colour, name in [(True, "C2", "correct"), (False, "C3", "wrong")]:
+        part = d.oof[d.oof["correct"] == correct]
+        ax.scatter(part["uncertainty"], part["score"], s=14, alpha=0.7, color=colour, label=name)
+    ax.legend(fontsize=7)
+    ax.set(ylabel="score", xlabel="MC dropout uncertainty (sd over passes)", title="Error against uncertainty (test)")
+    return fig
+
+
+@FIGURES.register(name="uncertainty_error", alt="Error against uncertainty")
+def uncertainty_error_figure(d: Inputs):
+    """Absolute error against MC dropout uncertainty (only with evaluate.mc_dropout)."""
+    if d.oof["uncertainty"].isna().any():
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.scatter(d.oof["uncertainty"], d.oof["error"].abs(), s=12, alpha=0.7)
+    ax.set(ylabel="absolute error", xlabel="MC dropout uncertainty (sd over passes)",
+           title="Error against uncertainty (test)")
+    return fig
+
+
+@FIGURES.register(name="learning_curves", alt="Learning curves")
+def learning_curves(d: Inputs):
+    monitor = d.first["monitor"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for fold, h in sorted(d.histories.items()):
+        line, = axes[0].plot(h["epoch"], h["train_loss"], lw=1, marker=".", label=f"fold {fold} train")
+        axes[0].plot(h["epoch"], h["val_loss"], lw=1, ls="--", marker=".", color=line.get_color(), label=f"fold {fold} val")
+        column = f"val_{monitor}" if f"val_{monitor}" in h else "val_loss"
+        axes[1].plot(h["epoch"], h[column], lw=1, marker=".", label=f"fold {fold}")
+        axes[1].set_ylabel(column)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
+    axes[1].set(xlabel="epoch", title="Validation metric")
+    axes[0].legend(fontsize=6)
+    axes[1].legend(fontsize=6)
+    return fig
+
+
+def attention_figure(weights: np.ndarray, title: str):
+    """A model's temporal attention over the frames of one clip."""
+    fig, ax = plt.subplots(figsize=(4, 1.8))
+    ax.bar(np.arange(len(weights)), weights, color="C4")
+    ax.set(xlabel="frame", ylabel="attention", title=title)
+    ax.title.set_fontsize(8)
+    return fig
+
+
+def render_figures(d: Inputs, out_dir: str | Path, provenance: dict | None = None) -> list[dict]:
+    """Write the model's figures as PNGs plus figures.json (their order, alt texts and provenance)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = []
+    for name in d.task.figures:
+        fig = FIGURES.get(name)(d)
+        if fig is not None:
+            save_png(fig, out_dir / f"{name}.png")
+            index.append({"name": name, "alt": FIGURES.meta(name)["alt"], "file": f"{name}.png"})
+    write_json(out_dir / "figures.json", {"figures": index, "provenance": provenance or {}})
+    return index
+
+
+def read_index(out_dir: str | Path) -> list[dict]:
+    return read_json(Path(out_dir) / "figures.json")["figures"]

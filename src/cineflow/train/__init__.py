@@ -1,0 +1,1 @@
+"""Training one fold: the loop, resume state, optimisation, batching, precision, checkpoints, DDP."""

@@ -1,0 +1,129 @@
+"""One epoch of training and one pass of validation, after EchoNet-Dynamic's `run_epoch`, and the
+DataLoader that feeds them."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cineflow.config import AUTO_LOADER_WORKERS
+from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
+from cineflow.data.sampling import ClipSpec
+from cineflow.evaluate.inference import predict_videos
+from cineflow.evaluate.tasks import Task
+from cineflow.train.distributed import Group
+from cineflow.train.precision import Precision
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last weights: 4D (2D convs) as channels_last, 5D (3D convs) as channels_last_3d."""
+    for p in model.parameters():
+        if p.dim() in (4, 5):
+            p.data = p.data.contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)
+    return model
+
+
+def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
+    """torch.compile for the training forward pass; the plain module keeps the weights for saving."""
+    if not setting:
+        return model
+    return torch.compile(model, backend="inductor" if setting is True else setting)
+
+
+def loader_workers(setting: int | str, device: torch.device) -> int:
+    """resources.loader_workers: a number, or "auto" = AUTO_LOADER_WORKERS on a GPU and 0 on a CPU, where
+    the model needs every core of the training process's share."""
+    if setting == "auto":
+        return AUTO_LOADER_WORKERS if device.type == "cuda" else 0
+    return int(setting)
+
+
+def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device,
+                    prepare: Prepare, steps: list[int] | None = None) -> DataLoader:
+    """The epoch's DataLoader, one batch per item (data.ClipBatches); `steps`, the batches this process
+    takes (all by default; one share of them per process in distributed training).
+
+    With `workers` processes the batches are read ahead of the model (two each). On a GPU they stay
+    uint8 and go to pinned memory; the training process prepares them on the GPU. Without one the
+    workers prepare them too, so that work is spread over the workers instead of queueing in the
+    training process."""
+    on_cpu = device.type != "cuda"
+    return DataLoader(ClipBatches(dataset, batches, prepare if on_cpu and workers else None), batch_size=None,
+                      sampler=list(range(len(batches)) if steps is None else steps), num_workers=workers,
+                      pin_memory=not on_cpu, prefetch_factor=2 if workers else None)
+
+
+def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int):
+    """(float clips on `device`, targets) of each batch of `loader`: uint8 batches are moved and prepared,
+    batches a CPU worker already prepared are passed on."""
+    for x, y, step in loader:
+        x = x.to(device, non_blocking=True)
+        yield (prepare(x, epoch, int(step)) if x.dtype == torch.uint8 else x), y
+
+
+def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    precision: Precision, device: torch.device, prepare: Prepare, epoch: int, accumulate: int = 1,
+                    clip_grad_norm: float | None = None, channels_last: bool = False, desc: str = "") -> float:
+    """One pass over `loader`, training; returns the mean training loss (after EchoNet-Dynamic's run_epoch).
+
+    uint8 batches become float, augmented and normalised on `device` (batches a CPU worker already
+    prepared arrive as float). The loss is summed on the device and read once at the end: a per-step
+    `.item()` would make the host wait for every step and leave the GPU idle while the next one is
+    launched.
+
+    Args:
+        model: the module to call (the compiled one when `compile` is set); already on `device`, in train mode.
+        loader: yields (clips, targets [B], step) as `training_loader` makes it: uint8 clips [B, T, H, W, C]
+            as read, or float [B, C, T, H, W] when a CPU worker prepared them.
+        criterion: the loss module, on `device`.
+        optimizer: stepped every `accumulate` batches and after the last one.
+        precision: autocast, loss scaling and the optimizer step (precision.Precision).
+        device: where the batch goes.
+        prepare: float conversion, augmentation and normalisation of a uint8 batch (data.Prepare).
+        epoch: the epoch number, which with the step seeds the batch's augmentation.
+        accumulate: batches per optimizer step (gradient accumulation).
+        clip_grad_norm: the gradient norm clip, or None.
+        channels_last: convert the batch to channels_last(_3d) memory format.
+        desc: the progress bar's label.
+    """
+    total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
+    optimizer.zero_grad(set_to_none=True)
+    batches = tqdm(ready_batches(loader, prepare, device, epoch), total=n_batches, desc=desc, file=sys.stderr,
+                   mininterval=10, leave=False)
+    for step, (x, y) in enumerate(batches):
+        if channels_last and x.dim() == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with precision.autocast():
+            loss = criterion(model(x), y.to(device, non_blocking=True))
+        precision.backward(loss / accumulate)
+        if (step + 1) % accumulate == 0 or step + 1 == n_batches:
+            precision.step(optimizer, model.parameters(), clip_grad_norm)
+        total += loss.detach()
+    return float(total.item()) / max(1, n_batches)
+
+
+def validate(model: torch.nn.Module, rows: pd.DataFrame, y: np.ndarray, task: Task, norm: dict, spec: ClipSpec,
+             device: torch.device, block: int, output: str, group: Group) -> dict:
+    """The task's val metrics of `model` on `rows` (one clip per video), `loss` included.
+
+    Args:
+        model: the plain module (not the DDP or compiled wrapper), on `device`.
+        rows: the val partition's manifest rows.
+        y: their targets (task.targets).
+        task: whose val_metrics score the predictions.
+        norm: the fold's normalisation, {"mean": [...], "std": [...]}.
+        spec: which frames make the clip.
+        device: where the model runs.
+        block: clips per forward pass.
+        output: how the model's outputs read (the loss's `output` metadata).
+        group: the distributed group; each process scores its share and the shares are gathered.
+    """
+    mine = rows.iloc[group.share(len(rows))].reset_index(drop=True)
+    probs = group.gather(predict_videos(model, mine, norm["mean"], norm["std"], spec, 1, device, block=block,
+                                        output=output), len(rows))
+    return task.val_metrics(y, probs)
