@@ -26,12 +26,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from echonet_like import make_videos, save
 
-from cineflow.data.cache import cache_video
 from cineflow.config import CacheConfig, resolve
-from cineflow.data.readers import _jpeg_packets, dicom, pyav, rgb_to_grey
+from cineflow.data.cache import cache_video
+from cineflow.data.readers import _jpeg_packets, dicom, rgb_to_grey
 from cineflow.data.video_io import write_mp4
 
 ROUNDS = 5

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-
 from echonet_like import save
 
 from cineflow.data.video_io import write_avi

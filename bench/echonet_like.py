@@ -11,10 +11,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cineflow.io import write_json  # noqa: E402
 from cineflow.config import DemoConfig, resolve  # noqa: E402
 from cineflow.data.demo import plan, render  # noqa: E402
 from cineflow.data.video_io import write_avi  # noqa: E402
+from cineflow.io import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

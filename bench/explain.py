@@ -18,15 +18,14 @@ import numpy as np
 import pandas as pd
 import psutil
 import torch
-
 from echonet_like import save
 
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.gradcam import clip_cam, overlay
 from cineflow.evaluate.inference import score_videos
 from cineflow.models.architectures import build_model
-from cineflow.data.sampling import ClipSpec, eval_clips
-from cineflow.data.video_io import write_mp4
 
 SIZE, LENGTH, PERIOD, BLOCK = 112, 32, 2, 8
 MODELS = {"tiny3d": ("tiny3d", {}), "r2plus1d_18": ("r2plus1d_18", {})}

@@ -30,27 +30,26 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
+import echonet_reference as echonet
 import numpy as np
 import pandas as pd
 import torch
-
-import echonet_reference as echonet
 from echonet_like import make_videos, save
 
-from cineflow.train.batching import epoch_batches
-from cineflow.data.cache import cache_video
 from cineflow.config import CacheConfig, ModelConfig, resolve
+from cineflow.data.cache import cache_video
 from cineflow.data.clips import ClipDataset, Prepare, read_clip, to_tensor
+from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.gradcam import clip_cam, overlay
 from cineflow.evaluate.inference import score_videos
-from cineflow.models.losses import build_loss
 from cineflow.models.architectures import build_model, init_output_bias
+from cineflow.models.losses import build_loss
+from cineflow.seeding import seed_everything
+from cineflow.train.batching import epoch_batches
+from cineflow.train.fold import train_one_epoch, training_loader
 from cineflow.train.optim import build_optimizer
 from cineflow.train.precision import Precision
-from cineflow.data.sampling import ClipSpec, eval_clips
-from cineflow.seeding import seed_everything
-from cineflow.train.fold import train_one_epoch, training_loader
-from cineflow.data.video_io import write_mp4
 
 MEAN, STD = [0.2] * 3, [0.2] * 3  # [0, 1] units; EchoNet's side gets the same x 255
 PRECISIONS = {"fp32": None, "amp": torch.bfloat16}

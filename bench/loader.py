@@ -33,20 +33,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import echonet_reference as echonet
 import numpy as np
 import pandas as pd
 import psutil
 import torch
+from echonet_like import make_videos, save
 from torch.utils.data import ConcatDataset, DataLoader
 
-import echonet_reference as echonet
-from echonet_like import make_videos, save
-
-from cineflow.train.batching import epoch_batches
-from cineflow.data.cache import cache_shard, cache_video
 from cineflow.config import CacheConfig, resolve
+from cineflow.data.cache import cache_shard, cache_video
 from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
+from cineflow.train.batching import epoch_batches
 from cineflow.train.fold import ready_batches, training_loader
 
 N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 3

@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from echonet_like import save
 from torch.utils.data import DataLoader
 
-from echonet_like import save
-
 from cineflow.data.clips import ClipDataset, normalise
+from cineflow.data.sampling import ClipSpec
 from cineflow.models.architectures import build_model
 from cineflow.train.precision import Precision
-from cineflow.data.sampling import ClipSpec
 
 FAMILIES = {
     "tiny3d": ("tiny3d", {}),

@@ -4,8 +4,6 @@ from cineflow.io import write_text
 from cineflow.logs import to_log
 from cineflow.report.html import ModelFiles, ReportFiles, build_report
 
-
-
 with to_log(snakemake.log[0]):
     files = ReportFiles(
         models=[ModelFiles(name, summary=snakemake.input[f"summary_{name}"], oof=snakemake.input[f"oof_{name}"],

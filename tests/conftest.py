@@ -11,6 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cineflow.config import CacheConfig, DemoConfig, SplitConfig, resolve
 from helpers import TINY
+from helpers.workflow import CONFIG, copy_repo, snakemake, write_config
+
 
 @pytest.fixture(scope="session")
 def tiny_config() -> dict:
@@ -34,3 +36,13 @@ def tiny_dataset(tmp_path_factory, tiny_config):
     manifest, quarantine = build_manifest(labels, [shard])
     folds = make_splits(manifest, SplitConfig.from_dict(cfg["splits"]), cfg["seed"])
     return manifest, quarantine, folds
+
+
+@pytest.fixture(scope="session")
+def workflow(tmp_path_factory):
+    """One run of the whole workflow on helpers.workflow.CONFIG, in a copy of the repository; the test_workflow_*
+    files share it (one run per pytest-xdist worker that takes one of them)."""
+    workdir = copy_repo(tmp_path_factory.mktemp("workflow"))
+    write_config(workdir, CONFIG)
+    snakemake(workdir)
+    return workdir

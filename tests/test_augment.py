@@ -2,8 +2,8 @@
 
 import torch
 
-from cineflow.data.augment import augment
 from cineflow.config import resolve
+from cineflow.data.augment import augment
 
 
 def clips(batch=4):

@@ -1,8 +1,8 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cineflow.data import demo
 from cineflow.config import DemoConfig, resolve
+from cineflow.data import demo
 
 
 def _default():

@@ -15,17 +15,17 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+from test_trainer import model_cfg
 
+from cineflow.data.normalisation import fold_normalisation
+from cineflow.data.sampling import ClipSpec
+from cineflow.data.splits import fold_rows
+from cineflow.evaluate.inference import predict_videos
+from cineflow.evaluate.tasks import task_for
 from cineflow.train import checkpoint
 from cineflow.train.distributed import Group
 from cineflow.train.launch import launch
-from cineflow.evaluate.inference import predict_videos
-from cineflow.data.normalisation import fold_normalisation
-from cineflow.data.sampling import ClipSpec
-from cineflow.evaluate.tasks import task_for
-from cineflow.data.splits import fold_rows
 from helpers import SNAKEMAKE, TINY
-from test_trainer import model_cfg
 from helpers.workflow import copy_repo, write_config
 
 

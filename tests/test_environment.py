@@ -1,8 +1,8 @@
 """The software environments agree: pyproject.toml, the rules' conda file and the lock file."""
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet

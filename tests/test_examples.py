@@ -11,13 +11,12 @@ import pytest
 import torch
 import yaml
 
+from cineflow.config import CacheConfig, DemoConfig, ModelConfig, SplitConfig, resolve
+from cineflow.data.normalisation import fold_normalisation
+from cineflow.train.fold import FoldPaths, train_fold
 from helpers import REPO, job_counts
 from helpers.media import write_echonet, write_image
 from helpers.workflow import copy_repo, snakemake
-
-from cineflow.config import CacheConfig, DemoConfig, ModelConfig, SplitConfig, resolve
-from cineflow.data.normalisation import fold_normalisation
-from cineflow.train.fold import train_fold
 
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 
@@ -93,10 +92,10 @@ def test_example_models_train_on_tiny_inputs(example, clips32, tmp_path):
     for name, model in config["models"].items():
         tiny = dict(model, pretrained=False, epochs=1, batch_size=2, clip_length=min(model["clip_length"], 4),
                     accumulate=1, patience=1)
+        paths = FoldPaths(model=tmp_path / f"{name}.pt", last=tmp_path / f"{name}.last.pt",
+                          history=tmp_path / f"{name}.csv", state=tmp_path / f"{name}.state")
         history = train_fold(ModelConfig.from_dict(tiny), classes, split, manifest,
-                             fold_normalisation(split, manifest, seed=0), tmp_path / f"{name}.pt",
-                             tmp_path / f"{name}.csv", tmp_path / f"{name}.state", seed=0,
-                             device=torch.device("cpu"))
+                             fold_normalisation(split, manifest, seed=0), paths, seed=0, device=torch.device("cpu"))
         assert len(history) == 1 and np.isfinite(history["train_loss"]).all()
         ckpt = torch.load(tmp_path / f"{name}.pt", weights_only=True)
         assert ckpt["model"]["arch"] == model["arch"] and ckpt["loss"] == (model["loss"] or "cross_entropy")

@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.evaluate.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
-from cineflow.models.architectures import build_model
-from cineflow.evaluate.tasks import Binary, Regression
 from cineflow.data.video_io import write_mp4
+from cineflow.evaluate.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
+from cineflow.evaluate.tasks import Binary, Regression
+from cineflow.models.architectures import build_model
 
 
 def test_cam_covers_the_clip_and_is_scaled_over_it():
@@ -15,7 +15,9 @@ def test_cam_covers_the_clip_and_is_scaled_over_it():
         model = build_model(arch, 2, 1, **params).eval()
         heat = clip_cam(model, torch.randn(1, 6, 32, 32), target_output=1, layer=model.cam_layer)
         assert heat.shape == (6, 32, 32)
-        assert heat.min() >= 0 and np.isclose(heat.max(), 1, atol=1e-3)  # one scale for the whole clip
+        assert heat.min() >= 0 and np.isclose(heat.max(), 1, atol=1e-3)
+        # one scale for the whole clip, not one per frame: some frame stays below the clip's maximum
+        assert heat.reshape(len(heat), -1).max(1).min() < 0.99
 
 
 def test_mp4_is_h264_yuv420p_and_decodes(tmp_path):
@@ -70,9 +72,12 @@ def test_video_cnns_get_a_cam_for_every_frame_although_they_downsample_time():
     torch.manual_seed(0)
     for arch in ("r2plus1d_18", "r3d_18", "mc3_18"):
         model = build_model(arch, 2, 1).eval()
-        heat = clip_cam(model, torch.randn(1, 8, 32, 32), target_output=0, layer=model.cam_layer)
-        assert heat.shape == (8, 32, 32), arch  # layer4 has 1 time step here: upsampled back to 8
-        assert np.isclose(heat.max(), 1, atol=1e-3) or heat.max() == 0
+        clip = torch.randn(1, 8, 32, 32)
+        heats = [clip_cam(model, clip, target_output=k, layer=model.cam_layer) for k in (0, 1)]
+        assert all(h.shape == (8, 32, 32) for h in heats), arch  # layer4 has 1 time step: upsampled back to 8
+        # Grad-CAM's ReLU may leave nothing for one output, never for both; what is left spans the scale
+        assert any(np.isclose(h.max(), 1, atol=1e-3) for h in heats), arch
+        assert all(np.isclose(h.max(), 1, atol=1e-3) or h.max() == 0 for h in heats), arch
 
 
 def test_attention_models_report_one_weight_per_frame():

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cineflow.evaluate.metrics import (binary_metrics, bland_altman, binned_mae, calibration, cutoff_aucs, group_bootstrap,
-                              is_better, tune_threshold)
+from cineflow.evaluate.metrics import (
+    binary_metrics,
+    binned_mae,
+    bland_altman,
+    calibration,
+    cutoff_aucs,
+    group_bootstrap,
+    is_better,
+    tune_threshold,
+)
 from cineflow.evaluate.summary import summarize
 
 

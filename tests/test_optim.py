@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cineflow.train.batching import epoch_batches
 from cineflow.config import ModelConfig, resolve
 from cineflow.models.architectures import backbone_blocks, build_model
+from cineflow.train.batching import epoch_batches
 from cineflow.train.optim import apply_stage, build_optimizer, build_scheduler, step_scheduler, trainable_blocks
 from cineflow.train.precision import Precision
 

@@ -3,13 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from cineflow.config import ConfigError
 import torch
 
+from cineflow.config import ConfigError
 from cineflow.data.clips import ClipDataset
-from cineflow.evaluate.inference import predict_videos
 from cineflow.data.sampling import ClipSpec, eval_clips, train_clip
+from cineflow.evaluate.inference import predict_videos
 
 
 def test_random_clip_has_period_and_pads_short_videos():

@@ -3,6 +3,7 @@ each task and training-recipe option run for real."""
 
 import sys
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,6 +61,8 @@ def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny
     for (raw, y0, step0), (ready, y1, step1) in zip(in_process, in_workers):
         assert step0 == step1 and torch.equal(y0, y1)
         assert torch.equal(prepare(raw, 0, int(step0)), ready)
+        # the augmentation did act (shift p=1): equal batches are not plain normalisations of the same read
+        assert not torch.equal(ready, Prepare([0.3], [0.2], {}, seed=1)(raw, 0, int(step0)))
     run(tiny_config, tiny_dataset, tmp_path / "w0", cfg, workers=0)
     run(tiny_config, tiny_dataset, tmp_path / "w2", cfg, workers=2)
     a = torch.load(tmp_path / "w0" / "model.pt", weights_only=True)["state_dict"]
@@ -149,7 +152,11 @@ def test_regression_on_ef_trains_evaluates_and_explains(tiny_config, tiny_datase
     index = render_fold(tmp_path / "model.pt", predictions, manifest, None,
                         settings(GradcamConfig, "gradcam", n_videos=3, fps=5), tmp_path / "cams")
     assert index["kind"].tolist() == ["closest", "farthest", "uncertain"]
-    assert (tmp_path / "cams" / index["file"][0]).is_file() and index["file"][0].endswith(".mp4")
+    for name in index["file"]:  # every pick is a playable MP4 with one frame per clip frame
+        assert name.endswith(".mp4")
+        with av.open(str(tmp_path / "cams" / name)) as video:
+            assert video.streams.video[0].codec_context.name == "h264"
+            assert sum(1 for _ in video.decode(video=0)) == cfg.clip_length
 
 
 def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ class's `name` attribute), its metadata is kept beside it, and an unknown name r
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, Iterator, TypeVar
 
 from cineflow.config import ConfigError
 

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from helpers import REPO, SNAKEMAKE, job_counts
+from helpers import REPO, SNAKEMAKE, TINY, job_counts
+
+# the session's run (conftest.workflow): the binary tiny model and an EF regression side by side
+CONFIG = yaml.safe_load(yaml.safe_dump(TINY))
+# eight short epochs: a SLURM job cancelled after the first one has several left to resume
+CONFIG["models"]["tiny"].update(epochs=8, patience=8)
+CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "task": "regression", "target": "ef",
+                               "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
+                               "batch_size": 4}
+CONFIG["evaluate"]["mc_dropout"] = 3
 
 
-def edit(path: Path) -> None:
-    """A real edit: Snakemake skips inputs whose checksum is unchanged, so `touch` is not enough."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("\n# edited by a test\n")
+@contextlib.contextmanager
+def edited(path: Path):
+    """A real edit of `path` for a while (Snakemake skips inputs whose checksum is unchanged, so `touch` is
+    not enough); the original text is back afterwards, and with it a DAG with nothing to do."""
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + "\n# edited by a test\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def config_in(workdir: Path, config: dict):
+    """Run with `config` for a while; the session's config is back afterwards."""
+    write_config(workdir, config)
+    try:
+        yield
+    finally:
+        write_config(workdir, CONFIG)
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -14,7 +14,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-
 MOVE_OPS = ("temporal_crop", "shift", "hflip")  # exact on uint8: pixels are copied, never computed
 
 

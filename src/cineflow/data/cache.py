@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cineflow.io import atomic_path
 from cineflow.config import CacheConfig
 from cineflow.data.readers import UnreadableVideo, read_video
+from cineflow.io import atomic_path
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
                  "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset"]

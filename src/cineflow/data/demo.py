@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cineflow.io import write_csv
 from cineflow.config import DemoConfig
 from cineflow.data.video_io import write_avi
+from cineflow.io import write_csv
 
 LABEL_COLUMNS = ["path", "label", "group", "ef", "augment"]
 

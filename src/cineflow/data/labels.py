@@ -37,6 +37,13 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
 
     Row numbers in messages are 1-based data rows (row 1 is the first line after the header).
     `targets` are the numeric columns the table may carry (regression targets such as ef).
+
+    Args:
+        table: the raw table of a layout (path, label, group and optional columns).
+        classes: data.classes.
+        root: data.root; every path must stay under it.
+        source: the table's file, for messages.
+        targets: the numeric columns the table may carry.
     """
     targets = list(targets)
     allowed = REQUIRED + OPTIONAL + targets

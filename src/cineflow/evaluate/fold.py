@@ -8,17 +8,26 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cineflow.train.checkpoint import load_model
 from cineflow.config import EvalConfig
-from cineflow.evaluate.inference import score_videos
 from cineflow.data.sampling import ClipSpec
-from cineflow.evaluate.tasks import Task
 from cineflow.data.splits import fold_rows
+from cineflow.evaluate.inference import score_videos
+from cineflow.evaluate.tasks import Task
+from cineflow.train.checkpoint import load_model
 
 
 def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
                   device: torch.device, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """(metrics dict, predictions table with one row per test video)."""
+    """(metrics dict, predictions table with one row per test video).
+
+    Args:
+        model_path: the fold's best checkpoint.
+        split: the fold's split table (video_id, partition).
+        manifest: the cached videos with labels and targets.
+        cfg: the evaluate section.
+        device: where the model runs.
+        seed: seeds the MC dropout passes.
+    """
     model, ckpt = load_model(model_path)
     model.to(device)
     task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.io import atomic_path, write_csv
-from cineflow.data.cache import video_frames
-from cineflow.train.checkpoint import load_model
 from cineflow.config import GradcamConfig
+from cineflow.data.cache import video_frames
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.video_io import write_mp4
+from cineflow.evaluate.tasks import Task
+from cineflow.io import atomic_path, write_csv
 from cineflow.models.architectures import frame_attention, get_module
 from cineflow.report.plots import attention_figure, save_png
-from cineflow.data.sampling import ClipSpec, eval_clips
-from cineflow.evaluate.tasks import Task
-from cineflow.data.video_io import write_mp4
+from cineflow.train.checkpoint import load_model
 
 INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention"]
 
@@ -29,7 +29,15 @@ INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertaint
 def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None, n: int,
                   kinds: list[str] | None = None) -> pd.DataFrame:
     """`n` test videos, taken in turn from the lists of `kinds` (gradcam.select; None = the task's
-    default), each video at most once."""
+    default), each video at most once.
+
+    Args:
+        predictions: the fold's test predictions.
+        task: which ranks the candidates (Task.cam_candidates).
+        threshold: the fold's decision threshold (binary), else None.
+        n: how many videos to pick.
+        kinds: gradcam.select; None = the task's cam_kinds.
+    """
     candidates = task.cam_candidates(predictions, threshold, kinds)
     columns = list(candidates[0].columns) if candidates else list(predictions.columns) + ["kind"]
     picks, seen, queues = [], set(), [list(c.itertuples(index=False)) for c in candidates]

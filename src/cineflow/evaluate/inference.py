@@ -16,8 +16,8 @@ import torch
 
 from cineflow.data.cache import video_frames
 from cineflow.data.clips import normalise, read_clip, to_channels_first
-from cineflow.models.losses import to_scores
 from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.models.losses import to_scores
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,21 @@ def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
     """Clip and video scores (probabilities, or regression values) of `rows`.
 
     `output` is how the model's outputs read (losses.LossEntry.output). With `mc_passes` > 0 every
-    block goes through the model that many times with dropout on, each pass seeded from `seed`."""
+    block goes through the model that many times with dropout on, each pass seeded from `seed`.
+
+    Args:
+        model: the trained module (put in eval mode here).
+        rows: manifest rows of the videos.
+        mean: per-channel normalisation means.
+        std: per-channel normalisation standard deviations.
+        spec: which frames make a clip.
+        n_clips: evaluation clips per video, or "all".
+        device: where the model runs.
+        block: clips per forward pass (bounds memory).
+        output: how the outputs read: softmax, sigmoid or identity (the loss's metadata).
+        mc_passes: MC dropout passes (0 = off).
+        seed: seeds the passes.
+    """
     model.eval()
     passes = max(1, mc_passes)
     if mc_passes and not enable_dropout(model):
@@ -100,5 +114,17 @@ def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
 def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float],
                    spec: ClipSpec, n_clips: int | str, device: torch.device, block: int = 16,
                    output: str = "softmax") -> np.ndarray:
-    """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips."""
+    """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips.
+
+    Args:
+        model: the module to score with.
+        rows: manifest rows of the videos.
+        mean: per-channel normalisation means.
+        std: per-channel normalisation standard deviations.
+        spec: which frames make a clip.
+        n_clips: evaluation clips per video, or "all".
+        device: where the model runs.
+        block: clips per forward pass.
+        output: how the outputs read: softmax, sigmoid or identity.
+    """
     return score_videos(model, rows, mean, std, spec, n_clips, device, block, output).mean

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-
 # metrics where lower is better; every other monitor is maximised
 LOWER_IS_BETTER = {"loss", "mae", "rmse", "mse"}
 
@@ -169,7 +168,15 @@ def cutoff_aucs(y_true: np.ndarray, pred: np.ndarray, cutoffs: list[float]) -> d
 def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0, level: float = 0.95
                     ) -> dict[str, list[float]]:
     """Percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients) with
-    replacement, so clips and videos of one patient move together. `rows` are integer row indices."""
+    replacement, so clips and videos of one patient move together. `rows` are integer row indices.
+
+    Args:
+        groups: the group (patient) of each row.
+        statistic: rows -> {name: value}; its float values get CIs.
+        n: bootstrap resamples.
+        seed: seeds the resampling.
+        level: the CI's coverage.
+    """
     groups = np.asarray(groups)
     unique, inverse = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]

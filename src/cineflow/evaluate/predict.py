@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.data.cache import cache_video, video_frames
-from cineflow.train.checkpoint import load_model
 from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig
+from cineflow.data.cache import cache_video, video_frames
 from cineflow.data.clips import read_clip, to_tensor
-from cineflow.evaluate.gradcam import clip_cam, overlay, write_panels
-from cineflow.evaluate.inference import score_videos
 from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.evaluate.gradcam import clip_cam, overlay, write_panels
+from cineflow.evaluate.inference import score_videos
 from cineflow.evaluate.tasks import Task
+from cineflow.train.checkpoint import load_model
 
 STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
 
@@ -73,7 +73,19 @@ def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_m
 
     `fold_metrics` are the folds' metrics.json contents: binary decisions use the mean of the folds'
     val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
-    the CAMs of the fold models averaged."""
+    the CAMs of the fold models averaged.
+
+    Args:
+        source: a folder of videos, or a CSV/Parquet table with a path column.
+        model_paths: the fold models' checkpoints.
+        fold_metrics: the folds' metrics.json contents (thresholds).
+        cfg: the evaluate section (eval_clips, block, mc_dropout).
+        work_dir: where new videos are cached while they are scored.
+        device: where the models run.
+        seed: seeds MC dropout.
+        gradcam: the gradcam section, or None for no CAMs.
+        cam_dir: where the CAMs go.
+    """
     work_dir = Path(work_dir)
     models = [load_model(p) for p in model_paths]
     ckpt = models[0][1]
@@ -108,7 +120,16 @@ def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_m
 
 def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,
                 cam_dir: Path) -> list[str]:
-    """The fold models' CAMs of each video's first evaluation clip, averaged, as original | overlay."""
+    """The fold models' CAMs of each video's first evaluation clip, averaged, as original | overlay.
+
+    Args:
+        models: (module, checkpoint) of each fold model.
+        rows: the cached new videos.
+        out: their predictions (one row per video, in order).
+        task: which output to explain and the caption.
+        cfg: the gradcam section.
+        cam_dir: where the files go.
+    """
     cam_dir.mkdir(parents=True, exist_ok=True)
     names = []
     for row, pred in zip(rows.itertuples(index=False), out.itertuples(index=False)):

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import EvalConfig
-from cineflow.io import read_csv, read_json
 from cineflow.evaluate.tasks import Task
+from cineflow.io import read_csv, read_json
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

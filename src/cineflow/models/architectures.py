@@ -33,7 +33,17 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
                 input_size: tuple[int, int, int] = (16, 112, 112), **params) -> nn.Module:
     """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
 
-    `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width)."""
+    `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width).
+
+    Args:
+        arch: a MODELS name.
+        n_outputs: the output layer's size.
+        in_channels: the stem's channels.
+        pretrained: load the hub's pretrained weights (needs the network or its cache).
+        weights: a local state-dict file to start from instead.
+        input_size: (frames, height, width) of the clips.
+        **params: the architecture's arch_params.
+    """
     build = MODELS.get(arch)
     try:
         model = build(n_outputs=n_outputs, in_channels=in_channels, pretrained=pretrained and not weights,
@@ -199,6 +209,19 @@ class FrameModel(nn.Module):
 def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, backbone: str = "resnet18",
             temporal_head: str = "mean", hidden: int = 128, dropout: float = 0.3, classifier: str = "linear"
             ) -> nn.Module:
+    """A timm 2D backbone on every frame, then a temporal head over the frame features.
+
+    Args:
+        n_outputs: the output layer's size.
+        in_channels: the stem's channels.
+        pretrained: timm's pretrained weights.
+        input_size: unused (any clip size works).
+        backbone: a timm model name.
+        temporal_head: mean, attention, bilstm or bilstm_attention over the frame features.
+        hidden: the head's hidden width.
+        dropout: the head's dropout.
+        classifier: linear, or mlp.
+    """
     import timm
 
     try:
@@ -216,7 +239,17 @@ def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_si
             backbone: str = "convnextv2_atto", hidden: int = 256, dropout: float = 0.3) -> nn.Module:
     """A timm image model (ConvNeXt-V2, EfficientNet-V2, RegNetY, ...) for 1-frame clips (X-rays) with the
     custom head: pool -> LayerNorm -> Dropout -> Linear -> ReLU -> Dropout -> Linear. Longer clips are
-    averaged over frames."""
+    averaged over frames.
+
+    Args:
+        n_outputs: the output layer's size.
+        in_channels: the stem's channels.
+        pretrained: timm's pretrained weights.
+        input_size: unused (any image size works).
+        backbone: a timm model name.
+        hidden: the head's hidden width.
+        dropout: the head's dropout.
+    """
     return frame2d(n_outputs, in_channels, pretrained, input_size, backbone=backbone, temporal_head="mean",
                    hidden=hidden, dropout=dropout, classifier="mlp")
 
@@ -318,7 +351,18 @@ def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_s
              **encoder) -> nn.Module:
     """`encoder` overrides the VideoMAE config (hidden_size, num_hidden_layers, num_attention_heads,
     intermediate_size, patch_size, tubelet_size); frames and image size follow the clips. Position
-    embeddings are sinusoidal, so pretrained weights work at other clip sizes."""
+    embeddings are sinusoidal, so pretrained weights work at other clip sizes.
+
+    Args:
+        n_outputs: the output layer's size.
+        in_channels: the clips' channels (3 where pretrained).
+        pretrained: load `checkpoint` from the Hugging Face hub (or its cache).
+        input_size: (frames, height, width) of the cached clips.
+        checkpoint: the hub checkpoint.
+        hidden: the head's hidden width.
+        dropout: the head's dropout.
+        **encoder: VideoMAE config overrides.
+    """
     from transformers import VideoMAEConfig, VideoMAEModel
 
     t, h, w = input_size

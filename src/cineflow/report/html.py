@@ -15,11 +15,11 @@ import pandas as pd
 import yaml
 
 from cineflow.evaluate.metrics import LOWER_IS_BETTER
-from cineflow.report.plots import read_index
-from cineflow.provenance import code_version, hardware, package_versions
 from cineflow.evaluate.summary import read_predictions
-from cineflow.io import read_csv, read_json, read_parquet
 from cineflow.evaluate.tasks import TASKS, Task
+from cineflow.io import read_csv, read_json, read_parquet
+from cineflow.provenance import code_version, hardware, package_versions
+from cineflow.report.plots import read_index
 
 MIME = {".mp4": "video/mp4", ".png": "image/png"}
 MISTAKES_SHOWN = 30

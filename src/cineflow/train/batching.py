@@ -17,6 +17,15 @@ BATCH_SAMPLERS: Registry[BatchSampler] = Registry("batch sampler", "models.<name
 
 
 def epoch_batches(kind: str, targets: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches of one epoch: lists of row indices, the same for the same seed and epoch.
+
+    Args:
+        kind: a BATCH_SAMPLERS name (models.<name>.sampler).
+        targets: what the sampler balances (Task.batch_targets).
+        batch_size: videos per batch.
+        seed: the run's seed.
+        epoch: the epoch, so every epoch draws anew and a resumed one draws the same.
+    """
     sampler = BATCH_SAMPLERS.get(kind)
     rng = np.random.default_rng([seed, epoch, 99])
     return [b.tolist() for b in sampler(np.asarray(targets), batch_size, rng)]

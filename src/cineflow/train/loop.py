@@ -51,7 +51,16 @@ def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int
     With `workers` processes the batches are read ahead of the model (two each). On a GPU they stay
     uint8 and go to pinned memory; the training process prepares them on the GPU. Without one the
     workers prepare them too, so that work is spread over the workers instead of queueing in the
-    training process."""
+    training process.
+
+    Args:
+        dataset: the train partition's clips.
+        batches: the epoch's batches of row indices (batching.epoch_batches).
+        workers: loader processes (loader_workers).
+        device: where training runs.
+        prepare: float conversion, augmentation and normalisation.
+        steps: the batches this process takes; None = all.
+    """
     on_cpu = device.type != "cuda"
     return DataLoader(ClipBatches(dataset, batches, prepare if on_cpu and workers else None), batch_size=None,
                       sampler=list(range(len(batches)) if steps is None else steps), num_workers=workers,

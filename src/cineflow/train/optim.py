@@ -48,7 +48,15 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ModelConfig, lower_is
 
 @SCHEDULERS.register
 def cosine(optimizer, cfg, lower_is_better, warmup_epochs: int = 0, min_lr: float = 0.0):
-    """Linear warmup over `warmup_epochs`, then cosine decay to `min_lr` (a fraction of each group's lr)."""
+    """Linear warmup over `warmup_epochs`, then cosine decay to `min_lr` (a fraction of each group's lr).
+
+    Args:
+        optimizer: the optimizer whose groups are scheduled.
+        cfg: the model's config (epochs, lr).
+        lower_is_better: unused (the plateau scheduler's).
+        warmup_epochs: epochs of linear warmup.
+        min_lr: the floor, as an absolute learning rate of the head group.
+    """
     decay = max(cfg.epochs - warmup_epochs, 1)
     floor = min_lr / cfg.lr
 
@@ -62,11 +70,14 @@ def cosine(optimizer, cfg, lower_is_better, warmup_epochs: int = 0, min_lr: floa
 
 @SCHEDULERS.register
 def step(optimizer, cfg, lower_is_better, step_size: int = 10, gamma: float = 0.1):
+    """The learning rate times `gamma` every `step_size` epochs (the arguments as for `cosine`)."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
 @SCHEDULERS.register
 def plateau(optimizer, cfg, lower_is_better, factor: float = 0.1, patience: int = 3, min_lr: float = 0.0):
+    """The learning rate times `factor` after `patience` epochs without improvement of the monitor, down to
+    `min_lr`; `lower_is_better` says which way the monitor improves (the other arguments as for `cosine`)."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if lower_is_better else "max",
                                                       factor=factor, patience=patience, min_lr=min_lr)
 

@@ -37,6 +37,15 @@ class ResumeState:
         return self.epoch + 1
 
     def save(self, path: str | Path, model, optimizer, scheduler, scaler) -> None:
+        """Write the state with the live objects' own states, atomically.
+
+        Args:
+            path: the resume file (outside the rule's outputs).
+            model: the plain module (not a DDP or compiled wrapper).
+            optimizer: its optimizer.
+            scheduler: its learning-rate scheduler.
+            scaler: the loss scaler (precision.Precision.scaler).
+        """
         payload = {**{f.name: getattr(self, f.name) for f in fields(self)}, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                    "rng": torch.get_rng_state(),
@@ -47,7 +56,16 @@ class ResumeState:
     @classmethod
     def load(cls, path: str | Path, key: str, model, optimizer, scheduler, scaler) -> "ResumeState":
         """The saved state restored into the objects; a fresh state when there is none, it is unreadable
-        (cut short by the kill itself) or its key differs."""
+        (cut short by the kill itself) or its key differs.
+
+        Args:
+            path: the resume file.
+            key: what the state must have been saved for (a hash of config, code, data and processes).
+            model: restored in place.
+            optimizer: restored in place.
+            scheduler: restored in place.
+            scaler: restored in place.
+        """
         path = Path(path)
         if not path.is_file():
             return cls(key)

@@ -105,7 +105,15 @@ class Task(ABC):
 
     @abstractmethod
     def table(self, rows: pd.DataFrame, y: np.ndarray, scores: np.ndarray, spread, threshold) -> pd.DataFrame:
-        """The predictions table of test videos: outputs beside the truth."""
+        """The predictions table of test videos: outputs beside the truth.
+
+        Args:
+            rows: the test partition's manifest rows.
+            y: their targets.
+            scores: [N, K] video scores.
+            spread: [N, K] MC dropout spread, or None.
+            threshold: the decision threshold, or None.
+        """
 
     @abstractmethod
     def truth(self, table: pd.DataFrame) -> np.ndarray:
@@ -123,7 +131,16 @@ class Task(ABC):
         """(metrics.json content, predictions table) of one fold; `val`/`test` are inference.VideoScores.
 
         The threshold (binary) is tuned on val and applied unchanged to test. Video scores are the
-        mean over clips; `clip_metrics` scores every clip on its own."""
+        mean over clips; `clip_metrics` scores every clip on its own.
+
+        Args:
+            y_val: val targets.
+            val: val video scores.
+            y_test: test targets.
+            test: test video scores.
+            test_rows: the test partition's manifest rows.
+            cfg: the evaluate section.
+        """
         threshold = self.decide(y_val, val.mean, cfg.threshold)
         table = self.table(test_rows, y_test, test.mean, test.spread, threshold)
         metrics = self.metrics(y_test, test.mean, threshold, cfg)

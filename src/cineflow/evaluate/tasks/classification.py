@@ -6,7 +6,6 @@ from abc import abstractmethod
 
 import numpy as np
 import pandas as pd
-
 from sklearn.metrics import roc_auc_score
 
 from cineflow.evaluate.metrics import binary_metrics, multiclass_metrics, tune_threshold

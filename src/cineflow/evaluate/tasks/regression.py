@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cineflow.evaluate.metrics import bland_altman, binned_mae, cutoff_aucs, regression_metrics
+from cineflow.evaluate.metrics import binned_mae, bland_altman, cutoff_aucs, regression_metrics
 from cineflow.evaluate.tasks.base import TASKS, Task
 
 

@@ -1,0 +1,61 @@
+"""What reruns after a change, and what does not: the DAG of one tiny run.
+
+The run is the session's `workflow` fixture (conftest.py), in a copy of the repository.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from helpers.workflow import CONFIG, config_in, edited, planned, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_nothing_to_do_after_a_run(workflow):
+    out = snakemake(workflow, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_training_setting_reruns_training_onwards_only(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG, sort_keys=True))  # key order must not matter either
+    config["models"]["tiny"]["lr"] = 0.0123
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+    assert jobs.get("train") == 2 and jobs.get("report") == 1
+    assert not {"demo_data", "cache_shard", "manifest", "splits"} & set(jobs)
+
+
+def test_cache_size_reruns_cache_and_everything_after(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["cache"]["size"] = 20
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+    assert jobs.get("cache_shard") == 2 and jobs.get("splits") == 1 and jobs.get("train") == 4
+    assert "demo_data" not in jobs
+
+
+def test_report_code_reruns_only_the_report(workflow):
+    with edited(workflow / "src" / "cineflow" / "report" / "html.py"):
+        jobs = planned(workflow)
+    assert set(jobs) == {"report", "all"}
+
+
+def test_library_code_reruns_the_rules_that_use_it(workflow):
+    with edited(workflow / "src" / "cineflow" / "models" / "architectures.py"):
+        jobs = planned(workflow)
+    assert {"train", "evaluate", "gradcam", "summarize", "report"} <= set(jobs)
+    assert not {"cache_shard", "manifest", "splits"} & set(jobs)
+
+
+def test_one_fold_by_its_target_name(workflow):
+    jobs = planned(workflow, "results/tiny/fold_1/metrics.json", "-R", "train")
+    assert jobs == {"train": 1, "evaluate": 1}
+
+
+def test_splits_are_byte_identical_when_rebuilt(workflow):
+    before = [(workflow / "results" / "splits" / f"fold_{k}.csv").read_bytes() for k in (0, 1)]
+    snakemake(workflow, "-f", "--allowed-rules", "splits", "results/splits/fold_0.csv")
+    after = [(workflow / "results" / "splits" / f"fold_{k}.csv").read_bytes() for k in (0, 1)]
+    assert before == after

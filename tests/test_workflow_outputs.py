@@ -1,0 +1,160 @@
+"""Outputs of one tiny run of the workflow: files with provenance, quarantine, pooled metrics, prediction
+on new videos, reproducibility.
+
+The run is the session's `workflow` fixture (conftest.py), in a copy of the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from helpers import REPO, SNAKEMAKE
+from helpers.media import gradient_clip, write_dicom
+from helpers.workflow import CONFIG, assert_same_results, config_in, copy_repo, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def test_all_outputs_exist_with_provenance(workflow):
+    results = workflow / "results"
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    assert {"video_id", "source", "label", "group", "augment", "n_frames", "fps", "height", "width",
+            "frames_path"} <= set(manifest.columns)
+    for fold in (0, 1):
+        split = pd.read_csv(results / "splits" / f"fold_{fold}.csv")
+        assert set(split.columns) >= {"video_id", "group", "label", "partition"}
+        run = results / "tiny" / f"fold_{fold}"
+        assert (run / "model.pt").is_file() and (run / "history.csv").is_file()
+        metrics = json.loads((run / "metrics.json").read_text())
+        for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "mcc",
+                    "confusion_matrix"):
+            assert key in metrics["metrics"]
+        assert {"config", "code_version", "packages"} <= set(metrics["provenance"])
+        assert metrics["provenance"]["config"]["models"]["tiny"]["epochs"] == 8
+        assert metrics["provenance"]["hardware"]["device"] == "cpu" and metrics["trained_on"]["device"] == "cpu"
+        predictions = pd.read_csv(run / "predictions.csv")
+        assert {"video_id", "group", "label", "score", "prediction"} <= set(predictions.columns)
+        cams = sorted((run / "gradcam").glob("*.mp4"))
+        assert len(cams) == 1
+    summary = json.loads((results / "tiny" / "summary.json").read_text())
+    assert len(summary["metrics"]["roc_auc"]["per_fold"]) == 2
+    assert {"mean", "std", "per_fold"} == set(summary["metrics"]["accuracy"])
+
+
+def test_corrupt_video_is_quarantined_and_the_run_goes_on(workflow):
+    quarantine = pd.read_csv(workflow / "results" / "quarantine.csv")
+    assert quarantine["video_id"].tolist() == ["corrupt_0"]
+    assert quarantine["reason"].str.len().gt(0).all()
+    manifest = pd.read_parquet(workflow / "results" / "manifest.parquet")
+    assert "corrupt_0" not in set(manifest["video_id"])
+    assert "corrupt_0" in (workflow / "results" / "report.html").read_text()
+
+
+def test_out_of_fold_predictions_pooled_metrics_and_confidence_intervals(workflow):
+    results = workflow / "results"
+    oof = pd.read_parquet(results / "tiny" / "oof_predictions.parquet")
+    for fold in (0, 1):
+        split = pd.read_csv(results / "splits" / f"fold_{fold}.csv")
+        tested = set(split.loc[split["partition"] == "test", "video_id"])
+        assert set(oof.loc[oof["fold"] == fold, "video_id"]) == tested
+    assert oof["video_id"].is_unique and (oof["uncertainty"] > 0).all()  # MC dropout is on
+    pooled = json.loads((results / "tiny" / "summary.json").read_text())["pooled"]
+    assert pooled["n"] == len(oof) and pooled["bootstrap"] == 100
+    auc = roc_auc_score(oof["label"] == "REDUCED", oof["score"])
+    assert pooled["metrics"]["roc_auc"] == pytest.approx(auc)
+    accuracy = ((oof["score"] >= oof["threshold"]) == (oof["label"] == "REDUCED")).mean()  # each fold's threshold
+    assert pooled["metrics"]["accuracy"] == pytest.approx(accuracy)
+    for name in ("roc_auc", "accuracy", "f1", "mcc"):
+        lo, hi = pooled["ci"][name]
+        assert lo <= pooled["metrics"][name] <= hi
+    fold = json.loads((results / "tiny" / "fold_0" / "metrics.json").read_text())
+    assert fold["mc_dropout"] == 3 and fold["n_test_clips"] == 2 * fold["n_test"]
+    assert {"roc_auc", "accuracy"} <= set(fold["clip_metrics"]) and "ece" in fold["metrics"]
+    assert "uncertainty_auc_wrong" in fold["metrics"]
+    ef = json.loads((results / "tiny_ef" / "summary.json").read_text())["pooled"]["metrics"]
+    assert {"mae_bin_<30", "mae_bin_>=70", "auc_below_35", "auc_below_50", "loa_lower", "loa_upper",
+            "uncertainty_spearman"} <= set(ef)
+    assert sum(b["n"] for b in ef["bins"].values()) == 16
+    figures = {p.name for p in (results / "tiny" / "plots").glob("*.png")}
+    assert figures == {"roc.png", "pr.png", "confusion.png", "calibration.png", "uncertainty.png",
+                       "learning_curves.png"}
+    figures = {p.name for p in (results / "tiny_ef" / "plots").glob("*.png")}
+    assert {"scatter.png", "bland_altman.png", "bin_mae.png"} <= figures
+
+
+def wheel_install(where: Path) -> Path:
+    """A fresh virtual environment with cineflow installed from its built wheel (package data included),
+    not from the checkout; the other dependencies come from the test environment's site-packages."""
+    source = where / "source"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    python = Path(SNAKEMAKE).with_name("python")
+    subprocess.run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(where / "dist"), str(source)], check=True, timeout=300)
+    env = where / "env"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
+    paths = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([str(env / "bin" / "python"), "-c", paths], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    deps = subprocess.run([str(python), "-c", paths], capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "dependencies.pth").write_text(deps + "\n")  # a plain path: the editable install is not seen
+    subprocess.run([str(python), "-m", "pip", "--python", str(env / "bin" / "python"), "install", "-q", "--no-deps",
+                    *map(str, (where / "dist").glob("cineflow-*.whl"))], check=True, timeout=300)
+    where_from = subprocess.run([str(env / "bin" / "python"), "-c", "import cineflow; print(cineflow.__file__)"],
+                                cwd=where, capture_output=True, text=True, check=True).stdout
+    assert where_from.startswith(str(env)), where_from
+    return env
+
+
+def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
+    """The fold models' ensemble on a folder of new AVIs, a DICOM cine loop and a broken file."""
+    new = tmp_path / "new"
+    new.mkdir()
+    for name in ("patient_000_clip0.avi", "patient_001_clip0.avi", "corrupt_0.avi"):
+        shutil.copy(workflow / "resources" / "demo" / "videos" / name, new / name)
+    write_dicom(new / "scanner" / "cine.dcm", gradient_clip(12, 40, rgb=False))
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["predict"] = {"input": str(new), "gradcam": True}
+    with config_in(workflow, config):
+        snakemake(workflow, "results/predict/tiny/predictions.csv")
+    out = workflow / "results" / "predict" / "tiny"
+    table = pd.read_csv(out / "predictions.csv")
+    assert table["video_id"].tolist() == ["corrupt_0", "patient_000_clip0", "patient_001_clip0", "scanner__cine"]
+    assert table["status"].tolist() == ["quarantined", "ok", "ok", "ok"] and table["reason"][0]
+    ok = table[table["status"] == "ok"]
+    assert ok["prediction"].isin(["NORMAL", "REDUCED"]).all() and ok["score"].between(0, 1).all()
+    assert (ok["n_models"] == 2).all() and (ok["fold_sd"] > 0).all() and (ok["uncertainty"] > 0).all()
+    threshold = np.mean([json.loads((workflow / "results" / "tiny" / f"fold_{k}" / "metrics.json").read_text())
+                         ["threshold"] for k in (0, 1)])
+    assert ok["threshold"].tolist() == pytest.approx([threshold] * 3)  # the folds' thresholds, averaged
+    assert ((ok["score"] >= threshold) == (ok["prediction"] == "REDUCED")).all()
+    assert sorted(p.name for p in (out / "gradcam").glob("*.mp4")) == sorted(ok["cam"])
+    # the command line, installed from the built wheel into a fresh environment and run outside the
+    # checkout, gives the same numbers for the same videos and settings
+    cli = wheel_install(tmp_path / "wheel") / "bin" / "cineflow-predict"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    subprocess.run([str(cli), str(new), "--summary", str(workflow / "results" / "tiny" / "summary.json"),
+                    "--out", str(tmp_path / "p.parquet"), "--eval-clips", "2", "--mc-dropout", "3",
+                    "--seed", str(CONFIG["seed"])], cwd=outside, check=True, timeout=300)
+    same = pd.read_parquet(tmp_path / "p.parquet")
+    assert same["score"].tolist() == pytest.approx(table["score"].tolist(), nan_ok=True)
+
+
+def test_a_second_run_of_the_same_config_gives_the_same_results(workflow, tmp_path):
+    """Same config, same machine, a fresh folder: byte-identical splits and predictions, identical metrics."""
+    second = copy_repo(tmp_path / "second")
+    write_config(second, CONFIG)
+    snakemake(second, "results/tiny/fold_0/metrics.json", "results/tiny/fold_1/metrics.json")
+    assert_same_results(workflow, second, ["tiny"], [0, 1])

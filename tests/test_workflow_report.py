@@ -1,0 +1,89 @@
+"""The HTML report and Snakemake's report of one tiny run.
+
+The run is the session's `workflow` fixture (conftest.py), in a copy of the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import REPO, browser
+from helpers.workflow import snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_report_is_self_contained(workflow):
+    html = (workflow / "results" / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", html)
+    videos = re.findall(r'<video[^>]*src="data:video/mp4;base64,([^"]+)"', html)
+    assert len(videos) == 4  # one per fold and model
+    assert base64.b64decode(videos[0])[4:8] == b"ftyp"  # a real MP4
+    assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) >= 3
+    for needle in ("ROC", "Confusion", "Learning curves", "Provenance", "Quarantined", "fold"):
+        assert needle in html
+    # where each fold's results came from: its config hash, and the device that trained and evaluated it
+    metrics = json.loads((workflow / "results" / "tiny_ef" / "fold_1" / "metrics.json").read_text())
+    assert "Where each result came from" in html and metrics["provenance"]["config_hash"] in html
+    assert f"cpu on {metrics['provenance']['hardware']['host']}" in html
+
+
+def test_models_side_by_side_are_compared_in_the_report(workflow):
+    results = workflow / "results"
+    regression = json.loads((results / "tiny_ef" / "summary.json").read_text())
+    assert {"mae", "rmse", "r2", "pearson_r"} <= set(regression["metrics"])
+    fold = json.loads((results / "tiny_ef" / "fold_0" / "metrics.json").read_text())
+    assert fold["task"] == "regression" and fold["loss"] == "weighted_mse" and fold["monitor"] == "mae"
+    predictions = pd.read_csv(results / "tiny_ef" / "fold_0" / "predictions.csv")
+    assert np.allclose(predictions["error"], predictions["prediction"] - predictions["target"])
+    assert (results / "tiny_ef" / "fold_0" / "last.pt").is_file()
+    html = (results / "report.html").read_text()
+    table = html[html.index('id="comparison"'):html.index("</table>", html.index('id="comparison"'))]
+    assert "tiny_ef" in table and table.count("★") == 1 and "mae" in table and "roc_auc" in table
+    assert "Prediction vs truth" in html
+
+
+def test_report_opens_in_headless_chromium(workflow):
+    """No console errors, every video playable with a duration, every plot decoded; a screenshot to look at."""
+    reason = browser.missing()
+    if reason:
+        pytest.skip(reason)
+    shot = workflow / "results" / "report-screenshot.png"
+    page = browser.open_report(workflow / "results" / "report.html", shot)
+    assert page["errors"] == [], page["errors"]
+    assert len(page["videos"]) == 4
+    for video in page["videos"]:
+        assert video["error"] is None and video["readyState"] >= 3 and video["duration"] > 0, video
+    assert len(page["images"]) >= 11
+    for image in page["images"]:
+        assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+    (REPO / "results").mkdir(exist_ok=True)
+    shutil.copy(shot, REPO / "results" / "test-report-screenshot.png")
+
+
+def test_report_lists_mistakes_with_links_to_their_cams(workflow):
+    html = (workflow / "results" / "report.html").read_text()
+    oof = pd.read_parquet(workflow / "results" / "tiny" / "oof_predictions.parquet")
+    assert f"Misclassified videos ({int((~oof['correct']).sum())})" in html
+    links = re.findall(r'<a href="#(cam-[^"]+)">', html)
+    assert links, "no mistake links to its Grad-CAM"  # the picks include the most confident wrong ones
+    for anchor in links:
+        assert f'id="{anchor}"' in html  # every link lands on a Grad-CAM
+
+
+def test_snakemake_report_zip_holds_the_report_items(workflow):
+    snakemake(workflow, "--report", "results/snakemake-report.zip")
+    names = zipfile.ZipFile(workflow / "results" / "snakemake-report.zip").namelist()
+    assert sum(n.endswith(".mp4") for n in names) == 4
+    assert sum(n.endswith("/summary.json") for n in names) == 2
+    assert any(n.endswith("/roc.png") for n in names) and any(n.endswith("/bland_altman.png") for n in names)
+    assert any("/data/raw/" in n and n.endswith("/report.html") for n in names)  # ours, as an item
