@@ -1,6 +1,8 @@
 """Rule plots: the figures of one model as PNG files (report items) that the HTML report embeds."""
 
-from cineflow.io import read_csv, read_json, read_parquet
+from pathlib import Path
+
+from cineflow.io import read_csv, read_json, read_parquet, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.report.plots import Inputs, render_figures
@@ -9,4 +11,7 @@ with to_log(snakemake.log[0]):
     fold_metrics = [read_json(p) for p in snakemake.input.metrics]
     histories = {m["fold"]: read_csv(p, keep_default_na=True) for m, p in zip(fold_metrics, snakemake.input.histories)}
     inputs = Inputs(read_parquet(snakemake.input.oof), read_json(snakemake.input.summary), fold_metrics, histories)
-    print(render_figures(inputs, snakemake.output[0], provenance(snakemake.config)))
+    index = render_figures(inputs, snakemake.output[0])
+    write_json(Path(snakemake.output[0]) / "figures.json",
+               {"figures": index, "provenance": provenance(snakemake.config)})
+    print(index)

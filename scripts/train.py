@@ -31,6 +31,6 @@ else:
                                                  snakemake.params.tracking, run) as trackers, job_device() as device:
         seed_everything(snakemake.params.seed, resources["train_threads"])
         print(f"device: {device}")
-        train_fold(cfg, snakemake.params.classes, read_csv(snakemake.input.split), read_parquet(snakemake.input.manifest),
-                   paths=paths, device=device, provenance=provenance(snakemake.config, device), trackers=trackers,
+        train_fold(cfg, snakemake.params.classes, read_csv(snakemake.input.split),
+                   read_parquet(snakemake.input.manifest), paths=paths, device=device, provenance=provenance(snakemake.config, device), trackers=trackers,
                    **fold)

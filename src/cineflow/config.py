@@ -72,9 +72,9 @@ def check_models(config: dict) -> None:
     targets = config["data"]["targets"]
     for name, model in config["models"].items():
         target = model.get("target")
-        if model["task"] == "regression" and target not in targets:
-            raise ConfigError(f"models/{name}/target: a regression model needs a target column of data.targets "
-                              f"{targets} (got {target!r}); add it there so every row is checked for a number")
+        if target is not None and target not in targets:
+            raise ConfigError(f"models/{name}/target: '{target}' is not a column of data.targets {targets}; add it "
+                              "there so every row is checked for a number")
 
 
 def _deref(schema: dict, root: dict) -> dict:

@@ -150,7 +150,8 @@ def build_report(files: ReportFiles, config: dict, title: str) -> str:
         for m, cam_dir in zip(fold_metrics, map(Path, model.gradcam)):
             k = m["fold"]
             index = read_predictions(cam_dir / "index.csv")
-            cams += [dict(row, fold=k, note=task.cam_note(row), uri=file_uri(cam_dir / row["file"]), image=row["file"].endswith(".png"),
+            cams += [dict(row, fold=k, note=task.cam_note(row), uri=file_uri(cam_dir / row["file"]),
+                          image=row["file"].endswith(".png"),
                           anchor=cam_anchor(name, k, row["video_id"]),
                           attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
                      for row in index.to_dict("records")]

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
 
 from cineflow.evaluate.tasks import Task  # noqa: E402
-from cineflow.io import atomic_path, read_json, write_json  # noqa: E402
+from cineflow.io import atomic_path, read_json  # noqa: E402
 from cineflow.registry import Registry  # noqa: E402
 
 Figure = Callable[["Inputs"], "plt.Figure | None"]
@@ -219,8 +219,9 @@ def attention_figure(weights: np.ndarray, title: str):
     return fig
 
 
-def render_figures(d: Inputs, out_dir: str | Path, provenance: dict | None = None) -> list[dict]:
-    """Write the model's figures as PNGs plus figures.json (their order, alt texts and provenance)."""
+def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
+    """Write the model's figures (the task's, Task.figures) as PNGs; returns their index in report order:
+    name, alt text and file, what the rule writes to figures.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
@@ -229,7 +230,6 @@ def render_figures(d: Inputs, out_dir: str | Path, provenance: dict | None = Non
         if fig is not None:
             save_png(fig, out_dir / f"{name}.png")
             index.append({"name": name, "alt": FIGURES.meta(name)["alt"], "file": f"{name}.png"})
-    write_json(out_dir / "figures.json", {"figures": index, "provenance": provenance or {}})
     return index
 
 

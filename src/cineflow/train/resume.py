@@ -46,7 +46,8 @@ class ResumeState:
             scheduler: its learning-rate scheduler.
             scaler: the loss scaler (precision.Precision.scaler).
         """
-        payload = {**{f.name: getattr(self, f.name) for f in fields(self)}, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        payload = {**{f.name: getattr(self, f.name) for f in fields(self)}, "model": model.state_dict(),
+                   "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                    "rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
