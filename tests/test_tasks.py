@@ -32,8 +32,7 @@ def test_the_task_follows_the_config_and_the_class_count():
 
 @pytest.mark.parametrize("over,message", [
     ({"task": "regression"}, "models/m/target"),
-    ({"task": "regression", "target": "esv"}, "models/m/target: a regression model needs a target column of "
-                                              r"data.targets \['ef'\]"),
+    ({"task": "regression", "target": "esv"}, r"models/m/target: 'esv' is not a column of data.targets \['ef'\]"),
     ({"task": "regression", "target": "ef", "loss": "focal"}, "models/m/loss': 'focal' is not one of"),
     ({"loss": "huber"}, "models/m/loss': 'huber' is not one of"),
     ({"monitor": "mae"}, "models/m/monitor': 'mae' is not one of"),
