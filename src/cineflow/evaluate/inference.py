@@ -116,15 +116,6 @@ def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float]
                    output: str = "softmax") -> np.ndarray:
     """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips.
 
-    Args:
-        model: the module to score with.
-        rows: manifest rows of the videos.
-        mean: per-channel normalisation means.
-        std: per-channel normalisation standard deviations.
-        spec: which frames make a clip.
-        n_clips: evaluation clips per video, or "all".
-        device: where the model runs.
-        block: clips per forward pass.
-        output: how the outputs read: softmax, sigmoid or identity.
+    Args: as for `score_videos`, which this is without MC dropout.
     """
     return score_videos(model, rows, mean, std, spec, n_clips, device, block, output).mean

@@ -241,14 +241,7 @@ def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_si
     custom head: pool -> LayerNorm -> Dropout -> Linear -> ReLU -> Dropout -> Linear. Longer clips are
     averaged over frames.
 
-    Args:
-        n_outputs: the output layer's size.
-        in_channels: the stem's channels.
-        pretrained: timm's pretrained weights.
-        input_size: unused (any image size works).
-        backbone: a timm model name.
-        hidden: the head's hidden width.
-        dropout: the head's dropout.
+    Args: as for `frame2d` (input_size unused: any image size works).
     """
     return frame2d(n_outputs, in_channels, pretrained, input_size, backbone=backbone, temporal_head="mean",
                    hidden=hidden, dropout=dropout, classifier="mlp")

@@ -169,27 +169,16 @@ def bin_mae_figure(d: Inputs):
 
 @FIGURES.register(name="uncertainty", alt="Error against uncertainty")
 def uncertainty_figure(d: Inputs):
-    """Score against MC dropout uncertainty, correct and wrong apart (only with evaluate.mc_dropout)."""
+    """What the task plots against MC dropout uncertainty (only with evaluate.mc_dropout)."""
     if d.oof["uncertainty"].isna().any():
         return None
+    ylabel, groups = d.task.uncertainty_points(d.oof)
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    for correct, colour, name in [(True, "C2", "correct"), (False, "C3", "wrong")]:
-        part = d.oof[d.oof["correct"] == correct]
-        ax.scatter(part["uncertainty"], part["score"], s=14, alpha=0.7, color=colour, label=name)
-    ax.legend(fontsize=7)
-    ax.set(ylabel="score", xlabel="MC dropout uncertainty (sd over passes)", title="Error against uncertainty (test)")
-    return fig
-
-
-@FIGURES.register(name="uncertainty_error", alt="Error against uncertainty")
-def uncertainty_error_figure(d: Inputs):
-    """Absolute error against MC dropout uncertainty (only with evaluate.mc_dropout)."""
-    if d.oof["uncertainty"].isna().any():
-        return None
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    ax.scatter(d.oof["uncertainty"], d.oof["error"].abs(), s=12, alpha=0.7)
-    ax.set(ylabel="absolute error", xlabel="MC dropout uncertainty (sd over passes)",
-           title="Error against uncertainty (test)")
+    for name, part, y, colour in groups:
+        ax.scatter(part["uncertainty"], y, s=14, alpha=0.7, color=colour, label=name)
+    if len(groups) > 1:
+        ax.legend(fontsize=7)
+    ax.set(ylabel=ylabel, xlabel="MC dropout uncertainty (sd over passes)", title="Error against uncertainty (test)")
     return fig
 
 

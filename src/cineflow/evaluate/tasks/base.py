@@ -175,6 +175,11 @@ class Task(ABC):
 
     # --- the report, Grad-CAM and prediction --------------------------------------------------------
     @abstractmethod
+    def uncertainty_points(self, oof: pd.DataFrame) -> tuple[str, list[tuple]]:
+        """(y-axis label, [(legend name or None, rows, y values, colour)]): what the uncertainty figure
+        plots against MC dropout's spread."""
+
+    @abstractmethod
     def mistakes(self, oof: pd.DataFrame) -> pd.DataFrame:
         """Wrong out-of-fold predictions, the worst first."""
 

@@ -107,6 +107,11 @@ class Classification(Task):
     def mistake_cells(self, row):
         return {"truth": row.label, "prediction": row.prediction, "score": f"{row.score:.3f}"}
 
+    def uncertainty_points(self, oof):
+        """The score, correct and wrong predictions apart."""
+        return "score", [(name, part, part["score"], colour) for name, part, colour in
+                         (("correct", oof[oof["correct"]], "C2"), ("wrong", oof[~oof["correct"]], "C3"))]
+
     def cam_output(self, prediction, output):
         """The predicted class (one sigmoid output: that output)."""
         return self.classes.index(prediction) if output == "softmax" else 0

@@ -18,7 +18,7 @@ class Regression(Task):
     monitors = frozenset({"loss", "mae", "rmse", "r2", "pearson_r"})
     headline = ("mae", "rmse", "r2", "pearson_r", "bias")
     cam_kinds = ("closest", "farthest", "uncertain")
-    figures = ("scatter", "bland_altman", "bin_mae", "uncertainty_error", "learning_curves")
+    figures = ("scatter", "bland_altman", "bin_mae", "uncertainty", "learning_curves")
 
     def targets(self, rows):
         return rows[self.target].to_numpy(dtype=np.float32)
@@ -73,6 +73,10 @@ class Regression(Task):
         return pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "group": rows["group"].to_numpy(),
                              "label": rows["label"].to_numpy(), "target": y, **out,
                              "error": out["prediction"].to_numpy() - y})
+
+    def uncertainty_points(self, oof):
+        """The absolute error."""
+        return "absolute error", [(None, oof, oof["error"].abs(), "C0")]
 
     def mistakes(self, oof):
         """The largest errors first."""
