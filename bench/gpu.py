@@ -47,7 +47,7 @@ from cineflow.models.architectures import build_model, init_output_bias
 from cineflow.models.losses import build_loss
 from cineflow.seeding import seed_everything
 from cineflow.train.batching import epoch_batches
-from cineflow.train.fold import train_one_epoch, training_loader
+from cineflow.train.loop import train_one_epoch, training_loader
 from cineflow.train.optim import build_optimizer
 from cineflow.train.precision import Precision
 

@@ -46,7 +46,7 @@ from cineflow.data.cache import cache_shard, cache_video
 from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
 from cineflow.train.batching import epoch_batches
-from cineflow.train.fold import ready_batches, training_loader
+from cineflow.train.loop import ready_batches, training_loader
 
 N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 3
 MEAN, STD = [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]
