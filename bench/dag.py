@@ -71,7 +71,7 @@ def timed(workdir: Path, *args: str) -> tuple[float, str]:
 def workflow(n_videos: int) -> Path:
     """A copy of the workflow with the benchmark's config and `n_videos` videos."""
     work = Path(tempfile.mkdtemp(prefix=f"cineflow_bench_dag_{n_videos}_"))
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs"):
+    for name in ("Snakefile", "rules", "scripts", "src", "envs"):
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy2
         kwargs = {"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}
