@@ -37,6 +37,7 @@ localrules:
     all,
     demo_data,
     manifest,
+    manifest_model,
     splits,
     summarize,
     plots,

@@ -44,3 +44,30 @@ rule manifest:
         strict=config["data"]["strict"],
     script:
         "../scripts/manifest.py"
+
+
+# a model of another size or colour (models.<name>.size, color): the same videos into a cache of its own
+use rule cache_shard as cache_shard_model with:
+    output:
+        directory("results/cache/{cache}/shard_{shard}"),
+    log:
+        "results/logs/cache_shard/{cache}/{shard}.log",
+    benchmark:
+        "results/benchmarks/cache_shard/{cache}/{shard}.tsv"
+    params:
+        videos=shard_rows,
+        cache=cache_params,
+        root=DATA_ROOT,
+
+
+use rule manifest as manifest_model with:
+    input:
+        shards=expand("results/cache/{{cache}}/shard_{shard}", shard=SHARDS),
+        code=code("manifest"),
+    output:
+        manifest="results/cache/{cache}/manifest.parquet",
+        quarantine="results/cache/{cache}/quarantine.csv",
+    log:
+        "results/logs/manifest/{cache}.log",
+    benchmark:
+        "results/benchmarks/manifest/{cache}.tsv"

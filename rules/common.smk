@@ -16,9 +16,12 @@ from cineflow.config import (
     DataConfig,
     DemoConfig,
     SplitConfig,
+    cache_settings,
+    check_data,
     check_models,
     fill_defaults,
     load_schema,
+    model_caches,
 )
 from cineflow.data.demo import LABEL_COLUMNS, plan
 from cineflow.data.labels import n_folds, shard_of, validate as validate_labels
@@ -27,6 +30,7 @@ from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
 fill_defaults(config, load_schema(Path(workflow.basedir) / SCHEMA))
+check_data(config)
 check_models(config)
 
 DATA = DataConfig.from_dict(config["data"])
@@ -52,7 +56,12 @@ def samples() -> pd.DataFrame:
     else:
         table = load_layout(DATA)
     table = validate_labels(
-        table, CLASSES, DATA_ROOT, source=LABELS, targets=DATA.targets
+        table,
+        CLASSES,
+        DATA_ROOT,
+        source=LABELS,
+        targets=DATA.targets,
+        originals=DATA.augment_original,
     )
     return table.assign(shard=[shard_of(v, len(SHARDS)) for v in table["video_id"]])
 
@@ -71,6 +80,43 @@ def shard_videos(wildcards) -> list[str]:
     """Raw files of one shard. A missing file is left out here and quarantined by the job."""
     paths = [f"{DATA_ROOT}/{row['path']}" for row in shard_rows(wildcards)]
     return [p for p in paths if LAYOUT == "demo" or Path(p).exists()]
+
+
+# each model's frame cache: None = the one of `cache:` (results/cache/shard_*, results/manifest.parquet);
+# a model of another size or colour reads results/cache/<size>px-<colour>/, shared by the models that agree
+MODEL_CACHE = model_caches(config)
+CACHES = sorted({name for name in MODEL_CACHE.values() if name})
+
+
+wildcard_constraints:
+    cache="|".join(CACHES) or "(?!)",
+
+
+def cache_params(wildcards) -> dict:
+    return canonical(cache_settings(config, wildcards.cache))
+
+
+def manifest_of(wildcards) -> str:
+    """The manifest of the model's frame cache."""
+    name = MODEL_CACHE[wildcards.model]
+    return f"results/cache/{name}/manifest.parquet" if name else "results/manifest.parquet"
+
+
+def model_inputs(wildcards) -> dict:
+    """A fold's split and the model's manifest, plus the fold's normalisation statistics when the model
+    normalises with them (models.<name>.normalise: fold)."""
+    inputs = {
+        "split": f"results/splits/fold_{wildcards.fold}.csv",
+        "manifest": manifest_of(wildcards),
+    }
+    if config["models"][wildcards.model]["normalise"] == "fold":
+        name, fold = MODEL_CACHE[wildcards.model], wildcards.fold
+        inputs["norm"] = (
+            f"results/cache/{name}/fold_{fold}.norm.json"
+            if name
+            else f"results/splits/fold_{fold}.norm.json"
+        )
+    return inputs
 
 
 # one fold when the table brings its own train/val/test split (splits.mode)

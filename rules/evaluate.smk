@@ -2,7 +2,7 @@ rule evaluate:
     input:
         model="results/{model}/fold_{fold}/model.pt",
         split="results/splits/fold_{fold}.csv",
-        manifest="results/manifest.parquet",
+        manifest=manifest_of,
         code=code("evaluate"),
     output:
         metrics="results/{model}/fold_{fold}/metrics.json",

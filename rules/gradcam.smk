@@ -3,7 +3,7 @@ rule gradcam:
         model="results/{model}/fold_{fold}/model.pt",
         metrics="results/{model}/fold_{fold}/metrics.json",
         predictions="results/{model}/fold_{fold}/predictions.csv",
-        manifest="results/manifest.parquet",
+        manifest=manifest_of,
         code=code("gradcam"),
     output:
         report(

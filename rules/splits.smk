@@ -42,3 +42,16 @@ rule normalisation:
         seed=SEED,
     script:
         "../scripts/normalisation.py"
+
+
+use rule normalisation as normalisation_model with:
+    input:
+        split="results/splits/fold_{fold}.csv",
+        manifest="results/cache/{cache}/manifest.parquet",
+        code=code("normalisation"),
+    output:
+        "results/cache/{cache}/fold_{fold}.norm.json",
+    log:
+        "results/logs/normalisation/{cache}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/normalisation/{cache}/fold_{fold}.tsv"

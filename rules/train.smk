@@ -1,8 +1,6 @@
 rule train:
     input:
-        split="results/splits/fold_{fold}.csv",
-        norm="results/splits/fold_{fold}.norm.json",
-        manifest="results/manifest.parquet",
+        unpack(model_inputs),
         code=code("train"),
     output:
         model="results/{model}/fold_{fold}/model.pt",

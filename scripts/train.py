@@ -17,7 +17,8 @@ resources = snakemake.config["resources"]
 cfg = ModelConfig.from_dict(snakemake.params.model)
 paths = FoldPaths(model=snakemake.output.model, last=snakemake.output.last, history=snakemake.output.history,
                   state=snakemake.params.state)
-fold = dict(norm=read_json(snakemake.input.norm), seed=snakemake.params.seed, workers=resources["loader_workers"])
+norm = getattr(snakemake.input, "norm", None)  # only for models.<name>.normalise: fold
+fold = dict(norm=read_json(norm) if norm else None, seed=snakemake.params.seed, workers=resources["loader_workers"])
 if cfg.gpus > 1:  # several processes on one fold: torchrun, each GPU its own process (the job's visible GPUs)
     with to_log(snakemake.log[0]):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -77,7 +77,7 @@ def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tin
     assert {"train_loss", "val_loss", "val_roc_auc"} <= set(history.columns)
     ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert ckpt["classes"] == tiny_config["data"]["classes"]
-    assert set(ckpt["normalisation"]) == {"mean", "std"}
+    assert set(ckpt["normalisation"]) == {"mean", "std", "source"} and ckpt["normalisation"]["source"] == "fold"
     assert ckpt["model"]["arch"] == "tiny3d"
     best = int(history["val_loss"].idxmin()) + 1
     assert ckpt["best_epoch"] == best  # selected on the metric, not the last epoch
@@ -230,3 +230,27 @@ def test_tracking_writes_tensorboard_and_mlflow_and_is_skipped_when_missing(tiny
     with open_trackers(on, tmp_path / "none", "tiny/fold_0") as trackers:
         assert trackers == []
     assert "mlflow is switched on but not installed" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("normalise, expected", [
+    ("imagenet", {"mean": [0.449], "std": [0.226], "source": "imagenet"}),  # grey frames: ImageNet's average
+    ({"mean": [0.1], "std": [0.5]}, {"mean": [0.1], "std": [0.5], "source": "config"}),
+])
+def test_fixed_normalisation_travels_in_the_checkpoint_to_evaluation(tiny_config, tiny_dataset, tmp_path, normalise,
+                                                                     expected):
+    manifest, _, folds = tiny_dataset
+    cfg = model_cfg(tiny_config, epochs=1, normalise=normalise)
+    train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, None, fold_paths(tmp_path), seed=1,
+               device=DEVICE)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ckpt["normalisation"]["source"] == expected["source"]
+    assert np.allclose(ckpt["normalisation"]["mean"], expected["mean"], atol=1e-3)
+    assert np.allclose(ckpt["normalisation"]["std"], expected["std"], atol=1e-3)
+    # evaluation normalises with the checkpoint's values: other values give other scores
+    _, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest, settings(EvalConfig, "evaluate"),
+                                   DEVICE, seed=0)
+    changed = dict(ckpt, normalisation={"mean": [0.9], "std": [0.05], "source": "config"})
+    torch.save(changed, tmp_path / "changed.pt")
+    _, other = evaluate_fold(tmp_path / "changed.pt", folds[0], manifest, settings(EvalConfig, "evaluate"), DEVICE,
+                             seed=0)
+    assert not np.allclose(predictions["score"], other["score"])

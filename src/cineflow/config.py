@@ -36,7 +36,8 @@ def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
     """
     root = schema if root is None else root
     schema = _deref(schema, root)
-    if not isinstance(config, dict) or schema.get("type") != "object":
+    types = schema.get("type")
+    if not isinstance(config, dict) or "object" not in (types if isinstance(types, list) else [types]):
         return config
     for key, sub in schema.get("properties", {}).items():
         sub = _deref(sub, root)
@@ -75,6 +76,43 @@ def check_models(config: dict) -> None:
         if target is not None and target not in targets:
             raise ConfigError(f"models/{name}/target: '{target}' is not a column of data.targets {targets}; add it "
                               "there so every row is checked for a number")
+        norm = model.get("normalise")
+        if isinstance(norm, dict):
+            channels = 1 if (model.get("color") or config["cache"]["color"]) == "grey" else 3
+            if not len(norm["mean"]) == len(norm["std"]) == channels:
+                raise ConfigError(f"models/{name}/normalise: {len(norm['mean'])} mean and {len(norm['std'])} std "
+                                  f"values for {channels}-channel frames; give {channels} of each (or set the "
+                                  "model's color)")
+
+
+def model_caches(config: dict) -> dict[str, str | None]:
+    """Each model's frame cache: None for the one of `cache:`, else the name of the cache of its own size
+    and colour ("384px-rgb"), which the models that agree on them share."""
+    base = config["cache"]
+    caches = {}
+    for name, model in config["models"].items():
+        size, color = model.get("size") or base["size"], model.get("color") or base["color"]
+        caches[name] = None if (size, color) == (base["size"], base["color"]) else f"{size}px-{color}"
+    return caches
+
+
+def cache_settings(config: dict, name: str | None) -> dict:
+    """The `cache:` section of the cache `name` (model_caches): the shared settings, its size and colour."""
+    if name is None:
+        return config["cache"]
+    size, color = name.split("px-")
+    return dict(config["cache"], size=int(size), color=color)
+
+
+def check_data(config: dict) -> None:
+    """Checks of `data:` that the schema cannot express; errors name the key and the fix."""
+    data = config["data"]
+    if isinstance(data["labels"], list) and len(data["labels"]) > 1 and not data["join_on"]:
+        raise ConfigError(f"data.labels lists {len(data['labels'])} tables but data.join_on is not set; name the "
+                          "key column they share (e.g. join_on: filename)")
+    if data["layout"] != "table" and (data["columns"] or data["label_map"] or data["query"]):
+        raise ConfigError(f"data.columns, data.label_map and data.query apply to layout 'table', not "
+                          f"'{data['layout']}'; set data.layout: table or remove them")
 
 
 def _deref(schema: dict, root: dict) -> dict:
@@ -99,14 +137,27 @@ def _from_dict(cls, data: dict):
 class DataConfig:
     layout: str
     root: str
-    labels: str | None
+    labels: str | list | None
+    join_on: str | None
+    columns: dict
+    label_map: dict | None
+    augment_original: list
+    query: str | None
     classes: list
     targets: list
     ef_threshold: float
     group_pattern: str | None
+    folder: str | None
     strict: bool
 
     from_dict = classmethod(_from_dict)
+
+    @property
+    def tables(self) -> list[str]:
+        """data.labels as a list of tables (one, or those joined on data.join_on)."""
+        if not self.labels:
+            return []
+        return [self.labels] if isinstance(self.labels, str) else list(self.labels)
 
 
 @dataclass(frozen=True)
@@ -138,12 +189,18 @@ class CacheConfig:
     color: str
     fps: float | None
     max_frames: int | None
+    source_fps: float | None
+    roi: dict
 
     from_dict = classmethod(_from_dict)
 
     @property
     def channels(self) -> int:
         return 1 if self.color == "grey" else 3
+
+    @property
+    def outline_roi(self) -> bool:
+        return bool(self.roi.get("outline_color"))
 
 
 @dataclass(frozen=True)
@@ -163,6 +220,9 @@ class ModelConfig:
     weights: str | None
     task: str
     target: str | None
+    size: int | None
+    color: str | None
+    normalise: str | dict
     clip_length: int
     clip_period: int
     epochs: int

@@ -1,6 +1,6 @@
 """The frame cache: decode each video once, preprocess it, store uint8 frames that training memory-maps.
 
-Preprocessing order: crop box -> sector mask -> temporal resampling -> max frames -> resize
+Preprocessing order: crop box -> drawn-outline ROI -> sector mask -> temporal resampling -> max frames -> resize
 (aspect kept, padded) -> grey/RGB. Every choice is recorded per video in the shard table.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.readers import UnreadableVideo, read_video
+from cineflow.data.readers import UnreadableVideo, read_video, rgb_to_grey
+from cineflow.data.roi import bounding_box, outline_inside
 from cineflow.io import atomic_path
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
@@ -104,6 +105,11 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
     import cv2
 
     frames = crop_box(frames, cfg.crop)
+    roi = None
+    if cfg.outline_roi:
+        frames, roi = outline_roi(frames, cfg)
+    if frames.shape[-1] != cfg.channels:  # read as RGB to see the outline's colour
+        frames = rgb_to_grey(frames)
     mask = sector_mask(frames) if cfg.sector_mask else None
     if mask is not None:
         mask_u8 = mask.astype(np.uint8)
@@ -112,20 +118,40 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
     keep = resample_indices(len(frames), fps, cfg.fps)
     if cfg.max_frames:
         keep = keep[: cfg.max_frames]
+    info = _info(fps, cfg, frames, mask, roi)
     if mask is None and frames.shape[1:3] == (cfg.size, cfg.size):  # already the cached geometry
-        return np.ascontiguousarray(frames[keep]), _info(fps, cfg, frames, mask)
+        return np.ascontiguousarray(frames[keep]), info
     out = np.empty((len(keep), cfg.size, cfg.size, cfg.channels), np.uint8)
     for t, i in enumerate(keep):
         frame = frames[i]
         if mask is not None:
             frame = cv2.copyTo(frame, mask_u8, background.copy()).reshape(frame.shape)
         out[t] = fit_frame(frame, cfg.size, cfg.keep_aspect, cfg.fill)
-    return out, _info(fps, cfg, frames, mask)
+    return out, info
 
 
-def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | None) -> dict:
-    return {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
-            "mask_fraction": float(mask.mean()) if mask is not None else 1.0}
+def outline_roi(frames: np.ndarray, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
+    """RGB frames with everything outside cache.roi's drawn outline (and the outline) set to `fill`, cropped
+    to the inside's bounding box with roi.crop; and {fraction, box} of the inside."""
+    roi = cfg.roi
+    inside = outline_inside(frames, roi["outline_color"], roi["tolerance"])
+    frames = frames.copy()
+    frames[:, ~inside] = fill_value(cfg.fill, frames.shape[-1])
+    x, y, w, h = box = bounding_box(inside)
+    if roi["crop"]:
+        frames = frames[:, y: y + h, x: x + w]
+    return frames, {"fraction": float(inside.mean()), "box": box}
+
+
+def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | None, roi: dict | None) -> dict:
+    fraction = float(mask.mean()) if mask is not None else 1.0
+    info = {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
+            "mask_fraction": fraction * (roi["fraction"] if roi else 1.0)}
+    if roi and cfg.roi["crop"]:
+        x, y = roi["box"][:2]
+        x0, y0 = (cfg.crop or [0, 0])[:2]
+        info["crop"] = json.dumps([x0 + x, y0 + y, *roi["box"][2:]])  # in source pixels
+    return info
 
 
 def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
@@ -136,7 +162,8 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
                preprocess=json.dumps(settings, sort_keys=True), frames_path="", frame_offset=0)
     try:
-        frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1)
+        frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
+        fps = fps or float(cfg.source_fps or 0.0)  # frame folders carry no rate
         if cfg.media == "video" and len(frames) < 2:
             raise UnreadableVideo("a still image (1 frame) where cache.media is 'video'; remove it from the table "
                                   "or set cache.media: any")
@@ -156,6 +183,7 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
             np.save(fh, cached)
     return dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
                 height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), frame_offset=offset, **info)
+
 
 
 def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig) -> pd.DataFrame:

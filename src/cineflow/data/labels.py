@@ -14,7 +14,9 @@ from cineflow.config import SplitConfig
 
 REQUIRED = ["path", "label", "group"]
 OPTIONAL = ["video_id", "augment", "split"]
+FIELDS = REQUIRED + OPTIONAL
 PARTITIONS = ["train", "val", "test"]
+ORIGINAL_TAGS = ("orig", "original", "none", "")  # data.augment_original's default
 
 
 class LabelsError(ValueError):
@@ -27,16 +29,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise LabelsError(f"labels table {path} not found: set data.labels in the config to your table")
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
-    text = {c: str for c in REQUIRED + OPTIONAL}
-    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=["", "NA", "NaN", "nan"])
+    # all text: ids such as 007 stay 007, and labels 0/1 are looked up in data.label_map as written
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN", "nan"])
 
 
 def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: str = "labels table",
-             targets: list[str] | tuple[str, ...] = ("ef",)) -> pd.DataFrame:
+             targets: list[str] | tuple[str, ...] = ("ef",),
+             originals: list[str] | tuple[str, ...] = ORIGINAL_TAGS) -> pd.DataFrame:
     """Return the table with `video_id`, `augment` and `split` filled; raise LabelsError naming the row and fix.
 
     Row numbers in messages are 1-based data rows (row 1 is the first line after the header).
-    `targets` are the numeric columns the table may carry (regression targets such as ef).
+    `targets` are the numeric columns the table may carry (regression targets such as ef). Augment tags
+    in `originals` become "" (an original video); any other tag marks an augmented copy.
 
     Args:
         table: the raw table of a layout (path, label, group and optional columns).
@@ -44,6 +48,7 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
         root: data.root; every path must stay under it.
         source: the table's file, for messages.
         targets: the numeric columns the table may carry.
+        originals: data.augment_original, the tags (any case) of original videos.
     """
     targets = list(targets)
     allowed = REQUIRED + OPTIONAL + targets
@@ -65,6 +70,8 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
         if column not in table:
             table[column] = ""
     table["split"] = table["split"].str.lower()
+    original = table["augment"].str.lower().isin([tag.lower() for tag in originals])
+    table["augment"] = table["augment"].where(~original, "")
     root = Path(root).resolve()
     for i, row in enumerate(table.itertuples(index=False), start=1):
         where = f"{source} row {i} (path '{row.path}')"

@@ -12,7 +12,8 @@ from typing import Callable
 import pandas as pd
 
 from cineflow.config import DataConfig
-from cineflow.data.labels import PARTITIONS, LabelsError, read_table
+from cineflow.data.columns import apply_label_map, join_tables, map_columns
+from cineflow.data.labels import PARTITIONS, LabelsError
 from cineflow.data.readers import reader_suffixes
 from cineflow.registry import Registry
 
@@ -26,15 +27,33 @@ def load_layout(cfg: DataConfig) -> pd.DataFrame:
 
 
 def table_source(cfg: DataConfig) -> str:
-    """The file a layout's table comes from, for messages."""
-    return {"table": str(cfg.labels), "echonet": f"{cfg.root}/FileList.csv"}.get(cfg.layout, cfg.root)
+    """The file(s) a layout's table comes from, for messages."""
+    return {"table": " + ".join(cfg.tables), "echonet": f"{cfg.root}/FileList.csv"}.get(cfg.layout, cfg.root)
+
+
+def leakage_warning(cfg: DataConfig) -> str | None:
+    """Why patient leakage between partitions cannot be ruled out, when each video is its own group for
+    want of a patient id; None when the groups are patients (or, as in EchoNet-Dynamic, one video each)."""
+    if cfg.layout == "table" and "group" in cfg.columns and cfg.columns["group"] is None:
+        return ("data.columns.group is null: each video is its own group, so videos of one patient may sit in "
+                "different partitions and the metrics may be optimistic. Map group to a patient column or "
+                "'dicom:PatientID' to rule this out.")
+    if cfg.layout == "imagefolder" and not cfg.group_pattern:
+        return ("each image is its own group (no data.group_pattern): images of one patient may sit in different "
+                "partitions and the metrics may be optimistic. Set data.group_pattern to the patient id in the "
+                "file names to rule this out.")
+    return None
 
 
 @LAYOUTS.register
 def table(cfg: DataConfig) -> pd.DataFrame:
+    """A labels table, or several joined on data.join_on, with data.columns, data.query and data.label_map
+    applied: a study's table as published."""
     if not cfg.labels:
         raise LabelsError("data.layout is 'table' but data.labels is not set; point it at your CSV/Parquet table")
-    return read_table(cfg.labels)
+    source = table_source(cfg)
+    mapped = map_columns(join_tables(cfg.tables, cfg.join_on), cfg, source)
+    return apply_label_map(mapped, cfg.label_map, source)
 
 
 @LAYOUTS.register
@@ -70,14 +89,17 @@ def echonet(cfg: DataConfig) -> pd.DataFrame:
 
 @LAYOUTS.register
 def imagefolder(cfg: DataConfig) -> pd.DataFrame:
-    """root/<class>/<file> or root/{train,val,test}/<class>/<file>; the latter is a fixed split.
+    """root/<class>/<file> or root/{train,val,test}/<class>/<file>; the latter is a fixed split. With
+    data.folder, that folder under root holds them (as a Kaggle archive unpacks: "Lung X-Ray Image/train/...").
 
     Each image is its own group, unless data.group_pattern's first capture group finds a patient id
     in the file name, so that several images of one patient stay together.
     """
-    root = Path(cfg.root)
+    base = Path(cfg.root)
+    root = base / cfg.folder if cfg.folder else base
     if not root.is_dir():
-        raise LabelsError(f"data.root {root} is not a folder; point it at the ImageFolder root")
+        raise LabelsError(f"{root} is not a folder; point data.root (and data.folder) at the folder holding the "
+                          "class folders or train/val/test")
     folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     partitioned = set(folders) & set(PARTITIONS)
     tops = [(name, folders[name]) for name in PARTITIONS if name in folders] if partitioned else [("", root)]
@@ -92,7 +114,7 @@ def imagefolder(cfg: DataConfig) -> pd.DataFrame:
                 if file.name.startswith(".") or file.suffix.lower() not in reader_suffixes():
                     continue
                 video_id = file.relative_to(root).with_suffix("").as_posix().replace("/", "__")
-                rows.append({"path": file.relative_to(root).as_posix(), "label": folder.name, "split": split,
+                rows.append({"path": file.relative_to(base).as_posix(), "label": folder.name, "split": split,
                              "group": _group(file.stem, pattern, file) if pattern else video_id,
                              "video_id": video_id})
     if not rows:

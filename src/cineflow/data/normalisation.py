@@ -1,4 +1,5 @@
-"""Per-fold normalisation statistics, from the training partition only (val/test never leak in)."""
+"""Input normalisation: per-fold statistics from the training partition only (val/test never leak in),
+or fixed statistics a study prescribes (ImageNet's, or its own)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,29 @@ def fold_normalisation(split: pd.DataFrame, manifest: pd.DataFrame, seed: int) -
         raise ValueError("the fold's train partition is empty; no normalisation statistics can be computed")
     mean, std = channel_stats(train, seed=seed)
     return {"mean": mean, "std": std, "n_videos": int(len(train)), "partition": "train"}
+
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def model_normalisation(spec: str | dict, channels: int, fold_stats: dict | None = None) -> dict:
+    """{mean, std, source} a model normalises with: the fold's statistics (spec "fold"), ImageNet's
+    ("imagenet"; their average for grey frames) or the fixed {mean, std} of the config.
+
+    Args:
+        spec: models.<name>.normalise.
+        channels: the cached frames' channels (1 grey, 3 RGB).
+        fold_stats: fold_normalisation's result; needed for "fold" only.
+    """
+    if spec == "fold":
+        if fold_stats is None:
+            raise ValueError("normalise is 'fold' but no fold statistics were given")
+        return {"mean": list(fold_stats["mean"]), "std": list(fold_stats["std"]), "source": "fold"}
+    values = IMAGENET if spec == "imagenet" else spec
+    mean, std = list(values["mean"]), list(values["std"])
+    if channels == 1 and len(mean) == 3:
+        mean, std = [float(np.mean(mean))], [float(np.mean(std))]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"normalise {spec} has {len(mean)} mean and {len(std)} std values for {channels}-channel "
+                         f"frames; give {channels} of each")
+    return {"mean": mean, "std": std, "source": spec if isinstance(spec, str) else "config"}

@@ -6,6 +6,7 @@ A reader is chosen by the file's suffix (`cache.reader: auto`) or by name. Still
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +28,8 @@ def reader_for(path: str | Path, reader: str = "auto") -> str:
     if reader != "auto":
         READERS.get(reader)
         return reader
+    if Path(path).is_dir():
+        return "frames"
     suffix = Path(path).suffix.lower()
     by_suffix = reader_suffixes()
     if suffix not in by_suffix:
@@ -47,13 +50,18 @@ def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tu
     """
     path = Path(path)
     name = reader_for(path, reader)
-    if not path.is_file():
+    if name == "frames":
+        if not path.is_dir():
+            raise UnreadableVideo("frame folder not found")
+    elif not path.is_file():
         raise UnreadableVideo("file not found")
-    if path.stat().st_size == 0:
+    elif path.stat().st_size == 0:
         raise UnreadableVideo("empty file (0 bytes)")
     frames, fps = READERS.get(name)(path, grey)
     if grey and frames.shape[-1] == 3:
         frames = rgb_to_grey(frames)
+    elif not grey and frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
     if len(frames) == 0:
         raise UnreadableVideo(f"no decodable frames ({name} reader): zero frames, a corrupt file or an "
                               "unsupported codec")
@@ -300,3 +308,57 @@ def to_uint8(pixels: np.ndarray, bits: int | None = None) -> np.ndarray:
         return np.clip(pixels.astype(np.float32) * (255.0 / (2**bits - 1)), 0, 255).round().astype(np.uint8)
     lo, hi = float(pixels.min()), float(pixels.max())
     return ((pixels.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))).round().astype(np.uint8)
+
+
+FRAME_SUFFIXES = (".pt", ".pth", ".png", ".jpg", ".jpeg")
+
+
+@READERS.register
+def frames(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
+    """A folder of per-frame files as one video, in natural order of the names (frame_2 before frame_10):
+    .pt/.pth tensors of shape (C, H, W) or (H, W), uint8 or float in [0, 1], or PNG/JPEG images. Frames carry
+    no rate: fps 0, so cache.source_fps gives it."""
+    files = sorted((f for f in path.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and not f.name.startswith(".")),
+                   key=natural_key)
+    if not files:
+        raise UnreadableVideo(f"empty frame folder: no {'/'.join(FRAME_SUFFIXES)} files")
+    stack = [_tensor_frame(f) if f.suffix.lower() in (".pt", ".pth") else image(f)[0][0] for f in files]
+    shapes = sorted({frame.shape for frame in stack})
+    if len(shapes) > 1:
+        first = next(f.name for f, frame in zip(files, stack) if frame.shape != stack[0].shape)
+        raise UnreadableVideo(f"frame folder mixes frame sizes {[s[:2] for s in shapes]} ({files[0].name} is "
+                              f"{stack[0].shape[:2]}, {first} is not); every frame must have one size")
+    return np.stack(stack), 0.0
+
+
+def _tensor_frame(file: Path) -> np.ndarray:
+    """[H, W, 1 or 3] uint8 of one saved frame tensor."""
+    import torch
+
+    try:
+        value = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UnreadableVideo(f"{file.name}: not a loadable tensor file ({type(err).__name__}: {err})") from None
+    if not isinstance(value, torch.Tensor):
+        raise UnreadableVideo(f"{file.name}: holds a {type(value).__name__}, not a tensor")
+    if value.ndim == 2:
+        value = value[None]
+    if value.ndim != 3 or value.shape[0] not in (1, 3):
+        raise UnreadableVideo(f"{file.name}: tensor of shape {tuple(value.shape)}; a frame is (C, H, W) with C 1 or "
+                              "3, or (H, W)")
+    if value.dtype == torch.uint8:
+        array = value.numpy()
+    elif value.is_floating_point():
+        lo, hi = float(value.min()), float(value.max())
+        if lo < 0 or hi > 1:
+            raise UnreadableVideo(f"{file.name}: float values from {lo:.3g} to {hi:.3g}, outside [0, 1]; save "
+                                  "frames as uint8 or as floats in [0, 1] (not normalised)")
+        array = (value.float() * 255).round().to(torch.uint8).numpy()
+    else:
+        raise UnreadableVideo(f"{file.name}: tensor of dtype {value.dtype}; a frame is uint8 or float in [0, 1]")
+    return np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders the numbers in a name by value: frame_2 before frame_10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from cineflow.config import DataConfig
+from cineflow.data.layouts import leakage_warning
 from cineflow.evaluate.metrics import LOWER_IS_BETTER
 from cineflow.evaluate.summary import read_predictions
 from cineflow.evaluate.tasks import TASKS, Task
@@ -178,6 +180,7 @@ def build_report(files: ReportFiles, config: dict, title: str) -> str:
                                                 .read_text(encoding="utf-8"))
     return template.render(
         title=title, best=best, comparison=rows, headline=columns, sections=sections,
+        leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),
         class_counts=manifest["label"].value_counts().sort_index().to_dict(),
         data_table=data_summary(splits).to_html(index=False, classes="table", border=0),

@@ -15,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cineflow.config import ModelConfig
 from cineflow.data.clips import ClipDataset, Prepare
+from cineflow.data.normalisation import model_normalisation
 from cineflow.data.sampling import ClipSpec
 from cineflow.data.splits import fold_rows
 from cineflow.evaluate.metrics import LOWER_IS_BETTER, is_better
@@ -63,7 +64,8 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         classes: data.classes, in output order.
         split: the fold's split table (video_id, partition).
         manifest: the cached videos with their labels and targets.
-        norm: the fold's normalisation statistics, {"mean", "std"} from its train partition.
+        norm: the fold's normalisation statistics, {"mean", "std"} from its train partition; used when
+            cfg.normalise is "fold" (None otherwise).
         paths: where the fold's files go.
         seed: the run's seed (weights, sampling, augmentation).
         device: where the model trains.
@@ -77,6 +79,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
     task, loss_name, monitor = model_task(cfg, classes)
     output = LOSSES.meta(loss_name)["output"]
+    norm = model_normalisation(cfg.normalise, int(manifest["channels"].iloc[0]), norm)
     in_channels = stem_channels(int(manifest["channels"].iloc[0]), cfg.pretrained, cfg.weights)
     input_size = (cfg.clip_length, int(manifest["height"].iloc[0]), int(manifest["width"].iloc[0]))
     spec = ClipSpec.of(cfg)
@@ -155,7 +158,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
             state.best_state, state.best_epoch = model.state_dict(), len(state.history) - 1
         payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
                    "output": output, "monitor": monitor, "n_outputs": n_out, "in_channels": in_channels,
-                   "input_size": list(input_size), "normalisation": {"mean": norm["mean"], "std": norm["std"]},
+                   "input_size": list(input_size), "normalisation": norm,
                    "preprocess": checkpoint.preprocess_of(manifest), "provenance": provenance or {}}
         checkpoint.save(paths.model, {**payload, "state_dict": state.best_state, "best_epoch": state.best_epoch + 1,
                                       "best_score": state.best_score})

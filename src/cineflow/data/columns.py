@@ -1,0 +1,145 @@
+"""A study's own labels table(s) as published -> cineflow's fields, with no conversion script.
+
+Joins several tables on one key, keeps the rows of `data.query`, maps each field to a column or a
+template over the columns (`data.columns`), maps raw labels to class names (`data.label_map`) and can
+read the patient id from each file's DICOM header. Everything is read as text: ids such as 007 stay 007.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pandas as pd
+
+from cineflow.config import DataConfig
+from cineflow.data.labels import FIELDS, LabelsError, read_table
+
+DICOM_PREFIX = "dicom:"
+
+
+def join_tables(paths: list[str], key: str | None) -> pd.DataFrame:
+    """One table from `paths` joined on `key`: every key present once in every table, else LabelsError
+    naming the file, the key values and the fix."""
+    tables = [read_table(p) for p in paths]
+    if len(tables) == 1:
+        return tables[0]
+    for path, table in zip(paths, tables):
+        if key not in table:
+            raise LabelsError(f"{path}: no join column '{key}' (data.join_on); its columns are {list(table.columns)}")
+        duplicated = table[key][table[key].duplicated()].unique().tolist()
+        if duplicated:
+            raise LabelsError(f"{path}: {key} {duplicated[:5]} appear(s) more than once; each {key} must be one row "
+                              "in every joined table: drop the duplicates")
+    joined = tables[0]
+    for path, table in zip(paths[1:], tables[1:]):
+        shared = sorted((set(joined.columns) & set(table.columns)) - {key})
+        if shared:
+            raise LabelsError(f"{path}: column(s) {shared} also in {paths[0]}; a joined column must come from one "
+                              "table: drop or rename it in one of them")
+        unmatched = [(paths[0], path, sorted(set(joined[key]) - set(table[key]))),
+                     (path, paths[0], sorted(set(table[key]) - set(joined[key])))]
+        for have, lack, keys in unmatched:
+            if keys:
+                raise LabelsError(f"{have}: {len(keys)} {key}(s) not in {lack}, e.g. {keys[:5]}; every row must join: "
+                                  f"add them to {lack} or remove them from {have}")
+        joined = joined.merge(table, on=key, how="inner", validate="one_to_one")
+    return joined
+
+
+def map_columns(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame:
+    """cineflow's fields (labels.FIELDS and data.targets) from the raw table: a column name, a template
+    over the columns, a DICOM header field (group only) or, for group, None = each video its own group.
+
+    Args:
+        raw: the table as read (all text).
+        cfg: data settings (columns, label_map, targets, root).
+        source: the table's file(s), for messages.
+    """
+    if cfg.query:
+        try:
+            raw = raw.query(cfg.query, engine="python").reset_index(drop=True)
+        except Exception as err:
+            raise LabelsError(f"{source}: data.query '{cfg.query}' fails: {type(err).__name__}: {err}; its columns "
+                              f"are {list(raw.columns)} (all read as text, so compare with 'True', '1')") from None
+    if not cfg.columns:
+        return raw
+    fields = FIELDS + list(cfg.targets)
+    unknown = sorted(set(cfg.columns) - set(fields))
+    if unknown:
+        raise LabelsError(f"data.columns: unknown field(s) {unknown}; map any of {fields}")
+    out = pd.DataFrame(index=raw.index)
+    for field in fields:
+        spec = cfg.columns.get(field, field if field in raw else None)
+        if spec is None or (field == "group" and spec.startswith(DICOM_PREFIX)):
+            continue
+        out[field] = _values(raw, spec, field, source)
+    if "group" in cfg.columns and cfg.columns["group"] is None:
+        out["group"] = out["video_id"] if "video_id" in out else [Path(p).stem for p in out["path"]]
+    elif str(cfg.columns.get("group", "")).startswith(DICOM_PREFIX):
+        out["group"] = dicom_groups(out["path"], cfg.root, cfg.columns["group"][len(DICOM_PREFIX):], source)
+    return out.reset_index(drop=True)
+
+
+def _values(raw: pd.DataFrame, spec: str, field: str, source: str) -> pd.Series:
+    """A column, or a template `{COLUMN}` filled row by row."""
+    if "{" not in spec:
+        if spec not in raw:
+            raise LabelsError(f"{source}: data.columns.{field} names column '{spec}', which the table does not have; "
+                              f"its columns are {list(raw.columns)}")
+        return raw[spec]
+    names = [name for _, name, _, _ in string.Formatter().parse(spec) if name is not None]
+    missing = [name for name in names if name not in raw]
+    if missing:
+        raise LabelsError(f"{source}: data.columns.{field} template '{spec}' names column(s) {missing}, which the "
+                          f"table does not have; its columns are {list(raw.columns)}")
+    return pd.Series([spec.format_map(row) for row in raw[names].to_dict("records")], index=raw.index)
+
+
+def dicom_groups(paths: pd.Series, root: str, keyword: str, source: str) -> list[str]:
+    """Each file's DICOM header field `keyword` (e.g. PatientID), read without its pixel data. A file that
+    is missing or not DICOM is its own group here: the cache quarantines it, so it never reaches a split."""
+    import pydicom
+    from pydicom.datadict import tag_for_keyword
+
+    if tag_for_keyword(keyword) is None:
+        raise LabelsError(f"data.columns.group: '{keyword}' is not a DICOM keyword; use one such as PatientID or "
+                          "StudyInstanceUID")
+    groups = []
+    for i, path in enumerate(paths, start=1):
+        try:
+            ds = pydicom.dcmread(Path(root) / path, stop_before_pixels=True, specific_tags=[keyword])
+        except Exception:  # unreadable here: quarantined by the cache, with its reason
+            groups.append(Path(path).stem)
+            continue
+        value = str(ds.get(keyword, "") or "").strip()
+        if not value:
+            raise LabelsError(f"{source} row {i} (path '{path}'): the DICOM header has no {keyword}; fill it, or "
+                              "map data.columns.group to a column of the table (or null: each video its own group)")
+        groups.append(value)
+    return groups
+
+
+def apply_label_map(table: pd.DataFrame, label_map: dict | None, source: str) -> pd.DataFrame:
+    """Raw label values -> class names; a value the map lacks is an error naming the row."""
+    if not label_map or "label" not in table:
+        return table
+    mapping = {raw_key(k): v for k, v in label_map.items()}
+    labels = []
+    for i, value in enumerate(table["label"], start=1):
+        key = raw_key(value)
+        if key not in mapping:
+            raise LabelsError(f"{source} row {i}: label value '{value}' is not in data.label_map {label_map}; add it "
+                              "to the map or drop the row")
+        labels.append(mapping[key])
+    return table.assign(label=labels)
+
+
+def raw_key(value) -> str:
+    """A raw label as text, numbers written the same way however they were read (1, 1.0, '1' -> '1')."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
