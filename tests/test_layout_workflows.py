@@ -81,6 +81,7 @@ def test_imagefolder_of_xrays_runs_as_one_frame_clips(tmp_path):
     assert (cams / index["file"][0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (results / "report.html").read_text()
     assert 'alt="Grad-CAM of ' in html and "<video" not in html
+    assert 'id="leakage-warning"' in html and "images of one patient may sit in different partitions" in html
 
 
 def test_strict_turns_quarantine_into_a_failure(tmp_path):

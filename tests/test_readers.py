@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,51 @@ def test_grey_takes_the_luma_routes_and_matches_colour_then_grey(tmp_path, monke
     # colour Motion-JPEG comes from the raw packets too, as RGB
     rgb, _ = read_video(files["mjpg"])
     assert rgb.shape == echo.shape and np.abs(rgb.astype(int) - echo).mean() < 4
+
+
+def write_frames(folder, frames, kind: str = "pt_float"):
+    """Per-frame files frame_<i>: (C, H, W) float in [0, 1] or uint8 tensors, (H, W) tensors, or PNGs."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        if kind == "png":
+            write_image(folder / f"frame_{i}.png", frame)
+            continue
+        tensor = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1) if frame.ndim == 3 else frame))
+        torch.save(tensor.float() / 255 if kind == "pt_float" else tensor, folder / f"frame_{i}.pt")
+    return folder
+
+
+@pytest.mark.parametrize("kind, frames, expected", [
+    ("pt_float", gradient_clip(12, 16), gradient_clip(12, 16)),
+    ("pt_uint8", gradient_clip(12, 16), gradient_clip(12, 16)),
+    ("pt_uint8", gradient_clip(12, 16, rgb=False), np.repeat(gradient_clip(12, 16, rgb=False)[..., None], 3, -1)),
+    ("png", gradient_clip(12, 16), gradient_clip(12, 16)),
+])
+def test_frame_folders_read_in_natural_order(tmp_path, kind, frames, expected):
+    folder = write_frames(tmp_path / "video_orig", frames, kind)
+    assert reader_for(folder) == "frames"
+    got, fps = read_video(folder)
+    assert fps == 0.0 and got.shape == expected.shape
+    assert np.array_equal(got, expected)  # frame_10 after frame_9, values exact (float * 255 rounded back)
+    grey, _ = read_video(folder, grey=True)
+    assert grey.shape == expected.shape[:3] + (1,)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: d.mkdir(), "empty frame folder"),
+    (lambda d: write_frames(d, [np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "pt_uint8"),
+     "frame folder mixes frame sizes"),
+    (lambda d: (d.mkdir(), __import__("torch").save({"frame": 1}, d / "frame_0.pt")), "frame_0.pt: holds a dict, not a tensor"),
+    (lambda d: (d.mkdir(), __import__("torch").save(__import__("torch").full((3, 4, 4), 2.5), d / "frame_0.pt")),
+     "frame_0.pt: float values from 2.5 to 2.5, outside [0, 1]"),
+    (lambda d: (d.mkdir(), __import__("torch").save(__import__("torch").zeros(2, 3, 4, 4), d / "f.pt")),
+     "f.pt: tensor of shape (2, 3, 4, 4)"),
+])
+def test_unusable_frame_folders_raise_with_the_reason(tmp_path, make, reason):
+    make(tmp_path / "clip")
+    with pytest.raises(UnreadableVideo, match=re.escape(reason)):
+        read_video(tmp_path / "clip")
+    with pytest.raises(UnreadableVideo, match="frame folder not found"):
+        read_video(tmp_path / "absent", "frames")

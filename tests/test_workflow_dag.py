@@ -36,6 +36,26 @@ def test_cache_size_reruns_cache_and_everything_after(workflow):
     assert "demo_data" not in jobs
 
 
+def test_a_model_of_its_own_size_gets_its_own_cache_and_nothing_else_reruns(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["models"]["tiny_ef"]["size"] = 20
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+    assert jobs.get("cache_shard_model") == 2 and jobs.get("manifest_model") == 1
+    assert jobs.get("normalisation_model") == 2 and jobs.get("train") == 2  # tiny_ef's folds only
+    assert not {"cache_shard", "manifest", "splits", "normalisation"} & set(jobs)
+
+
+def test_fixed_normalisation_needs_no_fold_statistics(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["models"]["tiny"]["normalise"] = "imagenet"
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+        dag = snakemake(workflow, "-n", "--forceall", "results/tiny/fold_0/model.pt").stdout
+    assert jobs.get("train") == 2 and not {"normalisation", "cache_shard", "splits"} & set(jobs)
+    assert "rule normalisation" not in dag and "rule train" in dag
+
+
 def test_report_code_reruns_only_the_report(workflow):
     with edited(workflow / "src" / "cineflow" / "report" / "html.py"):
         jobs = planned(workflow)

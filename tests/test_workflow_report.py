@@ -30,6 +30,7 @@ def test_report_is_self_contained(workflow):
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) >= 3
     for needle in ("ROC", "Confusion", "Learning curves", "Provenance", "Quarantined", "fold"):
         assert needle in html
+    assert "leakage-warning" not in html  # the demo's groups are patients
     # where each fold's results came from: its config hash, and the device that trained and evaluated it
     metrics = json.loads((workflow / "results" / "tiny_ef" / "fold_1" / "metrics.json").read_text())
     assert "Where each result came from" in html and metrics["provenance"]["config_hash"] in html

@@ -21,8 +21,9 @@ def gradient_clip(n_frames: int = 6, size: int = 32, rgb: bool = True, seed: int
 
 def write_dicom(path: str | Path, frames: np.ndarray, interpretation: str = "MONOCHROME2",
                 syntax: str = "explicit", fps_tag: str | None = "CineRate", fps: float = 25.0,
-                bits_stored: int = 8) -> Path:
-    """A DICOM file holding `frames` ([T,H,W] or [T,H,W,3]; T == 1 writes a single-frame image).
+                bits_stored: int = 8, patient_id: str | None = None) -> Path:
+    """A DICOM file holding `frames` ([T,H,W] or [T,H,W,3]; T == 1 writes a single-frame image), its
+    PatientID `patient_id` (default the file's stem).
 
     syntax: explicit | rle | jpegls | jpeg2000 | jpeg_baseline | unsupported.
     """
@@ -43,7 +44,7 @@ def write_dicom(path: str | Path, frames: np.ndarray, interpretation: str = "MON
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.Modality = "US"
-    ds.PatientID = path.stem
+    ds.PatientID = path.stem if patient_id is None else patient_id
     if fps_tag == "FrameTime":
         ds.FrameTime = 1000.0 / fps
     elif fps_tag:

@@ -62,7 +62,7 @@ def write_config(workdir: Path, config: dict) -> None:
 
 def copy_repo(workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml", "rules", "scripts", "src", "envs", "report", "slurm"):
+    for name in ("Snakefile", "config.yaml", "config", "rules", "scripts", "src", "envs", "report", "slurm"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, workdir / name, symlinks=True,

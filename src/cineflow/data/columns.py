@@ -93,7 +93,7 @@ def _values(raw: pd.DataFrame, spec: str, field: str, source: str) -> pd.Series:
     if missing:
         raise LabelsError(f"{source}: data.columns.{field} template '{spec}' names column(s) {missing}, which the "
                           f"table does not have; its columns are {list(raw.columns)}")
-    return pd.Series([spec.format_map(row) for row in raw[names].to_dict("records")], index=raw.index)
+    return pd.Series([spec.format_map(row) for row in raw[names].fillna("").to_dict("records")], index=raw.index)
 
 
 def dicom_groups(paths: pd.Series, root: str, keyword: str, source: str) -> list[str]:

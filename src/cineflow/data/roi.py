@@ -14,8 +14,7 @@ def outline_inside(frames: np.ndarray, color: list[int], tolerance: int, min_pix
     The outline is the set of pixels within `tolerance` of `color` on every channel in most of (up to 8)
     frames spread over the video: it is drawn on every frame, while content that passes through that colour
     does not stay. Video compression blurs a thin line's colour into its neighbours, so gaps of a pixel are
-    closed and the pixels next to the line (tinted by it) are left out too. The inside is the largest
-    region the outline encloses: what the outline separates from the frame's border.
+    closed. The inside is the largest region the outline encloses: what it separates from the frame's border.
 
     Args:
         frames: [T, H, W, 3] uint8 RGB.
@@ -35,7 +34,7 @@ def outline_inside(frames: np.ndarray, color: list[int], tolerance: int, min_pix
         raise UnreadableVideo(f"no outline of colour {list(color)} (tolerance {tolerance}) found; check "
                               "cache.roi.outline_color, raise its tolerance, or remove the video")
     kernel = np.ones((3, 3), np.uint8)
-    outline = cv2.dilate(cv2.morphologyEx(outline, cv2.MORPH_CLOSE, kernel), kernel)
+    outline = cv2.morphologyEx(outline, cv2.MORPH_CLOSE, kernel)
     # regions of what is not outline (4-connected, so a diagonal step of the line still seals it)
     count, regions, stats, _ = cv2.connectedComponentsWithStats(1 - outline, connectivity=4)
     border = set(np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])))

@@ -1,0 +1,123 @@
+"""A study's own table(s) as published -> cineflow's fields: column mapping and templates, label maps,
+original vs augmented tags, DICOM-header and absent groups, joined tables, and the errors for each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cineflow.config import ConfigError, DataConfig, check_data, resolve
+from cineflow.data.columns import raw_key
+from cineflow.data.labels import LabelsError, validate
+from cineflow.data.layouts import leakage_warning, load_layout
+from helpers import settings
+from helpers.media import write_dicom
+
+ANN = "TYPE,VIDEO_NAME,SCAN,AUGMENT\nNORMAL,v1,S1,orig\nNORMAL,v1,S1,hflip\nANN_1_4,v2,S2,ORIG\nANN_1_4,v3,S2,\n"
+ANN_COLUMNS = {"path": "frames/{VIDEO_NAME}_{AUGMENT}", "video_id": "{VIDEO_NAME}_{AUGMENT}", "label": "TYPE",
+               "group": "SCAN", "augment": "AUGMENT"}
+
+
+def table_config(tmp_path, text: str | list[str], **data) -> DataConfig:
+    paths = []
+    for i, body in enumerate([text] if isinstance(text, str) else text):
+        (tmp_path / f"t{i}.csv").write_text(body)
+        paths.append(str(tmp_path / f"t{i}.csv"))
+    return settings(DataConfig, "data", layout="table", root=str(tmp_path),
+                    labels=paths[0] if isinstance(text, str) else paths, **data)
+
+
+def checked(cfg: DataConfig) -> pd.DataFrame:
+    return validate(load_layout(cfg), cfg.classes, cfg.root, source="t", targets=cfg.targets,
+                    originals=cfg.augment_original)
+
+
+def test_columns_and_templates_map_a_study_table_and_orig_tags_are_originals(tmp_path):
+    cfg = table_config(tmp_path, ANN, classes=["NORMAL", "ANN_1_4"], columns=ANN_COLUMNS)
+    table = checked(cfg)
+    assert table["path"].tolist() == ["frames/v1_orig", "frames/v1_hflip", "frames/v2_ORIG", "frames/v3_"]
+    assert table["video_id"].tolist() == ["v1_orig", "v1_hflip", "v2_ORIG", "v3_"]
+    assert table["label"].tolist() == ["NORMAL", "NORMAL", "ANN_1_4", "ANN_1_4"]
+    assert table["group"].tolist() == ["S1", "S1", "S2", "S2"]
+    assert table["augment"].tolist() == ["", "hflip", "", ""]  # orig (any case) and empty are originals
+
+
+def test_augment_original_is_configurable(tmp_path):
+    cfg = table_config(tmp_path, ANN, classes=["NORMAL", "ANN_1_4"], columns=ANN_COLUMNS, augment_original=["orig"])
+    assert checked(cfg)["augment"].tolist() == ["", "hflip", "", ""]
+    cfg = table_config(tmp_path, ANN, classes=["NORMAL", "ANN_1_4"], columns=ANN_COLUMNS, augment_original=["none"])
+    assert checked(cfg)["augment"].tolist() == ["orig", "hflip", "ORIG", ""]
+
+
+def test_label_map_takes_numbers_however_written(tmp_path):
+    cfg = table_config(tmp_path, "video_path,quality_score\na.dcm,0\nb.dcm,1.0\nc.dcm,1\n", classes=["POOR", "GOOD"],
+                       columns={"path": "video_path", "label": "quality_score", "group": None},
+                       label_map={0: "POOR", 1: "GOOD"})
+    table = checked(cfg)
+    assert table["label"].tolist() == ["POOR", "GOOD", "GOOD"]
+    assert table["group"].tolist() == ["a", "b", "c"]  # null: each video its own group
+    assert raw_key(1.0) == raw_key("1") == raw_key(1) == "1" and raw_key(" x ") == "x"
+
+
+def test_group_from_the_dicom_header(tmp_path):
+    for name, patient in (("a", "P1"), ("b", "P1"), ("c", "P2")):
+        write_dicom(tmp_path / f"{name}.dcm", np.zeros((2, 8, 8), np.uint8), patient_id=patient)
+    cfg = table_config(tmp_path, "video_path,q\na.dcm,0\nb.dcm,1\nc.dcm,1\nmissing.dcm,0\n", classes=["0", "1"],
+                       columns={"path": "video_path", "label": "q", "group": "dicom:PatientID"})
+    table = checked(cfg)
+    assert table["group"].tolist() == ["P1", "P1", "P2", "missing"]  # a missing file: quarantined by the cache
+    write_dicom(tmp_path / "d.dcm", np.zeros((2, 8, 8), np.uint8), patient_id="")
+    cfg = table_config(tmp_path, "video_path,q\na.dcm,0\nd.dcm,1\n", classes=["0", "1"],
+                       columns={"path": "video_path", "label": "q", "group": "dicom:PatientID"})
+    with pytest.raises(LabelsError, match=r"row 2 \(path 'd.dcm'\): the DICOM header has no PatientID"):
+        checked(cfg)
+
+
+def test_joined_tables_and_query(tmp_path):
+    meta = "filename,project_id,nano\n1.mp4,P1,True\n2.mp4,P1,False\n3.mp4,P2,True\n"
+    labels = "filename,stalled\n3.mp4,1\n1.mp4,0\n2.mp4,1\n"
+    columns = {"path": "videos/{filename}", "label": "stalled", "group": "project_id"}
+    cfg = table_config(tmp_path, [meta, labels], classes=["FLOWING", "STALLED"], join_on="filename",
+                       columns=columns, label_map={0: "FLOWING", 1: "STALLED"})
+    table = checked(cfg)
+    assert table[["video_id", "label", "group"]].values.tolist() == [
+        ["1", "FLOWING", "P1"], ["2", "STALLED", "P1"], ["3", "STALLED", "P2"]]
+    cfg = table_config(tmp_path, [meta, labels], classes=["FLOWING", "STALLED"], join_on="filename",
+                       columns=columns, label_map={0: "FLOWING", 1: "STALLED"}, query="nano == 'True'")
+    assert checked(cfg)["video_id"].tolist() == ["1", "3"]
+
+
+STALL = {"classes": ["FLOWING", "STALLED"], "join_on": "filename", "label_map": {0: "FLOWING", 1: "STALLED"},
+         "columns": {"path": "videos/{filename}", "label": "stalled", "group": "project_id"}}
+
+
+@pytest.mark.parametrize("tables, data, message", [
+    (["filename,project_id\n1.mp4,P1\n2.mp4,P1\n", "filename,stalled\n1.mp4,0\n"], STALL,
+     r"t0.csv: 1 filename\(s\) not in .*t1.csv, e.g. \['2.mp4'\]; every row must join"),
+    (["filename,project_id\n1.mp4,P1\n", "filename,stalled\n1.mp4,0\n1.mp4,1\n"], STALL,
+     r"t1.csv: filename \['1.mp4'\] appear\(s\) more than once"),
+    (["file,project_id\n1.mp4,P1\n", "filename,stalled\n1.mp4,0\n"], STALL, r"t0.csv: no join column 'filename'"),
+    (["filename,project_id\n1.mp4,P1\n", "filename,stalled\n1.mp4,2\n"], STALL,
+     r"row 1: label value '2' is not in data.label_map"),
+    (["filename,project_id\n1.mp4,P1\n", "filename,stalled\n1.mp4,0\n"],
+     dict(STALL, columns={"path": "videos/{file}", "label": "stalled", "group": "project_id"}),
+     r"data.columns.path template 'videos/\{file\}' names column\(s\) \['file'\], which the table does not have"),
+    (["filename,project_id\n1.mp4,P1\n", "filename,stalled\n1.mp4,0\n"],
+     dict(STALL, columns={"path": "videos/{filename}", "label": "stall", "group": "project_id"}),
+     r"data.columns.label names column 'stall', which the table does not have; its columns are"),
+])
+def test_table_problems_name_the_file_the_key_and_the_fix(tmp_path, tables, data, message):
+    with pytest.raises(LabelsError, match=message):
+        checked(table_config(tmp_path, tables, **data))
+
+
+def test_config_checks_and_the_leakage_warning(tmp_path):
+    with pytest.raises(ConfigError, match="data.join_on is not set"):
+        check_data(resolve({"data": {"layout": "table", "labels": ["a.csv", "b.csv"]}}))
+    with pytest.raises(ConfigError, match="apply to layout 'table'"):
+        check_data(resolve({"data": {"layout": "echonet", "columns": {"label": "x"}}}))
+    assert "videos of one patient" in leakage_warning(settings(DataConfig, "data", layout="table", columns={"group": None}))
+    assert leakage_warning(settings(DataConfig, "data", layout="table", columns={"group": "SCAN"})) is None
+    assert "group_pattern" in leakage_warning(settings(DataConfig, "data", layout="imagefolder"))
+    assert leakage_warning(settings(DataConfig, "data", layout="echonet")) is None
