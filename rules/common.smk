@@ -99,7 +99,9 @@ def cache_params(wildcards) -> dict:
 def manifest_of(wildcards) -> str:
     """The manifest of the model's frame cache."""
     name = MODEL_CACHE[wildcards.model]
-    return f"results/cache/{name}/manifest.parquet" if name else "results/manifest.parquet"
+    return (
+        f"results/cache/{name}/manifest.parquet" if name else "results/manifest.parquet"
+    )
 
 
 def model_inputs(wildcards) -> dict:

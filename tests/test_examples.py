@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -15,7 +14,7 @@ from cineflow.config import CacheConfig, DemoConfig, ModelConfig, SplitConfig, r
 from cineflow.data.normalisation import fold_normalisation
 from cineflow.train.fold import FoldPaths, train_fold
 from helpers import REPO, job_counts
-from helpers.media import write_echonet, write_image
+from helpers.studies import STUDIES, write_echonet_dynamic
 from helpers.workflow import copy_repo, snakemake
 
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
@@ -28,36 +27,22 @@ def test_every_study_family_has_an_example():
     assert {"r2plus1d_18", "frame2d", "image2d", "videomae"} <= archs and tasks == {"classification", "regression"}
 
 
-def lay_out(config: dict, root: Path) -> dict:
-    """Tiny data where the example expects it; returns the config pointed at it."""
-    data = config["data"]
-    if data["layout"] == "echonet":
-        write_echonet(root, n_videos=16, n_frames=8)
-    elif data["layout"] == "table":
-        table = write_echonet(root, n_videos=20, n_frames=8).iloc[:-1]  # the videos, as a plain labels table
-        pd.DataFrame({"path": "Videos/" + table["FileName"] + ".avi",
-                      "label": [data["classes"][i % 2] for i in range(len(table))],
-                      "group": [f"p{i // 2}" for i in range(len(table))]}).to_csv(root / "labels.csv", index=False)
-        data["labels"] = str(root / "labels.csv")
-    else:
-        rng = np.random.default_rng(0)
-        for c, name in enumerate(data["classes"]):
-            for patient in range(6):
-                write_image(root / name / f"{name}p{patient}_1.png",
-                            rng.integers(0, 255, (32, 32), dtype=np.uint8))
-    data["root"] = str(root)
+def lay_out(example: Path, workdir: Path) -> dict:
+    """Tiny data where the example expects it, in its study's on-disk format; returns the example's config."""
+    config = yaml.safe_load(example.read_text())
+    STUDIES.get(example.stem, write_echonet_dynamic)(workdir / config["data"]["root"])
     return config
 
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_plans_a_run_on_data_laid_out_as_it_expects(example, tmp_path):
-    config = lay_out(yaml.safe_load(example.read_text()), tmp_path / "data")
     workdir = copy_repo(tmp_path / "repo")
-    (workdir / "example.yaml").write_text(yaml.safe_dump(config))
-    out = snakemake(workdir, "-n", "--configfile", "example.yaml", "--replace-workflow-config")
+    config = lay_out(example, workdir)
+    out = snakemake(workdir, "-n", "--configfile", f"config/examples/{example.name}", "--replace-workflow-config")
     jobs = job_counts(out.stdout + out.stderr)
-    folds = 1 if config["data"]["layout"] == "echonet" else resolve(config)["splits"]["folds"]
+    # EchoNet-Dynamic and the lung X-ray archive bring their own train/val/test: one fold
+    folds = 1 if config["data"]["layout"] in ("echonet", "imagefolder") else resolve(config)["splits"]["folds"]
     assert jobs["train"] == folds * len(config["models"]) and jobs["report"] == 1
     assert "demo_data" not in jobs  # the demo config was replaced, not merged
 
