@@ -68,3 +68,18 @@ def test_cache_keeps_the_inside_fills_the_rest_and_crops(tmp_path):
     missing = cache_video(write_mp4(tmp_path / "plain.mp4", outline_video(outline=False)[0], 20),
                           tmp_path / "plain.npy", cfg)
     assert missing["status"] == "quarantined" and missing["reason"].startswith("no outline of colour")
+
+
+def test_an_outline_colour_found_in_no_video_stops_the_manifest(tmp_path):
+    import pandas as pd
+
+    from cineflow.data.cache import cache_shard
+    from cineflow.data.manifest import build_manifest
+
+    for name in ("a", "b"):
+        write_mp4(tmp_path / f"{name}.mp4", outline_video()[0], 20)
+    labels = pd.DataFrame({"video_id": ["a", "b"], "path": ["a.mp4", "b.mp4"], "label": "x", "group": ["a", "b"]})
+    cfg = settings(CacheConfig, "cache", size=16, color="rgb", roi={"outline_color": [0, 0, 255], "tolerance": 30})
+    shard = cache_shard(labels, tmp_path, tmp_path / "cache", cfg)
+    with pytest.raises(ValueError, match=r"all 2 videos were quarantined.*no outline of colour \[0, 0, 255\]"):
+        build_manifest(labels, [shard])

@@ -18,4 +18,10 @@ def build_manifest(labels: pd.DataFrame, shard_tables: list[pd.DataFrame]) -> tu
                                                             if c not in ("video_id", "status", "reason")]
     manifest = merged.loc[ok, columns].sort_values("video_id").reset_index(drop=True)
     quarantine = merged.loc[~ok, QUARANTINE_COLUMNS].sort_values("video_id").reset_index(drop=True)
+    if manifest.empty and len(quarantine):
+        reasons = quarantine["reason"].value_counts()
+        raise ValueError(f"all {len(quarantine)} videos were quarantined, so nothing is left to split; the most "
+                         f"common reason ({reasons.iloc[0]} of them): {reasons.index[0]} (e.g. "
+                         f"{quarantine.loc[quarantine['reason'] == reasons.index[0], 'source'].iloc[0]}). Fix the "
+                         "setting or the files it names.")
     return manifest, quarantine
