@@ -254,3 +254,16 @@ def test_fixed_normalisation_travels_in_the_checkpoint_to_evaluation(tiny_config
     _, other = evaluate_fold(tmp_path / "changed.pt", folds[0], manifest, settings(EvalConfig, "evaluate"), DEVICE,
                              seed=0)
     assert not np.allclose(predictions["score"], other["score"])
+
+
+def test_videomae_trains_on_clips_cached_at_another_size_than_the_source(tiny_config, tiny_dataset, tmp_path):
+    manifest, _, folds = tiny_dataset
+    assert (manifest["height"] == 32).all()  # the demo's source size; the tiny cache holds 24 px frames
+    arch_params = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+                   "patch_size": 8, "tubelet_size": 2, "hidden": 8}
+    cfg = model_cfg(tiny_config, arch="videomae", arch_params=arch_params, epochs=1, clip_length=4)
+    history = run(tiny_config, tiny_dataset, tmp_path, cfg)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert len(history) == 1 and ckpt["input_size"] == [4, 24, 24]
+    model, _ = checkpoint.load_model(tmp_path / "model.pt")  # rebuilt at the same geometry
+    assert model(torch.zeros(1, 1, 4, 24, 24)).shape == (1, 2)

@@ -14,6 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from cineflow.config import ModelConfig
+from cineflow.data.cache import video_frames
 from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.normalisation import model_normalisation
 from cineflow.data.sampling import ClipSpec
@@ -81,7 +82,8 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     output = LOSSES.meta(loss_name)["output"]
     norm = model_normalisation(cfg.normalise, int(manifest["channels"].iloc[0]), norm)
     in_channels = stem_channels(int(manifest["channels"].iloc[0]), cfg.pretrained, cfg.weights)
-    input_size = (cfg.clip_length, int(manifest["height"].iloc[0]), int(manifest["width"].iloc[0]))
+    # the cached clips' size (the manifest's height and width are the source's)
+    input_size = (cfg.clip_length, *map(int, video_frames(train_rows.iloc[0]).shape[1:3]))
     spec = ClipSpec.of(cfg)
     y_train, y_val = task.targets(train_rows), task.targets(val_rows)
     train_ds = ClipDataset(train_rows, y_train, spec, seed=seed)
