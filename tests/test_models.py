@@ -105,3 +105,17 @@ def test_unknown_arch_lists_the_registry():
 def test_unknown_arch_param_names_the_key():
     with pytest.raises(ValueError, match="arch_params"):
         build_model("tiny3d", 2, 1, widht=4)
+
+
+def test_videomae_pooling_and_head_depths_follow_the_config():
+    model = build_model("videomae", 1, 1, input_size=(4, 32, 32), **dict(VIDEOMAE_TINY, hidden=[16, 8], pool_hidden=4))
+    linears = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(32, 16), (16, 8), (8, 1)]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.head) == 2  # after the norm and the first layer
+    pool = [m for m in model.pool if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in pool] == [(32, 4), (4, 1)]
+    assert model(torch.zeros(2, 1, 4, 32, 32)).shape == (2, 1)
+    plain = build_model("videomae", 1, 1, input_size=(4, 32, 32), **VIDEOMAE_TINY)
+    assert [k for k in plain.state_dict() if k.startswith(("head", "pool"))] == [
+        "pool.weight", "pool.bias", "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias", "head.5.weight",
+        "head.5.bias"]  # one width: the layout of checkpoints saved before

@@ -295,16 +295,23 @@ def _last_conv_name(module: nn.Module) -> str:
 
 
 class VideoMAE(nn.Module):
-    """Hugging Face VideoMAE encoder, attention pooling over its tokens and an MLP head
-    (LayerNorm -> Dropout -> Linear -> GELU -> Dropout -> Linear), as in the EF study."""
+    """Hugging Face VideoMAE encoder, attention pooling over its tokens and an MLP head, as in the EF study:
+    pooling scores dim -> pool_hidden -> 1 (tanh), or dim -> 1 without pool_hidden; head LayerNorm ->
+    Dropout -> Linear -> GELU -> Dropout -> [Linear -> GELU ...] -> Linear, one Linear per width in
+    `hidden` (the study: 768 -> 256 -> 64 -> 1)."""
 
-    def __init__(self, net: nn.Module, n_outputs: int, hidden: int, dropout: float):
+    def __init__(self, net: nn.Module, n_outputs: int, hidden: int | list[int], dropout: float,
+                 pool_hidden: int | None = None):
         super().__init__()
         dim = net.config.hidden_size
         self.backbone, self.in_channels = net, net.config.num_channels
-        self.pool = nn.Linear(dim, 1)
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, hidden), nn.GELU(),
-                                  nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+        self.pool = (nn.Linear(dim, 1) if not pool_hidden else
+                     nn.Sequential(nn.Linear(dim, pool_hidden), nn.Tanh(), nn.Linear(pool_hidden, 1)))
+        layers, width = [nn.LayerNorm(dim), nn.Dropout(dropout)], dim
+        for i, size in enumerate([hidden] if isinstance(hidden, int) else hidden):
+            layers += [nn.Linear(width, size), nn.GELU()] + ([nn.Dropout(dropout)] if i == 0 else [])
+            width = size
+        self.head = nn.Sequential(*layers, nn.Linear(width, n_outputs))
         self.last_weights: torch.Tensor | None = None  # [B, tokens]
 
     @property
@@ -340,8 +347,8 @@ class VideoMAE(nn.Module):
 
 @MODELS.register
 def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=(16, 224, 224),
-             checkpoint: str = "MCG-NJU/videomae-base", hidden: int = 256, dropout: float = 0.3,
-             **encoder) -> nn.Module:
+             checkpoint: str = "MCG-NJU/videomae-base", hidden: int | list[int] = 256, dropout: float = 0.3,
+             pool_hidden: int | None = None, **encoder) -> nn.Module:
     """`encoder` overrides the VideoMAE config (hidden_size, num_hidden_layers, num_attention_heads,
     intermediate_size, patch_size, tubelet_size); frames and image size follow the clips. Position
     embeddings are sinusoidal, so pretrained weights work at other clip sizes.
@@ -352,8 +359,9 @@ def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_s
         pretrained: load `checkpoint` from the Hugging Face hub (or its cache).
         input_size: (frames, height, width) of the cached clips.
         checkpoint: the hub checkpoint.
-        hidden: the head's hidden width.
+        hidden: the head's hidden width, or widths ([256, 64] in the EF study).
         dropout: the head's dropout.
+        pool_hidden: the attention pooling's hidden width (128 in the EF study); None scores tokens linearly.
         **encoder: VideoMAE config overrides.
     """
     from transformers import VideoMAEConfig, VideoMAEModel
@@ -373,4 +381,4 @@ def videomae(n_outputs: int, in_channels: int, pretrained: bool = False, input_s
     if t % c.tubelet_size or h % c.patch_size:
         raise ValueError(f"videomae: clip_length {t} must be a multiple of tubelet_size {c.tubelet_size} and the "
                          f"frame size {h} a multiple of patch_size {c.patch_size}")
-    return VideoMAE(net, n_outputs, hidden, dropout)
+    return VideoMAE(net, n_outputs, hidden, dropout, pool_hidden)
