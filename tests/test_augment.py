@@ -15,7 +15,7 @@ def clips(batch=4):
 def ops(**on):
     """The model's augment section with schema defaults and only the named ops switched on (p=1)."""
     section = {name: {"p": 0.0} for name in ("brightness", "contrast", "rotation", "translation", "shift", "zoom",
-                                              "noise", "hflip", "temporal_crop", "frame_mask")}
+                                              "noise", "blur", "hflip", "temporal_crop", "frame_mask")}
     for name, params in on.items():
         section[name] = dict(params, p=1.0)
     return resolve({"models": {"m": {"augment": section}}})["models"]["m"]["augment"]
@@ -92,3 +92,24 @@ def test_reproducible_and_probability_respected():
     half["hflip"] = {"p": 0.5}
     flipped = (run(x, half) != x).flatten(1).any(1).float().mean()
     assert 0.25 < float(flipped) < 0.75
+
+
+def test_the_studies_augmentations_draw_from_their_configured_sets():
+    x = clips(batch=64)
+    scaled = run(x, ops(brightness={"delta": 0.1, "mode": "multiply"})) / x  # x (0.9-1.1), one factor per clip
+    factors = scaled.flatten(1)
+    assert torch.allclose(factors, factors[:, :1].expand_as(factors), atol=1e-5)
+    assert 0.9 - 1e-5 <= float(factors.min()) and float(factors.max()) <= 1.1 + 1e-5 and factors.std() > 0.02
+    noise = (run(x, ops(noise={"std": [0.01, 0.1]})) - x).flatten(1).std(1)  # a std per clip from the range
+    assert 0.005 < float(noise.min()) and float(noise.max()) < 0.12 and float(noise.max() - noise.min()) > 0.03
+    # rotation by a fixed set: a square's corner pixel shows which angle was drawn
+    square = torch.zeros(64, 1, 2, 33, 33)
+    square[..., 8:25, 8:25] = 1.0
+    turned = run(square, ops(rotation={"angles": [0, 45]}))
+    corners = turned[:, 0, 0, 8, 8]
+    assert set(corners.round().tolist()) == {0.0, 1.0}  # 45 degrees clears the corner, 0 keeps it
+    assert torch.equal(turned[corners > 0.5], square[corners > 0.5])  # 0: untouched
+    blurred = run(x, ops(blur={"sigma": [0.5, 2.0]}))
+    assert torch.allclose(blurred.mean(dim=(3, 4)), x.mean(dim=(3, 4)), atol=0.05)  # blur keeps the mean...
+    assert (blurred.std(dim=(3, 4)) < x.std(dim=(3, 4))).all()  # ...and smooths every frame
+    assert torch.equal(run(x, ops(blur={"sigma": [0.5, 2.0]}), seed=1), run(x, ops(blur={"sigma": [0.5, 2.0]}), seed=1))

@@ -53,10 +53,13 @@ def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Ten
         x = x.float().div_(255.0)
     spatial = [chosen(name) for name in ("rotation", "translation", "zoom")]
     if any(s is not None for s in spatial):
-        x = _affine(x, cfg, spatial, uniform)
+        x = _affine(x, cfg, spatial, uniform, generator)
     if (sel := chosen("brightness")) is not None:
         delta = cfg["brightness"].get("delta", 0.1)
-        x += per_clip(torch.where(sel, uniform(-delta, delta), 0.0))
+        if cfg["brightness"].get("mode", "add") == "multiply":  # x (1 +- delta): the echo quality study's 0.9-1.1
+            x *= per_clip(torch.where(sel, uniform(1 - delta, 1 + delta), 1.0))
+        else:
+            x += per_clip(torch.where(sel, uniform(-delta, delta), 0.0))
     if (sel := chosen("contrast")) is not None:
         factor = cfg["contrast"].get("factor", 0.2)
         f = per_clip(torch.where(sel, uniform(1 - factor, 1 + factor), 1.0))
@@ -64,18 +67,25 @@ def augment(x: torch.Tensor, cfg: dict, generator: torch.Generator) -> torch.Ten
         x = torch.where(per_clip(sel) > 0, (x - mean) * f + mean, x)
     if (sel := chosen("noise")) is not None:
         noise = torch.randn(x.shape, generator=generator).to(x)
-        x += noise * per_clip(torch.where(sel, float(cfg["noise"].get("std", 0.03)), 0.0))
+        std = cfg["noise"].get("std", 0.03)
+        std = uniform(*std) if isinstance(std, list) else torch.full((batch,), float(std))  # a range: per clip
+        x += noise * per_clip(torch.where(sel, std, 0.0))
+    if (sel := chosen("blur")) is not None:
+        x = _blur(x, sel, cfg["blur"].get("sigma", [0.1, 1.0]), uniform)
     if (sel := chosen("frame_mask")) is not None:
         x = _frame_mask(x, sel, cfg["frame_mask"].get("fraction", 0.1), generator)
     return x.clamp_(0.0, 1.0)
 
 
-def _affine(x: torch.Tensor, cfg: dict, spatial: list, uniform) -> torch.Tensor:
+def _affine(x: torch.Tensor, cfg: dict, spatial: list, uniform, generator: torch.Generator) -> torch.Tensor:
     """Rotation, translation and zoom as one resampling per clip (the same for all its frames)."""
     batch, channels, frames, height, width = x.shape
     rotation, translation, zoom = spatial
     zeros, ones = torch.zeros(batch), torch.ones(batch)
     angle = uniform(-1, 1) * math.radians(cfg.get("rotation", {}).get("degrees", 10))
+    if cfg.get("rotation", {}).get("angles"):  # one of a fixed set (the Stall Catchers study's 7 angles)
+        angles = torch.tensor([math.radians(a) for a in cfg["rotation"]["angles"]])
+        angle = angles[torch.randint(len(angles), (batch,), generator=generator)]
     angle = torch.where(rotation, angle, zeros) if rotation is not None else zeros
     shift = cfg.get("translation", {}).get("fraction", 0.1) * 2
     tx, ty = uniform(-shift, shift), uniform(-shift, shift)
@@ -95,6 +105,20 @@ def _affine(x: torch.Tensor, cfg: dict, spatial: list, uniform) -> torch.Tensor:
     grid = F.affine_grid(theta[index], list(flat.shape), align_corners=False)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     x[index] = out.reshape(-1, channels, frames, height, width)
+    return x
+
+
+def _blur(x: torch.Tensor, sel: torch.Tensor, sigma: list[float], uniform) -> torch.Tensor:
+    """Gaussian blur of each chosen clip's frames, its sigma (pixels) uniform in the `sigma` range."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    sigmas = uniform(*sigma)
+    batch, channels, frames, height, width = x.shape
+    for b in torch.nonzero(sel).flatten().tolist():
+        s = float(sigmas[b])
+        k = 2 * math.ceil(3 * s) + 1  # +- 3 sigma
+        flat = x[b].transpose(0, 1)  # [T, C, H, W]: frames as a batch of images
+        x[b] = gaussian_blur(flat, [k, k], [s, s]).transpose(0, 1)
     return x
 
 
