@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from cineflow.data import readers
 from cineflow.data.readers import READERS, UnreadableVideo, read_video, reader_for, rgb_to_grey
@@ -173,8 +174,6 @@ def test_grey_takes_the_luma_routes_and_matches_colour_then_grey(tmp_path, monke
 
 def write_frames(folder, frames, kind: str = "pt_float"):
     """Per-frame files frame_<i>: (C, H, W) float in [0, 1] or uint8 tensors, (H, W) tensors, or PNGs."""
-    import torch
-
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
         if kind == "png":
@@ -205,10 +204,10 @@ def test_frame_folders_read_in_natural_order(tmp_path, kind, frames, expected):
     (lambda d: d.mkdir(), "empty frame folder"),
     (lambda d: write_frames(d, [np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "pt_uint8"),
      "frame folder mixes frame sizes"),
-    (lambda d: (d.mkdir(), __import__("torch").save({"frame": 1}, d / "frame_0.pt")), "frame_0.pt: holds a dict, not a tensor"),
-    (lambda d: (d.mkdir(), __import__("torch").save(__import__("torch").full((3, 4, 4), 2.5), d / "frame_0.pt")),
+    (lambda d: (d.mkdir(), torch.save({"frame": 1}, d / "frame_0.pt")), "frame_0.pt: holds a dict, not a tensor"),
+    (lambda d: (d.mkdir(), torch.save(torch.full((3, 4, 4), 2.5), d / "frame_0.pt")),
      "frame_0.pt: float values from 2.5 to 2.5, outside [0, 1]"),
-    (lambda d: (d.mkdir(), __import__("torch").save(__import__("torch").zeros(2, 3, 4, 4), d / "f.pt")),
+    (lambda d: (d.mkdir(), torch.save(torch.zeros(2, 3, 4, 4), d / "f.pt")),
      "f.pt: tensor of shape (2, 3, 4, 4)"),
 ])
 def test_unusable_frame_folders_raise_with_the_reason(tmp_path, make, reason):

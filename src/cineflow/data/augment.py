@@ -113,7 +113,6 @@ def _blur(x: torch.Tensor, sel: torch.Tensor, sigma: list[float], uniform) -> to
     from torchvision.transforms.functional import gaussian_blur
 
     sigmas = uniform(*sigma)
-    batch, channels, frames, height, width = x.shape
     for b in torch.nonzero(sel).flatten().tolist():
         s = float(sigmas[b])
         k = 2 * math.ceil(3 * s) + 1  # +- 3 sigma
