@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from echonet_like import make_videos, save
 
-from cineflow.config import CacheConfig, ModelConfig, resolve
+from cineflow.config import CacheConfig, ModelConfig, model_stages, resolve
 from cineflow.data.cache import cache_video
 from cineflow.data.clips import ClipDataset, Prepare, read_clip, to_tensor
 from cineflow.data.sampling import ClipSpec, eval_clips
@@ -59,7 +59,7 @@ def r2plus1d_config(amp: str) -> ModelConfig:
     """EchoNet-Dynamic's recipe as a cineflow model section."""
     section = {"arch": "r2plus1d_18", "task": "regression", "target": "ef", "loss": "mse", "clip_length": 32,
                "clip_period": 2, "batch_size": echonet.BATCH, "lr": 1e-4, "weight_decay": 1e-4,
-               "optimizer": "sgd", "optimizer_params": {"momentum": 0.9}, "amp": amp,
+               "optimizer": "momentum", "optimizer_params": {"momentum": 0.9}, "amp": amp,
                "augment": {"shift": {"p": 1.0, "pixels": echonet.PAD}}}
     return ModelConfig.from_dict(resolve({"models": {"m": section}})["models"]["m"])
 
@@ -74,7 +74,7 @@ class CineflowLoop:
         self.model = build_model("r2plus1d_18", 1, 3, input_size=(32, 112, 112)).to(device)
         init_output_bias(self.model, float(self.targets.mean()))
         self.criterion = build_loss("mse", 1, self.targets).to(device)
-        self.optimizer = build_optimizer(self.model, self.cfg)
+        self.optimizer = build_optimizer(self.model, model_stages(self.cfg, "loss")[0])
         self.precision = Precision(amp, device)
         self.dataset = ClipDataset(rows, self.targets, ClipSpec.of(self.cfg), seed=0)
         self.epoch = 0

@@ -10,9 +10,9 @@ from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
 from cineflow.train.fold import FoldPaths, train_fold
 from cineflow.train.launch import launch
-from cineflow.train.tracking import open_trackers
+from cineflow.train.tracking import open_trackers, run_name
 
-run = f"{snakemake.wildcards.model}/fold_{snakemake.wildcards.fold}"
+run = run_name(snakemake.wildcards.model, snakemake.wildcards.fold)
 resources = snakemake.config["resources"]
 cfg = ModelConfig.from_dict(snakemake.params.model)
 paths = FoldPaths(model=snakemake.output.model, last=snakemake.output.last, history=snakemake.output.history,
@@ -35,3 +35,5 @@ else:
         train_fold(cfg, snakemake.params.classes, read_csv(snakemake.input.split),
                    read_parquet(snakemake.input.manifest), paths=paths, device=device, provenance=provenance(snakemake.config, device), trackers=trackers,
                    **fold)
+        for tracker in trackers:
+            tracker.log_artifacts([paths.model, paths.history], "checkpoint")

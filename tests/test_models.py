@@ -119,3 +119,52 @@ def test_videomae_pooling_and_head_depths_follow_the_config():
     assert [k for k in plain.state_dict() if k.startswith(("head", "pool"))] == [
         "pool.weight", "pool.bias", "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias", "head.5.weight",
         "head.5.bias"]  # one width: the layout of checkpoints saved before
+
+
+@pytest.mark.parametrize("mode", ["mean", "concat"])
+def test_both_clip_directions_reach_the_model_and_are_fused(mode):
+    seen = []
+    model = build_model("tiny3d", 2, 1, width=4, fuse_directions=mode)
+    model.model.features.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    model.eval()
+    x = torch.randn(2, 1, 5, 16, 16)
+    out = model(x)
+    assert len(seen) == 2 and torch.equal(seen[0], x) and torch.equal(seen[1], x.flip(2))
+    inner = model.model
+    if mode == "mean":
+        assert torch.allclose(out, (inner(x) + inner(x.flip(2))) / 2)
+    else:  # the two pooled features side by side -> back to the backbone's width -> the head
+        both = torch.cat([inner.forward_features(x), inner.forward_features(x.flip(2))], dim=1)
+        assert model.fuse.in_features == 2 * inner.num_features and torch.allclose(out, inner.head(model.fuse(both)))
+    assert model.backbone is inner.features and model.head is inner.head  # stages and output bias see through
+
+
+def test_concat_fusion_needs_a_clip_model_with_pooled_features():
+    with pytest.raises(ConfigError, match="concat needs a clip model"):
+        build_model("frame2d", 2, 3, backbone="test_resnet", fuse_directions="concat")
+
+
+def test_plain_torchvision_and_hugging_face_weights_are_mapped_onto_the_wrapper(tmp_path):
+    from torchvision.models.video import r2plus1d_18
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    plain = r2plus1d_18(num_classes=1)  # as the echo quality study saved video_quality_model.pt
+    torch.save(plain.state_dict(), tmp_path / "video_quality_model.pt")
+    model = build_model("r2plus1d_18", 2, 3, weights=str(tmp_path / "video_quality_model.pt"))
+    assert torch.equal(model.net.layer4[1].conv2[0][0].weight, plain.layer4[1].conv2[0][0].weight)
+    assert model.head[-1].out_features == 2  # its own fc (1 output) is left out; the head is new
+    # a Hugging Face video classifier's encoder under `videomae.`, with a `classifier` of its own
+    encoder = {k: VIDEOMAE_TINY[k] for k in VIDEOMAE_TINY if k != "hidden"}
+    hf = VideoMAEModel(VideoMAEConfig(num_frames=4, image_size=16, use_mean_pooling=False, **encoder))
+    state = {f"videomae.{k}": v for k, v in hf.state_dict().items()} | {"classifier.weight": torch.zeros(3, 32)}
+    torch.save(state, tmp_path / "hf.pt")
+    mae = build_model("videomae", 1, 3, weights=str(tmp_path / "hf.pt"), input_size=(4, 16, 16), **VIDEOMAE_TINY)
+    assert all(torch.equal(mae.backbone.state_dict()[k], v) for k, v in hf.state_dict().items())
+    # a partial match names what is missing and what fits nowhere, unless weights_strict is off
+    partial = {k: v for k, v in plain.state_dict().items() if not k.startswith("layer4")}
+    partial["extra.weight"] = torch.zeros(3)
+    torch.save(partial, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match=r"missing from the file \['net.layer4.*'extra.weight'.*weights_strict: false"):
+        build_model("r2plus1d_18", 2, 3, weights=str(tmp_path / "partial.pt"))
+    loose = build_model("r2plus1d_18", 2, 3, weights=str(tmp_path / "partial.pt"), weights_strict=False)
+    assert torch.equal(loose.net.stem[0].weight, plain.stem[0].weight)

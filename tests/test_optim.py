@@ -1,13 +1,15 @@
-"""Optimizers, schedules, two-stage fine-tuning stages, class-balanced batches and gradient clipping."""
+"""Optimizers and schedulers from timm, stages (what trains, with which optimizer), class-balanced
+batches and gradient clipping."""
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from cineflow.config import ModelConfig, resolve
+from cineflow.config import SCHEMA_PATH, ConfigError, ModelConfig, check_models, model_stages, resolve
 from cineflow.models.architectures import backbone_blocks, build_model
 from cineflow.train.batching import epoch_batches
-from cineflow.train.optim import apply_stage, build_optimizer, build_scheduler, step_scheduler, trainable_blocks
+from cineflow.train.optim import Schedule, apply_trainable, build_optimizer, build_scheduler, trainable_blocks
 from cineflow.train.precision import Precision
 
 
@@ -15,56 +17,103 @@ def cfg(**over) -> ModelConfig:
     return ModelConfig.from_dict(resolve({"models": {"m": over}})["models"]["m"])
 
 
-def lrs(c: ModelConfig, epochs: int, monitored=None) -> list[float]:
+def lrs(c: ModelConfig, epochs: int, monitored=None, updates_per_epoch: int = 1) -> list[float]:
+    """The head's learning rate in each epoch of the first stage, stepped as train_fold steps it."""
     model = build_model("tiny3d", 2, 1, width=4)
-    opt = build_optimizer(model, c)
-    sched = build_scheduler(opt, c, lower_is_better=True)
-    out = []
+    stage = model_stages(c, "loss")[0]
+    opt = build_optimizer(model, stage)
+    schedule = Schedule(build_scheduler(opt, stage, updates_per_epoch, lower_is_better=True))
+    out, updates = [], 0
     for e in range(epochs):
         out.append(opt.param_groups[-1]["lr"])
-        opt.step()  # no gradients: changes nothing, keeps the scheduler's step order
-        step_scheduler(sched, monitored[e] if monitored else 0.0)
+        for _ in range(updates_per_epoch):
+            opt.step()  # no gradients: changes nothing
+            updates += 1
+            schedule.update(updates)
+        schedule.epoch(e + 1, monitored[e] if monitored else None)
     return out
 
 
-def test_cosine_with_warmup_step_and_plateau_schedules():
-    warm = lrs(cfg(lr=1.0, epochs=6, scheduler_params={"warmup_epochs": 2}), 6)
-    assert warm[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
-    assert warm[3] == pytest.approx(0.5 * (1 + np.cos(np.pi / 4))) and warm[3] > warm[4] > warm[5]
-    assert lrs(cfg(lr=1.0, scheduler="step", scheduler_params={"step_size": 2, "gamma": 0.5}), 5) == \
+def test_timm_schedules_cosine_warmup_step_plateau_and_warm_restarts():
+    warm = lrs(cfg(lr=1.0, epochs=6, scheduler_params={"warmup_epochs": 2, "warmup_lr": 0.0}), 6)
+    cosine = [0.5 * (1 + np.cos(np.pi * e / 6)) for e in range(6)]  # over all 6 epochs (timm: no warmup_prefix)
+    assert warm == pytest.approx([0, 0.5] + cosine[2:])
+    assert lrs(cfg(lr=1.0, scheduler="step", scheduler_params={"decay_epochs": 2, "decay_rate": 0.5}), 5) == \
         pytest.approx([1, 1, 0.5, 0.5, 0.25])
-    plateau = lrs(cfg(lr=1.0, scheduler="plateau", scheduler_params={"patience": 1, "factor": 0.1}), 5,
+    plateau = lrs(cfg(lr=1.0, scheduler="plateau", scheduler_params={"patience_epochs": 1, "decay_rate": 0.1}), 5,
                   monitored=[1.0, 0.9, 0.9, 0.9, 0.9])
     assert plateau == pytest.approx([1, 1, 1, 1, 0.1])
+    assert lrs(cfg(lr=1.0, scheduler="none"), 3) == [1.0, 1.0, 1.0]
+    # the echo quality study's CosineAnnealingWarmRestarts(T_0=2, T_mult=2): back to lr after 2, then 4 epochs
+    restarts = lrs(cfg(lr=1.0, epochs=8, scheduler_params={"num_epochs": 2, "cycle_mul": 2, "cycle_decay": 1.0,
+                                                            "cycle_limit": 5}), 8)
+    assert restarts[0] == restarts[2] == restarts[6] == 1.0 and restarts[1] == pytest.approx(0.5)
+    # warmup counted in updates: 4 updates per epoch, 2 of warmup, the cosine over all 12
+    steps = lrs(cfg(lr=1.0, epochs=3, scheduler_params={"warmup_steps": 2, "warmup_lr": 0.0}), 3, updates_per_epoch=4)
+    assert steps[0] == 0.0 and steps[1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 4 / 12)))
 
 
-def test_optimizers_from_the_registry_with_their_own_parameters():
+def test_every_timm_optimizer_name_works_and_ranger_is_lookahead_radam():
+    from timm.optim import Lookahead, list_optimizers
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())["definitions"]["timm_optimizers"]["enum"]
+    assert set(schema) <= set(list_optimizers())  # every name the parse lets through, timm builds
     model = build_model("tiny3d", 2, 1, width=4)
-    sgd = build_optimizer(model, cfg(optimizer="sgd", optimizer_params={"momentum": 0.9, "nesterov": True}))
-    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["nesterov"]
-    assert isinstance(build_optimizer(model, cfg(optimizer="adam")), torch.optim.Adam)
+    ranger = build_optimizer(model, model_stages(cfg(optimizer="lookahead_radam"), "loss")[0])
+    assert isinstance(ranger, Lookahead) and isinstance(ranger._base_optimizer, torch.optim.RAdam)
+    momentum = build_optimizer(model, model_stages(cfg(optimizer="momentum", optimizer_params={"momentum": 0.8}),
+                                                   "loss")[0])
+    assert isinstance(momentum, torch.optim.SGD) and momentum.param_groups[0]["momentum"] == 0.8
+    with pytest.raises(ConfigError, match="'ranger' is not a timm optimizer; choose one of adabelief"):
+        check_models(resolve({"models": {"m": {"optimizer": "ranger"}}}))
+    with pytest.raises(ConfigError, match="stages/1/optimizer: 'adamm'"):
+        check_models(resolve({"models": {"m": {"stages": [{"epochs": 1}, {"epochs": 1, "optimizer": "adamm"}]}}}))
+    with pytest.raises(ConfigError, match="freeze_epochs is the shorthand"):
+        check_models(resolve({"models": {"m": {"freeze_epochs": 1, "stages": [{"epochs": 1}]}}}))
+    with pytest.raises(ConfigError, match="config key 'models/m/scheduler'"):
+        resolve({"models": {"m": {"scheduler": "cosinewarm"}}})
 
 
-def test_two_stage_fine_tuning_freezes_then_unfreezes_progressively():
-    c = cfg(freeze_epochs=2, unfreeze_blocks=2, lr=1e-3, backbone_lr=1e-5)
-    assert [trainable_blocks(c, e) for e in range(5)] == [0, 0, 1, 2, 2]
-    assert trainable_blocks(cfg(freeze_epochs=1), 1) is None
+def test_stages_take_the_models_values_and_freeze_epochs_is_two_of_them():
+    c = cfg(epochs=7, freeze_epochs=2, lr=1e-3, backbone_lr=1e-5, optimizer="adamw", monitor="accuracy")
+    head, rest = model_stages(c, "accuracy")
+    assert (head.epochs, head.train, rest.epochs, rest.train) == (2, "head", 5, "all")
+    assert rest.backbone_lr == 1e-5 and rest.optimizer == "adamw" and rest.stop_on == "accuracy"
+    lung = cfg(monitor="accuracy", stop_on="loss", stages=[
+        {"epochs": 5, "train": "head", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "scheduler": "none",
+         "patience": 0},
+        {"epochs": 15, "optimizer": "adamw", "lr": 3e-5, "backbone_lr": 5e-6, "weight_decay": 0.01,
+         "scheduler_params": {"min_lr": 1e-7}, "patience": 5}])
+    one, two = model_stages(lung, "accuracy")
+    assert (one.optimizer, one.patience, one.monitor, one.stop_on) == ("adam", 0, "accuracy", "loss")
+    assert (two.scheduler, two.backbone_lr, two.train) == ("cosine", 5e-6, "all")
     model = build_model("frame2d", 2, 1, backbone="test_resnet")
-    groups = {g["name"]: g["lr"] for g in build_optimizer(model, c).param_groups}
-    assert groups == {"backbone": 1e-5, "head": 1e-3}
+    assert isinstance(build_optimizer(model, one), torch.optim.Adam)
+    groups = {g["name"]: g["lr"] for g in build_optimizer(model, two).param_groups}
+    assert groups == {"backbone": 5e-6, "head": 3e-5}
+
+
+def test_trainable_parts_head_last_blocks_growing_and_all():
+    c = cfg(stages=[{"epochs": 2, "train": "head"}, {"epochs": 3, "train": 1, "grow": 1}, {"epochs": 1}])
+    head, grow, rest = model_stages(c, "loss")
+    assert [trainable_blocks(head, 0), trainable_blocks(grow, 0), trainable_blocks(grow, 2),
+            trainable_blocks(rest, 0)] == [0, 1, 3, None]
+    model = build_model("frame2d", 2, 1, backbone="test_resnet")
     blocks = backbone_blocks(model.backbone)
 
     def trainable(module):
         return all(p.requires_grad for p in module.parameters())
 
     model.train()
-    assert apply_stage(model, c, 0) == "head only"
+    assert apply_trainable(model, head, 0) == "head only"
     assert not any(p.requires_grad for p in model.backbone.parameters()) and trainable(model.head)
     assert not model.backbone.training  # frozen BatchNorm statistics stay put
     model.train()
-    apply_stage(model, c, 3)
+    assert apply_trainable(model, grow, 1) == f"head + last 2 of {len(blocks)} backbone blocks"
     assert [trainable(b) for b in blocks[-3:]] == [False, True, True]
     assert not blocks[-3].training and blocks[-1].training
+    model.train()
+    assert apply_trainable(model, grow, 50) == "all" and trainable(model)
 
 
 def test_balanced_batches_hold_the_classes_equally_and_are_reproducible():

@@ -85,3 +85,9 @@ def test_all_clips_are_averaged_in_bounded_blocks(tmp_path):
     # the same scores as one clip at a time
     one_by_one = predict_videos(Recorder(), rows, [0.5], [0.25], spec, "all", torch.device("cpu"), block=1)
     assert np.allclose(probs, one_by_one, atol=1e-6) and probs.shape == (3, 2)
+
+
+def test_center_window_for_a_fused_model_is_the_forward_read_only():
+    spec = ClipSpec("center", length=4, period=1, offset=3, fused=True)
+    assert [c.tolist() for c in eval_clips(10, spec)] == [[6, 7, 8, 9]]
+    assert train_clip(10, spec, np.random.default_rng(0)).tolist() == [6, 7, 8, 9]

@@ -1,6 +1,7 @@
 """The five source studies' data, placed unchanged at each example's data.root, run through the example
 config up to the first fold's split: rows, labels, groups, originals vs augmented copies and what was
-quarantined, as the issue's done-when command runs it."""
+quarantined, as the issue's done-when command runs it; then each example's recipe trains and is
+evaluated on the first fold, with the backbone shrunk and the epochs cut by the overrides stated in SHRUNK."""
 
 from __future__ import annotations
 
@@ -28,6 +29,42 @@ def run_study(study: str, tmp_path, *targets: str) -> tuple:
     return workdir, written
 
 
+# what the training tests change in each example: a small backbone without hub weights, a 32 px cache of the
+# model's own, short clips, small batches; stages keep their recipe with one epoch each (shrink below)
+SHRUNK = {
+    "ann_vs_normal": {"effnet_bilstm": {"arch_params": {"backbone": "test_efficientnet", "hidden": 8}}},
+    "echo_quality": {"r2plus1d_quality": {}},
+    "lung_xray": {"convnextv2_tiny": {"arch_params": {"backbone": "test_convnext"}},
+                  "efficientnetv2_l": {"arch_params": {"backbone": "test_efficientnet"}, "size": 40}},
+    "echonet_videomae": {"videomae_ef": {"arch_params": {
+        "pool_hidden": 8, "hidden": [16, 8], "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 64, "patch_size": 8}, "clip_period": 1, "accumulate": 1, "val_every_steps": 2}},
+    "stall_catchers": {"r2plus1d_stall": {"clip_offset": 1, "accumulate": 2}},
+}
+
+
+def shrink(model: dict, over: dict) -> dict:
+    """The example's model entry with SHRUNK's overrides and the common cuts."""
+    cut = {"pretrained": False, "size": 32, "clip_length": 4, "batch_size": 2, "epochs": 2}
+    if model.get("stages"):
+        cut["stages"] = [dict(stage, epochs=1) for stage in model["stages"]]
+    if model.get("freeze_epochs"):
+        cut["freeze_epochs"] = 1
+    return {**cut, **over}
+
+
+def train_study(workdir, study: str) -> dict:
+    """Train and evaluate the first fold of each model in SHRUNK[study] with the example's recipe; returns
+    {model: (metrics, history)}."""
+    config = yaml.safe_load((REPO / "config" / "examples" / f"{study}.yaml").read_text())
+    overrides = {name: shrink(config["models"][name], over) for name, over in SHRUNK[study].items()}
+    (workdir / "config" / "shrunk.yaml").write_text(yaml.safe_dump({"models": overrides}))
+    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/shrunk.yaml",
+              "--replace-workflow-config", *[f"results/{name}/fold_0/metrics.json" for name in overrides])
+    return {name: (json.loads((workdir / "results" / name / "fold_0" / "metrics.json").read_text()),
+                   pd.read_csv(workdir / "results" / name / "fold_0" / "history.csv")) for name in overrides}
+
+
 def outputs(workdir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     results = workdir / "results"
     return (pd.read_parquet(results / "manifest.parquet"), pd.read_csv(results / "quarantine.csv", dtype={"video_id": str}),
@@ -52,6 +89,9 @@ def test_ann_vs_normal_frame_folders_with_orig_and_hflip_copies(tmp_path):
     copies = split[split["video_id"].str.endswith("_hflip")]
     assert len(copies) and (copies["partition"] == "train").all()
     assert split.groupby("group")["partition"].nunique().max() == 1
+    (metrics, history), = train_study(workdir, "ann_vs_normal").values()
+    assert history["trains"].tolist() == ["head only", "all"]  # freeze_epochs: the two-stage shorthand
+    assert metrics["threshold_rule"] == "youden" and "roc_auc" in metrics["metrics"]
 
 
 def test_echo_quality_groups_from_the_dicom_header_and_labels_mapped(tmp_path):
@@ -67,6 +107,11 @@ def test_echo_quality_groups_from_the_dicom_header_and_labels_mapped(tmp_path):
         assert by_id.loc[video_id, "group"] == f"PAT{int(video_id[5:7]):03d}"  # PatientID, not the file
     assert manifest["group"].nunique() == 10 < len(manifest)
     assert split.groupby("group")["partition"].nunique().max() == 1
+    (metrics, history), = train_study(workdir, "echo_quality").values()
+    # progressive unfreezing in phases: the last 2, then 4 backbone blocks
+    assert history["trains"].tolist() == ["head + last 2 of 12 backbone blocks", "head + last 4 of 12 backbone blocks",
+                                          "head + last 6 of 12 backbone blocks"]
+    assert metrics["loss"] == "focal" and "roc_auc" in metrics["metrics"]
 
 
 def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_path):
@@ -79,13 +124,16 @@ def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_pat
     assert dict(zip(split["video_id"], split["partition"])) == partition_of
     assert (manifest["height"] != manifest["height"].iloc[0]).any()  # mixed native sizes, one cached size
     frames = np.load(workdir / manifest["frames_path"].iloc[0], mmap_mode="r")
-    assert frames.shape[1:] == (224, 224, 3)
-    # EfficientNet-V2 at 384 px trains from a cache of its own; ConvNeXt-V2 from the shared one
+    assert frames.shape[1:] == (224, 224, 1)  # grey X-rays
+    # the seven backbones, each at its own size: EfficientNet-V2 S, M and L from caches of their own
     plan = job_counts(snakemake(workdir, "-n", "--configfile", "config/examples/lung_xray.yaml",
-                                "--replace-workflow-config", "results/efficientnetv2/fold_0/model.pt",
-                                "results/convnextv2/fold_0/model.pt").stdout)
-    assert plan["cache_shard_model"] == 8 and plan["manifest_model"] == 1 and plan["train"] == 2
+                                "--replace-workflow-config", "results/report.html").stdout)
+    assert plan["cache_shard_model"] == 3 * 8 and plan["manifest_model"] == 3 and plan["train"] == 7
     assert "cache_shard" not in plan  # the shared cache is built already
+    trained = train_study(workdir, "lung_xray")
+    for metrics, history in trained.values():  # stage 1 the head alone, constant lr; stage 2 everything
+        assert history["trains"].tolist() == ["head only", "all"] and history["lr"][0] == 1e-4
+        assert metrics["monitor"] == "accuracy" and len(metrics["metrics"]["confusion_matrix"]) == 5
 
 
 def test_echonet_dynamic_as_published(tmp_path):
@@ -95,6 +143,10 @@ def test_echonet_dynamic_as_published(tmp_path):
     table = written["table"].iloc[:-1]
     assert dict(zip(split["video_id"], split["partition"])) == dict(zip(table["FileName"], table["Split"].str.lower()))
     assert manifest["ef"].round(6).tolist() == table.sort_values("FileName")["EF"].round(6).tolist()
+    (metrics, history), = train_study(workdir, "echonet_videomae").values()
+    # VideoMAE on clips cached at 32 px from 112 px AVIs, validated every 2 updates
+    assert metrics["task"] == "regression" and np.isfinite(metrics["metrics"]["mae"])
+    assert len(history) > 2 and (history["step"].iloc[:-1] % 2 == 0).all()  # and the last update
 
 
 def test_stall_catchers_joined_tables_and_the_outlined_roi(tmp_path):
@@ -112,3 +164,6 @@ def test_stall_catchers_joined_tables_and_the_outlined_roi(tmp_path):
     corner = frames[0, 0, 0]
     assert corner.tolist() == [0, 0, 255]  # outside the outline: the blue fill
     assert split.groupby("group")["partition"].nunique().max() == 1
+    (metrics, history), = train_study(workdir, "stall_catchers").values()
+    assert history["stage"].tolist() == [1, 2] and metrics["monitor"] == "mcc"
+    assert metrics["threshold_rule"] == "mcc"

@@ -47,11 +47,18 @@ def test_model_entries_that_cannot_work_stop_at_parse_time(over, message):
 def test_the_schema_lists_exactly_the_losses_and_monitors_each_task_takes():
     """The parse checks model entries against the schema (no torch, no scikit-learn there); these lists
     must stay what the loss registry and the tasks say."""
-    model = load_schema()["definitions"]["model"]
+    schema = load_schema()
+    model = schema["definitions"]["model"]
+
+    def enum(entry: dict) -> set:
+        if "$ref" in entry:
+            entry = schema["definitions"][entry["$ref"].split("/")[-1]]
+        return set(entry["enum"]) - {None}
+
     for branch, kind in ((model["then"], "regression"), (model["else"], "classification")):
-        assert set(branch["properties"]["loss"]["enum"]) - {None} == set(LOSSES.names(task=kind))
+        assert enum(branch["properties"]["loss"]) == set(LOSSES.names(task=kind))
         monitors = set().union(*(t.monitors for _, t in TASKS.items() if t.loss_kind == kind))
-        assert set(branch["properties"]["monitor"]["enum"]) - {None} == monitors
+        assert enum(branch["properties"]["monitor"]) == enum(branch["properties"]["stop_on"]) == monitors
 
 
 def test_a_binary_monitor_on_a_multiclass_run_is_refused_when_it_trains():

@@ -18,6 +18,7 @@ from cineflow.evaluate.fold import evaluate_fold
 from cineflow.evaluate.gradcam import render_fold
 from cineflow.models.architectures import build_model
 from cineflow.train import checkpoint, loop
+from cineflow.train import fold as fold_module
 from cineflow.train.fold import FoldPaths, train_fold
 from cineflow.train.precision import Precision
 from cineflow.train.tracking import open_trackers
@@ -90,25 +91,38 @@ def test_checkpoint_holds_what_is_needed_and_loads_weights_only(tiny_config, tin
     assert 0 <= metrics["metrics"]["accuracy"] <= 1 and metrics["threshold_rule"] == "youden"
 
 
+STAGED = dict(batch_size=2, val_every_steps=2, monitor="roc_auc", stop_on="loss", stages=[
+    {"epochs": 1, "train": "head", "optimizer": "adam", "lr": 0.01, "scheduler": "none", "patience": 0},
+    {"epochs": 2, "optimizer": "lookahead_radam", "lr": 0.003, "scheduler_params": {"step_on_epochs": False}}])
+
+
+@pytest.mark.parametrize("over, kill_at, saved", [
+    ({}, 2, {"epoch": 1, "step": 0, "stage": 0}),  # killed in epoch 2: resumes after epoch 1
+    (STAGED, 2, {"epoch": 0, "step": 2, "stage": 0}),  # inside an epoch, after 2 updates
+    (STAGED, 3, {"epoch": 1, "step": 0, "stage": 0}),  # at the end of stage 1: stage 2 starts afresh
+    (STAGED, 4, {"epoch": 1, "step": 1, "stage": 1}),  # inside stage 2 (Lookahead's state restored)
+], ids=["epochs", "mid-epoch", "stage-boundary", "mid-stage-2"])
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, tiny_dataset, tmp_path,
-                                                                  monkeypatch):
-    cfg = model_cfg(tiny_config)
+                                                                  monkeypatch, over, kill_at, saved):
+    """Killed at the `kill_at`-th validation, the run resumes from the one before and ends with the
+    history and weights of a run never killed; with stages and val_every_steps too."""
+    cfg = model_cfg(tiny_config, **over)
     full = run(tiny_config, tiny_dataset, tmp_path / "full", cfg)
 
     calls = {"n": 0}
     real = loop.predict_videos
 
-    def dies_in_second_epoch(*args, **kwargs):
+    def dies(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == kill_at:
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "predict_videos", dies_in_second_epoch)
+    monkeypatch.setattr(loop, "predict_videos", dies)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
     state = checkpoint.load(tmp_path / "resumed" / "state" / "state.pt")
-    assert state["epoch"] == 0  # epoch 1 completed before the kill
+    assert {k: state[k] for k in saved} == saved
     monkeypatch.setattr(loop, "predict_videos", real)
 
     resumed = run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
@@ -116,6 +130,10 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    if over:  # validated every 2 updates and at each stage's end; stage 1 froze the backbone
+        assert full["step"].tolist() == [2, 3, 4, 6, 8, 9]
+        assert full["trains"].tolist() == ["head only"] * 2 + ["all"] * 4
+        assert full["stage"].tolist() == [1, 1, 2, 2, 2, 2] and full["epoch"].iloc[0] == pytest.approx(2 / 3, 1e-3)
 
 
 def test_changed_config_does_not_resume(tiny_config, tiny_dataset, tmp_path, capfd):
@@ -185,12 +203,20 @@ def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tm
     assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(axis=1), 1, atol=1e-5)
 
 
-def test_two_stage_fine_tuning_keeps_the_frozen_backbone_untouched(tiny_config, tiny_dataset, tmp_path):
+def test_stages_switch_the_optimizer_and_keep_the_frozen_backbone_untouched(tiny_config, tiny_dataset, tmp_path,
+                                                                            monkeypatch):
+    built = []
+    real = fold_module.build_optimizer
+    monkeypatch.setattr(fold_module, "build_optimizer", lambda model, stage: built.append(real(model, stage)) or built[-1])
     base = dict(arch="frame2d", arch_params={"backbone": "test_resnet", "temporal_head": "attention", "hidden": 8},
-                augment={}, freeze_epochs=1, unfreeze_blocks=1, backbone_lr=1e-4, monitor="loss", lr=0.01)
-    run(tiny_config, tiny_dataset, tmp_path / "a", model_cfg(tiny_config, epochs=1, **base))
-    history = run(tiny_config, tiny_dataset, tmp_path / "b", model_cfg(tiny_config, epochs=2, **base))
-    assert history["stage"].tolist() == ["head only", "head + last 1 of 10 backbone blocks"]
+                augment={}, monitor="loss", lr=0.01)
+    head = {"epochs": 1, "train": "head", "optimizer": "adam", "scheduler": "none"}
+    run(tiny_config, tiny_dataset, tmp_path / "a", model_cfg(tiny_config, stages=[head], **base))
+    history = run(tiny_config, tiny_dataset, tmp_path / "b", model_cfg(tiny_config, **base, stages=[
+        head, {"epochs": 1, "train": 1, "optimizer": "lookahead_radam", "backbone_lr": 1e-4}]))
+    assert history["trains"].tolist() == ["head only", "head + last 1 of 10 backbone blocks"]
+    assert [type(o).__name__ for o in built] == ["Adam", "Adam", "Lookahead"]
+    assert {g["name"]: g["initial_lr"] for g in built[-1].param_groups} == {"backbone": 1e-4, "head": 0.01}
     torch.manual_seed(1)
     initial = build_model("frame2d", 2, 1, input_size=(8, 24, 24), **base["arch_params"])
     start = initial.state_dict()

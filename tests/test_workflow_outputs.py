@@ -7,6 +7,7 @@ The run is the session's `workflow` fixture (conftest.py), in a copy of the repo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -158,3 +159,26 @@ def test_a_second_run_of_the_same_config_gives_the_same_results(workflow, tmp_pa
     write_config(second, CONFIG)
     snakemake(second, "results/tiny/fold_0/metrics.json", "results/tiny/fold_1/metrics.json")
     assert_same_results(workflow, second, ["tiny"], [0, 1])
+
+
+def test_each_folds_mlflow_run_holds_its_checkpoint_test_metrics_gradcam_and_plots(workflow):
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(workflow / "results" / "tracking" / "mlruns").resolve().as_uri())
+    experiment = client.get_experiment_by_name("cineflow")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.mlflow.runName = 'tiny/fold_0'")
+    assert len(runs) == 1  # the later rules attached to the training's run
+    run = runs[0]
+    metrics = json.loads((workflow / "results" / "tiny" / "fold_0" / "metrics.json").read_text())["metrics"]
+    assert run.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
+    assert "val_loss" in run.data.metrics and run.data.params["arch"] == "tiny3d"
+
+    def listed(folder):
+        return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, folder)}
+
+    assert listed("checkpoint") == {"model.pt", "history.csv"}
+    assert listed("test") == {"metrics.json", "predictions.csv"}
+    cams = workflow / "results" / "tiny" / "fold_0" / "gradcam"
+    assert {p.name for p in cams.iterdir() if p.is_file() and not p.name.startswith(".")} == listed("gradcam")
+    assert {p.name for p in (workflow / "results" / "tiny" / "plots").glob("*.png")} == listed("plots")

@@ -54,7 +54,7 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
                if j["Comment"] == "rule_train_wildcards_tiny_0" and j["JobState"] == "RUNNING")
     subprocess.run(["scontrol", "suspend", job["JobId"]], env=cluster, check=True, timeout=30)
     assert state.exists(), "fold 0's training finished before it could be cancelled"
-    done = checkpoint.load(state)["epoch"] + 1  # epochs saved when SLURM stopped the job
+    done = checkpoint.load(state)["epoch"]  # epochs saved when SLURM stopped the job
     subprocess.run(["scancel", job["JobId"]], env=cluster, check=True, timeout=30)
     assert run.wait(timeout=800) == 0, tail()
     log.close()

@@ -76,6 +76,19 @@ def check_models(config: dict) -> None:
         if target is not None and target not in targets:
             raise ConfigError(f"models/{name}/target: '{target}' is not a column of data.targets {targets}; add it "
                               "there so every row is checked for a number")
+        check_optimizer(model["optimizer"], f"models/{name}/optimizer")
+        for i, stage in enumerate(model["stages"]):
+            if "optimizer" in stage:
+                check_optimizer(stage["optimizer"], f"models/{name}/stages/{i}/optimizer")
+        if model["stages"] and model["freeze_epochs"]:
+            raise ConfigError(f"models/{name}: freeze_epochs is the shorthand of two stages; with `stages` give the "
+                              "head-only stage there (train: head) and remove freeze_epochs")
+        if model["freeze_epochs"] >= model["epochs"]:
+            raise ConfigError(f"models/{name}/freeze_epochs: {model['freeze_epochs']} of {model['epochs']} epochs "
+                              "leaves none for the backbone; lower it or raise epochs")
+        if model["fuse_directions"] == "concat" and model["arch"] in ("frame2d", "image2d"):
+            raise ConfigError(f"models/{name}/fuse_directions: concat needs a clip model (3D CNN or videomae), not "
+                              f"'{model['arch']}'; use mean")
         norm = model.get("normalise")
         if isinstance(norm, dict):
             channels = 1 if (model.get("color") or config["cache"]["color"]) == "grey" else 3
@@ -83,6 +96,22 @@ def check_models(config: dict) -> None:
                 raise ConfigError(f"models/{name}/normalise: {len(norm['mean'])} mean and {len(norm['std'])} std "
                                   f"values for {channels}-channel frames; give {channels} of each (or set the "
                                   "model's color)")
+
+
+def check_optimizer(name: str, where: str) -> None:
+    """A timm optimizer name, with an optional lookahead_ prefix: the schema's list of timm's names, or, for
+    a name a newer timm added, timm itself (imported only then: it takes seconds)."""
+    known = load_schema()["definitions"]["timm_optimizers"]["enum"]
+    base = name.removeprefix("lookahead_")
+    if base in known:
+        return
+    try:
+        from timm.optim import list_optimizers
+    except ImportError:
+        list_optimizers = list
+    if base not in list_optimizers():
+        raise ConfigError(f"{where}: '{name}' is not a timm optimizer; choose one of {', '.join(known)}, optionally "
+                          "with the prefix lookahead_ (Ranger = lookahead_radam)")
 
 
 def model_caches(config: dict) -> dict[str, str | None]:
@@ -232,6 +261,7 @@ class ModelConfig:
     loss: str | None
     loss_params: dict
     monitor: str | None
+    stop_on: str | None
     patience: int
     optimizer: str
     optimizer_params: dict
@@ -239,7 +269,10 @@ class ModelConfig:
     scheduler_params: dict
     freeze_epochs: int
     backbone_lr: float | None
-    unfreeze_blocks: int | None
+    stages: list
+    val_every_steps: int | None
+    weights_strict: bool
+    fuse_directions: str | None
     accumulate: int
     clip_grad_norm: float | None
     amp: str
@@ -252,6 +285,46 @@ class ModelConfig:
     augment: dict
 
     from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of training (models.<name>.stages), every value filled from the model's."""
+
+    epochs: int
+    train: str | int  # "head", "all" or the last k backbone blocks
+    grow: int  # blocks unfrozen in addition after each epoch
+    optimizer: str
+    optimizer_params: dict
+    lr: float
+    backbone_lr: float | None
+    weight_decay: float
+    scheduler: str
+    scheduler_params: dict
+    patience: int  # 0 = no early stopping
+    monitor: str
+    stop_on: str
+
+
+def model_stages(cfg: ModelConfig, monitor: str) -> list[Stage]:
+    """The model's stages, each key a stage leaves out taken from the model: `stages` as written, the two of
+    the `freeze_epochs` shorthand, or one stage of `epochs` training everything.
+
+    Args:
+        cfg: the model's config.
+        monitor: the selection metric with the task's default filled in (train.fold.model_task).
+    """
+    base = dict(train="all", grow=0, optimizer=cfg.optimizer, optimizer_params=cfg.optimizer_params, lr=cfg.lr,
+                backbone_lr=cfg.backbone_lr, weight_decay=cfg.weight_decay, scheduler=cfg.scheduler,
+                scheduler_params=cfg.scheduler_params, patience=cfg.patience, monitor=monitor,
+                stop_on=cfg.stop_on or monitor)
+    if cfg.stages:
+        stages = cfg.stages
+    elif cfg.freeze_epochs:
+        stages = [{"epochs": cfg.freeze_epochs, "train": "head"}, {"epochs": cfg.epochs - cfg.freeze_epochs}]
+    else:
+        stages = [{"epochs": cfg.epochs}]
+    return [Stage(**{**base, **stage}) for stage in stages]
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,14 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+ID_COLUMNS = {"video_id": str, "group": str, "path": str}  # text however they look: "100109", "007"
+
+
 def read_csv(path: str | os.PathLike, **options) -> pd.DataFrame:
-    """A CSV this workflow wrote (splits, predictions, quarantine, history): empty cells stay "" unless
-    `options` (pandas.read_csv's) say otherwise."""
-    return pd.read_csv(path, **{"keep_default_na": False, **options})
+    """A CSV this workflow wrote (splits, predictions, quarantine, history): empty cells stay "" and
+    identifiers stay text (numeric-looking names such as Stall Catchers' 100109 must still match the
+    manifest's), unless `options` (pandas.read_csv's) say otherwise."""
+    return pd.read_csv(path, **{"keep_default_na": False, "dtype": ID_COLUMNS, **options})
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:

@@ -19,6 +19,7 @@ CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "t
                                "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
                                "batch_size": 4}
 CONFIG["evaluate"]["mc_dropout"] = 3
+CONFIG["tracking"] = {"mlflow": True}  # each fold's run gets its checkpoint, test metrics, CAMs and plots
 
 
 @contextlib.contextmanager

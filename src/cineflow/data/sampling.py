@@ -19,12 +19,14 @@ class ClipSpec:
     length: int
     period: int = 1
     offset: int = 0
+    fused: bool = False  # the model reads every clip backward itself (fuse_directions)
 
     @classmethod
     def of(cls, model: dict | object) -> "ClipSpec":
         """From a ModelConfig or its dict (as stored in checkpoints)."""
         get = model.get if isinstance(model, dict) else lambda k, d=None: getattr(model, k, d)
-        return cls(get("clip_sampling", "random"), get("clip_length"), get("clip_period", 1), get("clip_offset", 0))
+        return cls(get("clip_sampling", "random"), get("clip_length"), get("clip_period", 1), get("clip_offset", 0),
+                   bool(get("fuse_directions")))
 
 
 # (n_frames, spec, rng or None for evaluation, n_clips at evaluation) -> clips
@@ -76,10 +78,12 @@ def uniform(n_frames, spec, rng, n_clips):
 
 @SAMPLERS.register
 def center(n_frames, spec, rng, n_clips):
-    """A window around the middle frame (+ offset), read forward and backward: two clips."""
+    """A window around the middle frame (+ offset), read forward and backward: two clips, one of them drawn
+    at training and both averaged at evaluation; only the forward one for a model that reads it backward
+    itself (fuse_directions)."""
     middle = n_frames // 2 + spec.offset
     forward = _window(n_frames, middle - spec.period * (spec.length // 2), spec)
-    clips = [forward, forward[::-1].copy()]
+    clips = [forward] if spec.fused else [forward, forward[::-1].copy()]
     if rng is not None:
-        return [clips[int(rng.integers(0, 2))]]
+        return [clips[int(rng.integers(0, len(clips)))]]
     return clips

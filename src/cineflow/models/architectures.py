@@ -7,6 +7,7 @@ Linear is the output layer. Builders take (n_outputs, in_channels, pretrained, i
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +31,8 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,
-                input_size: tuple[int, int, int] = (16, 112, 112), **params) -> nn.Module:
+                input_size: tuple[int, int, int] = (16, 112, 112), weights_strict: bool = True,
+                fuse_directions: str | None = None, **params) -> nn.Module:
     """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
 
     `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width).
@@ -40,25 +42,123 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         n_outputs: the output layer's size.
         in_channels: the stem's channels.
         pretrained: load the hub's pretrained weights (needs the network or its cache).
-        weights: a local state-dict file to start from instead.
+        weights: a local state-dict file to start from instead (load_weights).
         input_size: (frames, height, width) of the clips.
+        weights_strict: stop when `weights` leaves backbone parameters unset or has keys that fit nowhere.
+        fuse_directions: None, or mean / concat: the model sees every clip forward and backward (Bidirectional).
         **params: the architecture's arch_params.
     """
     build = MODELS.get(arch)
     try:
         model = build(n_outputs=n_outputs, in_channels=in_channels, pretrained=pretrained and not weights,
-                             input_size=tuple(input_size), **params)
+                      input_size=tuple(input_size), **params)
     except TypeError as err:  # an arch_params key the architecture does not take
         raise ConfigError(f"models.<name>.arch_params: '{arch}' says {err}; check arch_params") from None
     if weights:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file {path} not found (model arch '{arch}')")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state.get("state_dict", state), strict=False)
-        if len(missing) == len(model.state_dict()):
-            raise ValueError(f"weights file {path} matches none of the parameters of '{arch}'")
-    return model
+        load_weights(model, weights, strict=weights_strict)
+    return Bidirectional(model, fuse_directions) if fuse_directions else model
+
+
+CLASSIFIER_KEYS = ("fc.", "head.", "heads.", "classifier.", "last_linear.")  # other models' output layers
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict:
+    """Load a state-dict file into `model`: a cineflow checkpoint, or a plain torchvision / timm / Hugging
+    Face one whose keys are mapped onto the model's backbone.
+
+    The mapping is the one that fits the most tensors (same name and shape) among: the keys as they
+    are; with the backbone's attribute prepended (`fc`-less torchvision `stem.0.weight` ->
+    `net.stem.0.weight`); with their first component dropped (`videomae.encoder...`, `module.`) and
+    the backbone's prepended. The file's own classifier (fc, head, classifier) does not fit the new
+    head and is left out. Returns {"loaded", "missing", "unexpected"} key lists.
+
+    Args:
+        model: a freshly built model.
+        path: the file; a dict with the weights under `state_dict` or `model` works too.
+        strict: raise when backbone parameters stay unset or keys fit nowhere, listing both.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} not found (models.<name>.weights)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    target = model.state_dict()
+    backbone = next((f"{n}." for n, m in model.named_children() if m is model.backbone), "")
+
+    def mapped(strip: bool, prefix: str) -> dict:
+        out = {}
+        for key, value in state.items():
+            name = prefix + (key.split(".", 1)[1] if strip and "." in key else key)
+            if name in target and target[name].shape == value.shape:
+                out[name] = (key, value)
+        return out
+
+    best = max((mapped(strip, prefix) for strip in (False, True) for prefix in ("", backbone)), key=len)
+    if not best:
+        raise ValueError(f"weights file {path}: none of its {len(state)} tensors fits the model "
+                         f"(its keys start {sorted(state)[:3]}; the model's {sorted(target)[:3]})")
+    used = {source for source, _ in best.values()}
+    missing = [k for k in target if k.startswith(backbone) and k not in best  # the head may start fresh
+               and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in used and not k.startswith(CLASSIFIER_KEYS)
+                  and not k.split(".", 1)[-1].startswith(CLASSIFIER_KEYS)]
+    if strict and (missing or unexpected):
+        raise ValueError(f"weights file {path} matches the model only in part: {len(missing)} of its parameters "
+                         f"missing from the file {missing[:10]}, {len(unexpected)} keys of the file that fit nowhere "
+                         f"{unexpected[:10]}; check that the file is of this architecture, or set "
+                         "weights_strict: false to load what matches")
+    model.load_state_dict({name: value for name, (_, value) in best.items()}, strict=False)
+    print(f"weights {path}: {len(best)} tensors loaded, {len(missing)} missing, {len(unexpected)} left out",
+          file=sys.stderr)
+    return {"loaded": sorted(best), "missing": missing, "unexpected": unexpected}
+
+
+class Bidirectional(nn.Module):
+    """Every clip forward and backward in time through the same model, fused (the Stall Catchers study's
+    two 40-frame reads of one window): `mean` averages the two outputs; `concat` puts the two pooled
+    feature vectors side by side, projects them back to the backbone's width with a linear layer, then
+    applies the model's head. The backbone and head stay the wrapped model's, so staged training,
+    output bias and Grad-CAM (of the forward read) work as for the model alone."""
+
+    def __init__(self, model: nn.Module, mode: str):
+        super().__init__()
+        if mode not in ("mean", "concat"):
+            raise ValueError(f"unknown fuse_directions '{mode}'; choose mean or concat")
+        if mode == "concat" and not hasattr(model, "forward_features"):
+            raise ConfigError(f"fuse_directions: concat needs a clip model with pooled features (3D CNNs, "
+                              f"videomae), not {type(model).__name__}; use mean")
+        self.model, self.mode = model, mode
+        self.fuse = nn.Linear(2 * model.num_features, model.num_features) if mode == "concat" else None
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.model.backbone
+
+    @property
+    def head(self) -> nn.Module:
+        return self.model.head
+
+    @property
+    def cam_layer(self) -> str:
+        return "model." + self.model.cam_layer
+
+    def cam_reshape(self, activations: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, "cam_reshape", lambda a: a)(activations)
+
+    def frame_attention(self):
+        """The backward read's weights (the last pass), put back into forward time."""
+        weights = frame_attention(self.model)
+        return None if weights is None else weights[::-1].copy()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        backward = x.flip(2)  # [B, C, T, H, W]: time reversed
+        if self.mode == "mean":
+            return (self.model(x) + self.model(backward)) / 2
+        features = torch.cat([self.model.forward_features(x), self.model.forward_features(backward)], dim=1)
+        return self.model.forward_head(self.fuse(features))
 
 
 def init_output_bias(model: nn.Module, value: float) -> None:
@@ -117,15 +217,22 @@ class Tiny3D(nn.Module):
 
         self.features = nn.Sequential(block(in_channels, width, (1, 2, 2)), block(width, 2 * width, (1, 2, 2)),
                                       block(2 * width, 4 * width, (1, 2, 2)), block(4 * width, 4 * width, 1))
+        self.num_features = 8 * width
         self.head = nn.Sequential(nn.LayerNorm(8 * width), nn.Dropout(dropout), nn.Linear(8 * width, n_outputs))
 
     @property
     def backbone(self) -> nn.Module:
         return self.features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(match_channels(x, self.in_channels)).mean(dim=(3, 4))  # [B, C, T]
-        return self.head(torch.cat([f.mean(-1), f.std(-1, correction=0)], dim=1))  # 0 for 1-frame clips
+        return torch.cat([f.mean(-1), f.std(-1, correction=0)], dim=1)  # 0 for 1-frame clips
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 @MODELS.register
@@ -137,11 +244,12 @@ def tiny3d(n_outputs: int, in_channels: int, pretrained: bool = False, input_siz
 
 class TemporalHead(nn.Module):
     """Pools per-frame features over time (mean, attention, bilstm or bilstm_attention), then a
-    LayerNorm-stabilised classifier: `linear` (one layer) or `mlp` (Linear -> ReLU -> Dropout -> Linear)."""
+    LayerNorm-stabilised classifier: `linear` (one layer) or `mlp` (Linear -> ReLU -> Dropout -> Linear).
+    `dropout` is one rate, or two: before and after the mlp's hidden layer (the Lung X-ray study's 0.3, 0.25)."""
 
     KINDS = ("mean", "attention", "bilstm", "bilstm_attention")
 
-    def __init__(self, kind: str, dim: int, n_outputs: int, hidden: int = 128, dropout: float = 0.3,
+    def __init__(self, kind: str, dim: int, n_outputs: int, hidden: int = 128, dropout: float | list = 0.3,
                  classifier: str = "linear"):
         super().__init__()
         if kind not in self.KINDS:
@@ -152,8 +260,9 @@ class TemporalHead(nn.Module):
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True) if "bilstm" in kind else None
         out_dim = 2 * hidden if self.lstm is not None else dim
         self.attention = nn.Linear(out_dim, 1) if "attention" in kind else None
-        layers = [nn.LayerNorm(out_dim), nn.Dropout(dropout)]
-        layers += ([nn.Linear(out_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_outputs)]
+        first, second = (dropout, dropout) if isinstance(dropout, (int, float)) else dropout
+        layers = [nn.LayerNorm(out_dim), nn.Dropout(first)]
+        layers += ([nn.Linear(out_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(second), nn.Linear(hidden, n_outputs)]
                    if classifier == "mlp" else [nn.Linear(out_dim, n_outputs)])
         self.classifier = nn.Sequential(*layers)
         self.last_weights: torch.Tensor | None = None  # [B, T], for the report
@@ -207,7 +316,7 @@ class FrameModel(nn.Module):
 
 @MODELS.register
 def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, backbone: str = "resnet18",
-            temporal_head: str = "mean", hidden: int = 128, dropout: float = 0.3, classifier: str = "linear"
+            temporal_head: str = "mean", hidden: int = 128, dropout: float | list = 0.3, classifier: str = "linear"
             ) -> nn.Module:
     """A timm 2D backbone on every frame, then a temporal head over the frame features.
 
@@ -219,7 +328,7 @@ def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_si
         backbone: a timm model name.
         temporal_head: mean, attention, bilstm or bilstm_attention over the frame features.
         hidden: the head's hidden width.
-        dropout: the head's dropout.
+        dropout: the head's dropout, or [before, after] the mlp's hidden layer.
         classifier: linear, or mlp.
     """
     import timm
@@ -236,7 +345,7 @@ def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_si
 
 @MODELS.register
 def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None,
-            backbone: str = "convnextv2_atto", hidden: int = 256, dropout: float = 0.3) -> nn.Module:
+            backbone: str = "convnextv2_atto", hidden: int = 256, dropout: float | list = 0.3) -> nn.Module:
     """A timm image model (ConvNeXt-V2, EfficientNet-V2, RegNetY, ...) for 1-frame clips (X-rays) with the
     custom head: pool -> LayerNorm -> Dropout -> Linear -> ReLU -> Dropout -> Linear. Longer clips are
     averaged over frames.
@@ -256,9 +365,10 @@ def _torchvision_video(name: str):
             net = getattr(video, name)(weights="DEFAULT" if pretrained else None)
         except Exception as err:
             raise _pretrained_error(name, err) from err
-        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, n_outputs))
+        width = net.fc.in_features
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_outputs))
         net.fc = nn.Identity()
-        return VideoCNN(net, head)
+        return VideoCNN(net, head, width)
 
     return build
 
@@ -268,16 +378,22 @@ class VideoCNN(nn.Module):
 
     cam_layer = "net.layer4"
 
-    def __init__(self, net: nn.Module, head: nn.Module):
+    def __init__(self, net: nn.Module, head: nn.Module, num_features: int):
         super().__init__()
-        self.net, self.head = net, head
+        self.net, self.head, self.num_features = net, head, num_features
 
     @property
     def backbone(self) -> nn.Module:
         return self.net
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(match_channels(x, 3))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.net(match_channels(x, 3)))
+        return self.forward_head(self.forward_features(x))
 
 
 for _name in ("r2plus1d_18", "r3d_18", "mc3_18"):
@@ -304,7 +420,7 @@ class VideoMAE(nn.Module):
                  pool_hidden: int | None = None):
         super().__init__()
         dim = net.config.hidden_size
-        self.backbone, self.in_channels = net, net.config.num_channels
+        self.backbone, self.in_channels, self.num_features = net, net.config.num_channels, dim
         self.pool = (nn.Linear(dim, 1) if not pool_hidden else
                      nn.Sequential(nn.Linear(dim, pool_hidden), nn.Tanh(), nn.Linear(pool_hidden, 1)))
         layers, width = [nn.LayerNorm(dim), nn.Dropout(dropout)], dim
@@ -336,13 +452,20 @@ class VideoMAE(nn.Module):
         size = self.backbone.config.tubelet_size
         return np.repeat(per_tubelet / size, size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention-pooled token features [B, D]."""
         x = match_channels(x, self.in_channels)
         self._grid = self.token_grid(*x.shape[2:])
         tokens = self.backbone(pixel_values=x.transpose(1, 2)).last_hidden_state  # [B, N, D]
         weights = torch.softmax(self.pool(tokens).squeeze(-1), dim=1)
         self.last_weights = weights.detach()
-        return self.head((weights.unsqueeze(-1) * tokens).sum(1))
+        return (weights.unsqueeze(-1) * tokens).sum(1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 @MODELS.register

@@ -27,7 +27,8 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     ckpt = load(path)
     spec = ckpt["model"]
     model = build_model(spec["arch"], n_outputs=ckpt["n_outputs"], in_channels=ckpt["in_channels"],
-                        pretrained=False, weights=None, input_size=ckpt["input_size"], **spec["arch_params"])
+                        pretrained=False, weights=None, input_size=ckpt["input_size"],
+                        fuse_directions=spec.get("fuse_directions"), **spec["arch_params"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, ckpt

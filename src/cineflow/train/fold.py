@@ -1,5 +1,6 @@
-"""Training one fold: build what the config names, run the epochs with early stopping on a val metric,
-keep the best checkpoint, and save a resume state after every epoch (train.resume)."""
+"""Training one fold: build what the config names, run its stages (each with its own optimizer, schedule
+and trainable part) with early stopping on a val metric, keep the best checkpoint, and save a resume
+state at every validation (train.resume): after every epoch, or every val_every_steps updates."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from cineflow.config import ModelConfig
+from cineflow.config import ModelConfig, Stage, model_stages
 from cineflow.data.cache import video_frames
 from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.normalisation import model_normalisation
@@ -28,7 +29,7 @@ from cineflow.provenance import config_hash, source_hash
 from cineflow.train import checkpoint, distributed
 from cineflow.train.batching import epoch_batches
 from cineflow.train.loop import compiled, loader_workers, to_channels_last, train_one_epoch, training_loader, validate
-from cineflow.train.optim import apply_stage, build_optimizer, build_scheduler, step_scheduler
+from cineflow.train.optim import Schedule, apply_trainable, build_optimizer, build_scheduler
 from cineflow.train.precision import Precision
 from cineflow.train.resume import ResumeState
 
@@ -50,6 +51,52 @@ def model_task(cfg: ModelConfig, classes: list[str]) -> tuple[Task, str, str]:
     loss, monitor = cfg.loss or task.default_loss, cfg.monitor or task.default_monitor
     task.check(loss, LOSSES.meta(loss)["task"], monitor, "models/<name>")
     return task, loss, monitor
+
+
+def chunk_end(step: int, n_steps: int, updates: int, every: int | None, accumulate: int) -> int:
+    """Where the batches from `step` on stop for the next validation: the end of the epoch, or the batch
+    whose update makes the run's update count a multiple of `every` (val_every_steps).
+
+    Args:
+        step: the first batch of the chunk (a multiple of `accumulate`).
+        n_steps: batches in the epoch (of this process).
+        updates: optimizer updates so far.
+        every: val_every_steps, or None (validation after every epoch).
+        accumulate: batches per update.
+    """
+    if every is None:
+        return n_steps
+    return min(n_steps, step + (every - updates % every) * accumulate)
+
+
+def record(state: ResumeState, row: dict, scores: dict, stage: Stage, model: torch.nn.Module) -> bool:
+    """Add a validation to the history: keep the weights when the selection metric (`monitor`) improves,
+    count the validations without improvement of the stopping metric (`stop_on`). Returns whether the
+    weights were kept.
+
+    Scores of different selection metrics cannot be compared: a stage that selects on another metric
+    than the best checkpoint's starts the selection anew.
+
+    Args:
+        state: the run's state, updated in place.
+        row: the history row.
+        scores: the validation's metrics ("loss" included).
+        stage: the stage in progress.
+        model: whose weights are kept.
+    """
+    state.history.append(row)
+    if state.best_monitor != stage.monitor:
+        state.best_score, state.best_monitor = None, stage.monitor
+    improved = is_better(stage.monitor, scores[stage.monitor], state.best_score)
+    if improved:
+        state.best_score, state.best_row = scores[stage.monitor], len(state.history) - 1
+        state.best_state = copy.deepcopy(model.state_dict())
+    state.epoch_metric = scores[stage.stop_on]
+    if is_better(stage.stop_on, scores[stage.stop_on], state.best_stop):
+        state.best_stop, state.bad = scores[stage.stop_on], 0
+    else:
+        state.bad += 1
+    return improved
 
 
 def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
@@ -79,6 +126,10 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
     task, loss_name, monitor = model_task(cfg, classes)
+    stages = model_stages(cfg, monitor)
+    for stage in stages:
+        for metric in (stage.monitor, stage.stop_on):
+            task.check(loss_name, LOSSES.meta(loss_name)["task"], metric, "models/<name>/stages")
     output = LOSSES.meta(loss_name)["output"]
     norm = model_normalisation(cfg.normalise, int(manifest["channels"].iloc[0]), norm)
     in_channels = stem_channels(int(manifest["channels"].iloc[0]), cfg.pretrained, cfg.weights)
@@ -91,7 +142,8 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
 
     torch.manual_seed(seed)
     n_out = n_outputs(loss_name, len(classes))
-    model = build_model(cfg.arch, n_out, in_channels, cfg.pretrained, cfg.weights, input_size, **cfg.arch_params)
+    model = build_model(cfg.arch, n_out, in_channels, cfg.pretrained, cfg.weights, input_size,
+                        weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions, **cfg.arch_params)
     if task.output_bias(y_train) is not None:
         init_output_bias(model, task.output_bias(y_train))
     if cfg.channels_last:
@@ -102,69 +154,113 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         # built while every parameter trains, so that parameters unfrozen later are synchronised too; in
         # the frozen epochs they get no gradient, which DDP must be told to expect
         forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=bool(cfg.freeze_epochs or cfg.unfreeze_blocks))
+                                          find_unused_parameters=any(s.train != "all" for s in stages))
     forward = compiled(forward, cfg.compile)
     criterion = build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, lower_is_better=monitor in LOWER_IS_BETTER)
     precision = Precision(cfg.amp, device)
+    batch_targets = task.batch_targets(y_train)
+    steps_per_epoch = len(group.equal_share(len(epoch_batches(cfg.sampler, batch_targets, cfg.batch_size, seed, 0))))
+    updates_per_epoch = -(-steps_per_epoch // cfg.accumulate)
 
     key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
                        "norm": [norm["mean"], norm["std"]], "processes": group.world,
                        "train": train_rows["video_id"].tolist(), "val": val_rows["video_id"].tolist()})
-    state = ResumeState.load(paths.state, key, model, optimizer, scheduler, precision.scaler)
+    state, saved = ResumeState.load(paths.state, key, model)
     for tracker in trackers:
         tracker.log_params({**asdict(cfg), "loss": loss_name, "monitor": monitor, "task": task.name})
-    print(f"task {task.name}, loss {loss_name}, monitor {monitor}, precision {precision.name}, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr, flush=True)
+    print(f"task {task.name}, loss {loss_name}, monitor {monitor}, precision {precision.name}, {len(stages)} "
+          f"stage(s), {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr, flush=True)
 
-    for epoch in range(state.next_epoch, cfg.epochs):
-        if state.bad_epochs >= cfg.patience:
-            break
-        tic = time.time()
-        model.train()
-        stage = apply_stage(model, cfg, epoch)
-        train_ds.set_epoch(epoch)
-        batches = epoch_batches(cfg.sampler, task.batch_targets(y_train), cfg.batch_size, seed, epoch)
+    optimizer = schedule = None
+    while state.stage < len(stages):
+        stage = stages[state.stage]
+        if state.epoch - state.stage_start >= stage.epochs or (stage.patience and state.bad >= stage.patience):
+            if state.bad and stage.patience and state.bad >= stage.patience:
+                print(f"stage {state.stage + 1}: no better val {stage.stop_on} for {state.bad} validations",
+                      file=sys.stderr, flush=True)
+            state.epoch += bool(state.step)  # stopped inside an epoch: the next stage starts with the next one
+            state.step, state.epoch_metric = 0, None
+            state.stage, state.stage_start, state.stage_updates, state.best_stop, state.bad = (
+                state.stage + 1, state.epoch, 0, None, 0)
+            optimizer = None
+            if saved is not None:  # saved at the end of the stage: the next one starts with a new optimizer
+                ResumeState.restore(saved, None, None, precision.scaler)
+                saved = None
+            continue
+        if optimizer is None:
+            optimizer = build_optimizer(model, stage)
+            schedule = Schedule(build_scheduler(optimizer, stage, updates_per_epoch,
+                                                lower_is_better=stage.stop_on in LOWER_IS_BETTER))
+            print(f"stage {state.stage + 1}/{len(stages)}: {stage.epochs} epochs, {stage.optimizer} lr {stage.lr:g}"
+                  f"{f' (backbone {stage.backbone_lr:g})' if stage.backbone_lr else ''}, {stage.scheduler}",
+                  file=sys.stderr, flush=True)
+            if saved is not None:
+                ResumeState.restore(saved, optimizer, schedule, precision.scaler)
+                saved = None
+        in_stage = state.epoch - state.stage_start
+        tic, loss_sum, loss_n = time.time(), 0.0, 0
+        train_ds.set_epoch(state.epoch)
+        batches = epoch_batches(cfg.sampler, batch_targets, cfg.batch_size, seed, state.epoch)
         steps = group.equal_share(len(batches)).tolist()  # all of them in a single process
-        loader = training_loader(train_ds, batches, n_workers, device, prepare, steps)
-        train_loss = group.mean(train_one_epoch(
-            forward, loader, criterion, optimizer, precision, device, prepare, epoch, accumulate=cfg.accumulate,
-            clip_grad_norm=cfg.clip_grad_norm, channels_last=cfg.channels_last,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}"))
-        group.same_buffers(model)
-        scores = validate(model, val_rows, y_val, task, norm, spec, device, cfg.batch_size, output, group)
-        current = scores[monitor]
-        step_scheduler(scheduler, current)
-        improved = is_better(monitor, current, state.best_score)
-        if improved:
-            state.best_score, state.best_epoch, state.bad_epochs = current, epoch, 0
-            state.best_state = copy.deepcopy(model.state_dict())
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch
-        state.history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": scores["loss"],
-                              **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
-                              "lr": optimizer.param_groups[-1]["lr"], "stage": stage,
-                              "seconds": round(time.time() - tic, 3)})
-        for tracker in trackers:
-            tracker.log_epoch(epoch + 1, {k: v for k, v in state.history[-1].items() if isinstance(v, float)})
-        print(f"epoch {epoch + 1} ({stage}): train_loss={train_loss:.4f} val_loss={scores['loss']:.4f} "
-              f"val_{monitor}={current:.4f}{' *' if improved else ''}", file=sys.stderr, flush=True)
-        if group.main:
-            state.save(paths.state, model, optimizer, scheduler, precision.scaler)
+
+        def updated() -> None:
+            state.updates, state.stage_updates = state.updates + 1, state.stage_updates + 1
+            schedule.update(state.stage_updates)
+
+        epoch_done = False
+        while not epoch_done:
+            model.train()  # again after every validation, which leaves the model in eval mode
+            trains = apply_trainable(model, stage, in_stage)
+            start, stop = state.step, chunk_end(state.step, len(steps), state.updates, cfg.val_every_steps,
+                                                cfg.accumulate)
+            loader = training_loader(train_ds, batches, n_workers, device, prepare, steps[start:stop])
+            loss_sum += (stop - start) * group.mean(train_one_epoch(
+                forward, loader, criterion, optimizer, precision, device, prepare, state.epoch,
+                accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm, channels_last=cfg.channels_last,
+                desc=f"stage {state.stage + 1} epoch {in_stage + 1}/{stage.epochs}", on_update=updated))
+            loss_n += stop - start
+            state.step = stop
+            epoch_done = stop == len(steps)
+            due = (cfg.val_every_steps is None and epoch_done) or (epoch_done and in_stage + 1 == stage.epochs) or (
+                cfg.val_every_steps is not None and state.updates % cfg.val_every_steps == 0)
+            if due:
+                group.same_buffers(model)
+                scores = validate(model, val_rows, y_val, task, norm, spec, device, cfg.batch_size, output, group)
+                row = {"epoch": state.epoch + 1 if epoch_done else round(state.epoch + stop / len(steps), 3),
+                       "step": state.updates, "stage": state.stage + 1, "trains": trains,
+                       "train_loss": loss_sum / max(1, loss_n), "val_loss": scores["loss"],
+                       **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
+                       "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - tic, 3)}
+                improved = record(state, row, scores, stage, model)
+                for tracker in trackers:
+                    tracker.log_epoch(len(state.history), {k: v for k, v in row.items() if isinstance(v, float)})
+                print(f"epoch {row['epoch']} step {state.updates} ({trains}): train_loss={row['train_loss']:.4f} "
+                      f"val_loss={scores['loss']:.4f} val_{stage.monitor}={scores[stage.monitor]:.4f}"
+                      f"{' *' if improved else ''}", file=sys.stderr, flush=True)
+                tic, loss_sum, loss_n = time.time(), 0.0, 0
+            if epoch_done:
+                schedule.epoch(in_stage + 1, state.epoch_metric)
+                state.epoch, state.step, state.epoch_metric = state.epoch + 1, 0, None
+            if due:
+                if group.main:
+                    state.save(paths.state, model, optimizer, schedule, precision.scaler)
+                if stage.patience and state.bad >= stage.patience:
+                    break
 
     table = pd.DataFrame(state.history)
     if group.main:
         if state.best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
-            state.best_state, state.best_epoch = model.state_dict(), len(state.history) - 1
+            state.best_state, state.best_row = model.state_dict(), len(state.history) - 1
         payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
                    "output": output, "monitor": monitor, "n_outputs": n_out, "in_channels": in_channels,
                    "input_size": list(input_size), "normalisation": norm,
                    "preprocess": checkpoint.preprocess_of(manifest), "provenance": provenance or {}}
-        checkpoint.save(paths.model, {**payload, "state_dict": state.best_state, "best_epoch": state.best_epoch + 1,
+        checkpoint.save(paths.model, {**payload, "state_dict": state.best_state,
+                                      "best_epoch": state.history[state.best_row]["epoch"],
+                                      "best_step": state.history[state.best_row]["step"],
                                       "best_score": state.best_score})
-        checkpoint.save(paths.last, {**payload, "state_dict": model.state_dict(), "epoch": len(state.history)})
+        checkpoint.save(paths.last, {**payload, "state_dict": model.state_dict(), "epoch": state.epoch,
+                                     "step": state.updates})
         write_csv(paths.history, table)
         Path(paths.state).unlink(missing_ok=True)  # finished: a forced rerun trains afresh
     group.barrier()  # the other processes return once the first has written the results

@@ -4,6 +4,7 @@ DataLoader that feeds them."""
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,10 @@ def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int):
 
 def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     precision: Precision, device: torch.device, prepare: Prepare, epoch: int, accumulate: int = 1,
-                    clip_grad_norm: float | None = None, channels_last: bool = False, desc: str = "") -> float:
-    """One pass over `loader`, training; returns the mean training loss (after EchoNet-Dynamic's run_epoch).
+                    clip_grad_norm: float | None = None, channels_last: bool = False, desc: str = "",
+                    on_update: Callable[[], None] | None = None) -> float:
+    """One pass over `loader` (an epoch, or the part of one up to the next validation), training; returns
+    the mean training loss (after EchoNet-Dynamic's run_epoch).
 
     uint8 batches become float, augmented and normalised on `device` (batches a CPU worker already
     prepared arrive as float). The loss is summed on the device and read once at the end: a per-step
@@ -99,6 +102,7 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
         clip_grad_norm: the gradient norm clip, or None.
         channels_last: convert the batch to channels_last(_3d) memory format.
         desc: the progress bar's label.
+        on_update: called after every optimizer update (a per-update learning-rate schedule).
     """
     total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
     optimizer.zero_grad(set_to_none=True)
@@ -112,6 +116,8 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
         precision.backward(loss / accumulate)
         if (step + 1) % accumulate == 0 or step + 1 == n_batches:
             precision.step(optimizer, model.parameters(), clip_grad_norm)
+            if on_update is not None:
+                on_update()
         total += loss.detach()
     return float(total.item()) / max(1, n_batches)
 

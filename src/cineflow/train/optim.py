@@ -1,115 +1,142 @@
-"""Optimizers and schedulers in registries, with two parameter groups (backbone, head) so that
-two-stage fine-tuning can freeze the backbone and later train it at its own learning rate."""
+"""A stage's optimizer and scheduler, from timm, and what trains in it.
+
+Parameters come in two groups, backbone and head, each with its own learning rate, so that a stage can
+fine-tune a pretrained backbone more gently than the new head. Optimizers and schedulers are timm's:
+every name timm knows works, with timm's own arguments.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
 
-from cineflow.config import ConfigError, ModelConfig
+from cineflow.config import ConfigError, Stage
 from cineflow.models.architectures import backbone_blocks
-from cineflow.registry import Registry
-
-OPTIMIZERS: Registry[Callable] = Registry("optimizer", "models.<name>.optimizer")
-SCHEDULERS: Registry[Callable] = Registry("scheduler", "models.<name>.scheduler")
-for _name, _optimizer in {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}.items():
-    OPTIMIZERS.register(_optimizer, name=_name)
 
 
-def param_groups(model: nn.Module, cfg: ModelConfig) -> list[dict]:
-    """[backbone at backbone_lr (default lr), everything else at lr]."""
+def param_groups(model: nn.Module, stage: Stage) -> list[dict]:
+    """[backbone at backbone_lr (default lr), everything else at lr], empty groups left out."""
     backbone = {id(p) for p in model.backbone.parameters()}
     groups = [{"name": "backbone", "params": [p for p in model.parameters() if id(p) in backbone],
-               "lr": cfg.backbone_lr or cfg.lr},
-              {"name": "head", "params": [p for p in model.parameters() if id(p) not in backbone], "lr": cfg.lr}]
+               "lr": stage.backbone_lr or stage.lr},
+              {"name": "head", "params": [p for p in model.parameters() if id(p) not in backbone], "lr": stage.lr}]
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
-    build = OPTIMIZERS.get(cfg.optimizer)
+def build_optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
+    """timm's create_optimizer_v2 over the two groups; `lookahead_<name>` wraps <name> in Lookahead.
+
+    Frozen parameters stay in the groups: they get no gradient, so no optimizer moves them, and a later
+    stage that unfreezes them builds its own optimizer."""
+    from timm.optim import create_optimizer_v2
+
     try:
-        return build(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                         **cfg.optimizer_params)
-    except TypeError as err:
-        raise ConfigError(f"optimizer '{cfg.optimizer}': {err}; check optimizer_params") from None
+        return create_optimizer_v2(param_groups(model, stage), opt=stage.optimizer, lr=stage.lr,
+                                   weight_decay=stage.weight_decay, **stage.optimizer_params)
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"optimizer '{stage.optimizer}' with optimizer_params {stage.optimizer_params}: {err}"
+                          ) from None
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ModelConfig, lower_is_better: bool):
-    """Stepped once per epoch; `plateau` is stepped with the monitored value."""
-    build = SCHEDULERS.get(cfg.scheduler)
-    try:
-        return build(optimizer, cfg, lower_is_better, **cfg.scheduler_params)
-    except TypeError as err:
-        raise ConfigError(f"scheduler '{cfg.scheduler}': {err}; check scheduler_params") from None
+def build_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, updates_per_epoch: int, lower_is_better: bool):
+    """timm's create_scheduler_v2 over the stage's epochs, or None for `none`.
 
-
-@SCHEDULERS.register
-def cosine(optimizer, cfg, lower_is_better, warmup_epochs: int = 0, min_lr: float = 0.0):
-    """Linear warmup over `warmup_epochs`, then cosine decay to `min_lr` (a fraction of each group's lr).
+    Stepped by `Schedule`: per epoch, or per update with step_on_epochs: false or warmup_steps. The
+    warmup starts from timm's warmup_lr (1e-5 unless given), the same for both groups: with a backbone
+    learning rate near it, set warmup_lr: 0 and step per update.
 
     Args:
-        optimizer: the optimizer whose groups are scheduled.
-        cfg: the model's config (epochs, lr).
-        lower_is_better: unused (the plateau scheduler's).
-        warmup_epochs: epochs of linear warmup.
-        min_lr: the floor, as an absolute learning rate of the head group.
+        optimizer: the stage's optimizer.
+        stage: the stage (scheduler, scheduler_params, epochs).
+        updates_per_epoch: optimizer updates in one epoch of this process.
+        lower_is_better: which way the plateau scheduler's metric (stop_on) improves.
     """
-    decay = max(cfg.epochs - warmup_epochs, 1)
-    floor = min_lr / cfg.lr
+    from timm.scheduler import create_scheduler_v2
 
-    def factor(epoch: int) -> float:
-        if epoch < warmup_epochs:
-            return (epoch + 1) / (warmup_epochs + 1)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch - warmup_epochs, decay) / decay))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@SCHEDULERS.register
-def step(optimizer, cfg, lower_is_better, step_size: int = 10, gamma: float = 0.1):
-    """The learning rate times `gamma` every `step_size` epochs (the arguments as for `cosine`)."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-
-
-@SCHEDULERS.register
-def plateau(optimizer, cfg, lower_is_better, factor: float = 0.1, patience: int = 3, min_lr: float = 0.0):
-    """The learning rate times `factor` after `patience` epochs without improvement of the monitor, down to
-    `min_lr`; `lower_is_better` says which way the monitor improves (the other arguments as for `cosine`)."""
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if lower_is_better else "max",
-                                                      factor=factor, patience=patience, min_lr=min_lr)
-
-
-@SCHEDULERS.register
-def none(optimizer, cfg, lower_is_better):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-
-
-def step_scheduler(scheduler, monitored: float) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        if not math.isnan(monitored):
-            scheduler.step(monitored)
-    else:
-        scheduler.step()
-
-
-def trainable_blocks(cfg: ModelConfig, epoch: int) -> int | None:
-    """How many backbone blocks (from the last) train in `epoch`: 0 in stage 1, None = all."""
-    if epoch < cfg.freeze_epochs:
-        return 0
-    if cfg.unfreeze_blocks is None:
+    if stage.scheduler == "none":
         return None
-    return min(cfg.unfreeze_blocks, epoch - cfg.freeze_epochs + 1)
+    params = {"num_epochs": stage.epochs, **stage.scheduler_params}
+    warmup_steps = params.pop("warmup_steps", None)
+    if warmup_steps is not None:
+        params.update(step_on_epochs=False, warmup_epochs=warmup_steps / max(1, updates_per_epoch))
+    if not params.get("step_on_epochs", True):
+        params["updates_per_epoch"] = max(1, updates_per_epoch)
+    try:
+        if stage.scheduler == "plateau":
+            return plateau(optimizer, lower_is_better, **stage.scheduler_params)
+        scheduler, _ = create_scheduler_v2(optimizer, sched=stage.scheduler, **params)
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"scheduler '{stage.scheduler}' with scheduler_params {stage.scheduler_params}: {err}"
+                          ) from None
+    return scheduler
 
 
-def apply_stage(model: nn.Module, cfg: ModelConfig, epoch: int) -> str:
-    """Freeze what this epoch does not train; frozen parts also keep their BatchNorm statistics.
+def plateau(optimizer: torch.optim.Optimizer, lower_is_better: bool, patience_epochs: int = 10,
+            decay_rate: float = 0.1, min_lr: float = 0.0, cooldown_epochs: int = 0):
+    """The learning rates times `decay_rate` after `patience_epochs` epochs without improvement of stop_on,
+    down to `min_lr` (timm's plateau arguments). torch's ReduceLROnPlateau rather than timm's wrapper of
+    it: timm deprecates that wrapper, and it does not save its counters, which an exact resume needs.
 
-    Call after model.train(). Returns a short description for the log."""
-    k = trainable_blocks(cfg, epoch)
+    Args:
+        optimizer: the stage's optimizer.
+        lower_is_better: which way stop_on improves.
+        patience_epochs: epochs without improvement before a decay.
+        decay_rate: the factor.
+        min_lr: the floor.
+        cooldown_epochs: epochs after a decay before counting again.
+    """
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if lower_is_better else "max",
+                                                      factor=decay_rate, patience=patience_epochs, min_lr=min_lr,
+                                                      cooldown=cooldown_epochs)
+
+
+class Schedule:
+    """Steps a timm scheduler (or nothing): `update` after every optimizer update, `epoch` after every
+    epoch of the stage with the latest validation value of stop_on (None when no validation came since:
+    the plateau scheduler then waits)."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def update(self, updates: int) -> None:
+        if self.scheduler is not None and not self.plateau:
+            self.scheduler.step_update(updates)
+
+    def epoch(self, finished: int, metric: float | None) -> None:
+        if self.scheduler is None:
+            return
+        if not self.plateau:
+            self.scheduler.step(finished)
+        elif metric is not None and not math.isnan(metric):
+            self.scheduler.step(metric)
+
+    def state_dict(self) -> dict:
+        return {} if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
+
+
+def trainable_blocks(stage: Stage, epoch_in_stage: int) -> int | None:
+    """How many backbone blocks (from the last) train: 0 = head only, None = all."""
+    if stage.train == "all":
+        return None
+    start = 0 if stage.train == "head" else int(stage.train)
+    return start + stage.grow * epoch_in_stage
+
+
+def apply_trainable(model: nn.Module, stage: Stage, epoch_in_stage: int) -> str:
+    """Freeze what this epoch of the stage does not train; frozen parts also keep their BatchNorm statistics.
+
+    Call after model.train(). Returns a short description for the log and the history."""
+    k = trainable_blocks(stage, epoch_in_stage)
     blocks = backbone_blocks(model.backbone)
+    if k is not None and k >= len(blocks):
+        k = None
     frozen = blocks if k == 0 else [] if k is None else blocks[:len(blocks) - k]
     frozen_ids = {id(p) for block in frozen for p in block.parameters()}
     if k == 0:
