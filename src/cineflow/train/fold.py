@@ -174,8 +174,9 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     optimizer = schedule = None
     while state.stage < len(stages):
         stage = stages[state.stage]
-        if state.epoch - state.stage_start >= stage.epochs or (stage.patience and state.bad >= stage.patience):
-            if state.bad and stage.patience and state.bad >= stage.patience:
+        stopped = bool(stage.patience) and state.bad >= stage.patience
+        if stopped or state.epoch - state.stage_start >= stage.epochs:
+            if stopped:
                 print(f"stage {state.stage + 1}: no better val {stage.stop_on} for {state.bad} validations",
                       file=sys.stderr, flush=True)
             state.epoch += bool(state.step)  # stopped inside an epoch: the next stage starts with the next one
