@@ -50,4 +50,4 @@ fmt: $(BIN)/snakemake
 	$(BIN)/snakefmt .
 
 clean:
-	rm -rf results resources/demo .snakemake
+	rm -rf results resources/demo resources/demo_site_c .snakemake

@@ -28,6 +28,8 @@ include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/gradcam.smk"
+include: "rules/external.smk"
+include: "rules/analysis.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
 
@@ -42,6 +44,9 @@ localrules:
     summarize,
     plots,
     report,
+    compare,
+    subgroups,
+    model_card,
 
 
 rule all:

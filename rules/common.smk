@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,13 +20,15 @@ from cineflow.config import (
     cache_settings,
     check_data,
     check_models,
+    external_data,
     fill_defaults,
     load_schema,
     model_caches,
 )
-from cineflow.data.demo import LABEL_COLUMNS, plan
-from cineflow.data.labels import n_folds, shard_of, validate as validate_labels
-from cineflow.data.layouts import load_layout, table_source
+from cineflow.data.demo import plan
+from cineflow.data.labels import n_folds, shard_of
+from cineflow.data.layouts import labels_table, table_source
+from cineflow.data.splits import split_names
 from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
@@ -37,8 +40,15 @@ DATA = DataConfig.from_dict(config["data"])
 DATA_ROOT = DATA.root
 LAYOUT = DATA.layout
 # the demo writes its table into its own root
-LABELS = f"{DATA_ROOT}/labels.csv" if LAYOUT == "demo" else table_source(DATA)
+LABELS = table_source(DATA)
 MODELS = list(config["models"])
+EXTERNAL = list(config["external"])
+# external sets the demo generator writes (another seed, another site): name -> (data, demo, seed)
+EXTERNAL_DEMOS = {
+    name: external_data(config, name)
+    for name in EXTERNAL
+    if external_data(config, name)[0].layout == "demo"
+}
 SHARDS = list(range(config["cache"]["shards"]))
 CLASSES = config["data"]["classes"]
 SEED = config["seed"]
@@ -51,18 +61,7 @@ LOADER_WORKERS = AUTO_LOADER_WORKERS if _workers == "auto" else _workers
 @lru_cache(maxsize=1)
 def samples() -> pd.DataFrame:
     """The labels table, checked at parse time (errors name the row and the fix), with its shard."""
-    if LAYOUT == "demo":
-        table = plan(DemoConfig.from_dict(config["demo"]), SEED, CLASSES)[LABEL_COLUMNS]
-    else:
-        table = load_layout(DATA)
-    table = validate_labels(
-        table,
-        CLASSES,
-        DATA_ROOT,
-        source=LABELS,
-        targets=DATA.targets,
-        originals=DATA.augment_original,
-    )
+    table = labels_table(DATA, DemoConfig.from_dict(config["demo"]), SEED)
     return table.assign(shard=[shard_of(v, len(SHARDS)) for v in table["video_id"]])
 
 
@@ -121,14 +120,21 @@ def model_inputs(wildcards) -> dict:
     return inputs
 
 
-# one fold when the table brings its own train/val/test split (splits.mode)
-FOLDS = list(range(n_folds(SplitConfig.from_dict(config["splits"]), samples())))
+# one fold when the table brings its own train/val/test split (splits.mode); fold k of repeat r > 0 is k_r<r>
+FOLDS = split_names(SplitConfig.from_dict(config["splits"]), samples())
+FOLDS_PER_REPEAT = n_folds(SplitConfig.from_dict(config["splits"]), samples())
+# the report shows repeat 0's Grad-CAMs (each video once)
+FIRST_REPEAT = FOLDS[:FOLDS_PER_REPEAT]
 
 
 def canonical(section):
     """A config section with sorted keys: Snakemake compares params as text, so reordering
     keys in config.yaml must not look like a change."""
     return json.loads(json.dumps(section, sort_keys=True))
+
+
+# the splits' params leave `repeats` out: adding repeats leaves repeat 0 (and all it made) as it is
+SPLIT_PARAMS = canonical({k: v for k, v in config["splits"].items() if k != "repeats"})
 
 
 def code(script: str) -> list[str]:
@@ -153,9 +159,29 @@ def report_inputs(wildcards) -> dict:
     files = {}
     for model in MODELS:
         folds = expand("results/{model}/fold_{fold}", model=model, fold=FOLDS)
+        first = expand("results/{model}/fold_{fold}", model=model, fold=FIRST_REPEAT)
         files[f"summary_{model}"] = f"results/{model}/summary.json"
         files[f"oof_{model}"] = f"results/{model}/oof_predictions.parquet"
         files[f"plots_{model}"] = f"results/{model}/plots"
         files[f"metrics_{model}"] = [f"{fold}/metrics.json" for fold in folds]
-        files[f"gradcam_{model}"] = [f"{fold}/gradcam" for fold in folds]
+        files[f"gradcam_{model}"] = [f"{fold}/gradcam" for fold in first]
+        files[f"subgroups_{model}"] = f"results/{model}/subgroups.json"
+        files[f"card_{model}"] = f"results/{model}/model_card.md"
+        files[f"external_{model}"] = [
+            f"results/external/{name}/{model}/metrics.json" for name in EXTERNAL
+        ]
     return files
+
+
+def external_inputs(wildcards) -> dict:
+    """An external set's files: its table(s) (the demo's labels and videos, which its rule writes), or its
+    folder for the layouts that scan one."""
+    data, demo, seed = external_data(config, wildcards.name)
+    if data.layout == "demo":
+        videos = [f"{data.root}/{p}" for p in plan(demo, seed, data.classes)["path"]]
+        return {"labels": f"{data.root}/labels.csv", "videos": videos}
+    if data.layout == "table":
+        return {"labels": data.tables}
+    if data.layout == "echonet":
+        return {"labels": f"{data.root}/FileList.csv"}
+    return {"labels": data.root}

@@ -31,6 +31,9 @@ rule summarize:
         predictions=expand("results/{{model}}/fold_{fold}/predictions.csv", fold=FOLDS),
         # listed in summary.json, so that `cineflow-predict --summary` finds the fold models
         models=expand("results/{{model}}/fold_{fold}/model.pt", fold=FOLDS),
+        references=expand(
+            "results/{{model}}/fold_{fold}/shift_reference.npz", fold=FOLDS
+        ),
         code=code("summarize"),
     output:
         summary=report(
@@ -55,3 +58,29 @@ rule summarize:
         seed=SEED,
     script:
         "../scripts/summarize.py"
+
+
+rule shift_reference:
+    input:
+        model="results/{model}/fold_{fold}/model.pt",
+        split="results/splits/fold_{fold}.csv",
+        manifest=manifest_of,
+        code=code("shift_reference"),
+    output:
+        "results/{model}/fold_{fold}/shift_reference.npz",
+    log:
+        "results/logs/shift_reference/{model}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/shift_reference/{model}/fold_{fold}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=30,
+    params:
+        evaluate=canonical(config["evaluate"]),
+        seed=SEED,
+    script:
+        "../scripts/shift_reference.py"

@@ -3,6 +3,9 @@ rule predict:
         videos=predict_input,
         models=expand("results/{{model}}/fold_{fold}/model.pt", fold=FOLDS),
         metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS),
+        references=expand(
+            "results/{{model}}/fold_{fold}/shift_reference.npz", fold=FOLDS
+        ),
         code=code("predict"),
     output:
         predictions="results/predict/{model}/predictions.csv",

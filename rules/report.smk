@@ -33,6 +33,7 @@ rule report:
         splits=expand("results/splits/fold_{fold}.csv", fold=FOLDS),
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
+        comparison="results/comparison.json",
         code=code("report"),
     output:
         report(

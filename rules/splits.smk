@@ -3,7 +3,7 @@ rule splits:
         manifest="results/manifest.parquet",
         code=code("splits"),
     output:
-        expand("results/splits/fold_{fold}.csv", fold=FOLDS),
+        expand("results/splits/fold_{fold}.csv", fold=FIRST_REPEAT),
     log:
         "results/logs/splits.log",
     benchmark:
@@ -15,10 +15,30 @@ rule splits:
         mem_mb=1000,
         runtime=10,
     params:
-        splits=canonical(config["splits"]),
+        splits=SPLIT_PARAMS,
         seed=SEED,
+        repeat=0,
     script:
         "../scripts/splits.py"
+
+
+# repeat r > 0 of a repeated cross-validation (splits.repeats), with a seed derived from (seed, r)
+use rule splits as splits_repeat with:
+    output:
+        expand(
+            "results/splits/fold_{fold}_r{{repeat}}.csv",
+            fold=range(FOLDS_PER_REPEAT),
+        ),
+    log:
+        "results/logs/splits/repeat_{repeat}.log",
+    benchmark:
+        "results/benchmarks/splits/repeat_{repeat}.tsv"
+    wildcard_constraints:
+        repeat=r"[1-9]\d*",
+    params:
+        splits=SPLIT_PARAMS,
+        seed=SEED,
+        repeat=lambda wildcards: int(wildcards.repeat),
 
 
 rule normalisation:

@@ -12,7 +12,7 @@ rule train:
         "results/benchmarks/train/{model}/fold_{fold}.tsv"
     wildcard_constraints:
         model="|".join(MODELS),
-        fold=r"\d+",
+        fold=r"\d+(_r\d+)?",
     conda:
         ENV
     threads: config["resources"]["train_threads"] + LOADER_WORKERS

@@ -1,6 +1,7 @@
 """Rule evaluate: test metrics with the val-tuned threshold, and per-video predictions."""
 
 from cineflow.config import EvalConfig, TrackingConfig
+from cineflow.data.splits import parse_fold
 from cineflow.devices import job_device
 from cineflow.evaluate.fold import evaluate_fold
 from cineflow.io import read_csv, read_parquet, write_csv, write_json
@@ -14,7 +15,9 @@ with to_log(snakemake.log[0]), job_device() as device:
     metrics, predictions = evaluate_fold(
         snakemake.input.model, read_csv(snakemake.input.split), read_parquet(snakemake.input.manifest),
         EvalConfig.from_dict(snakemake.params.evaluate), device, seed=snakemake.params.seed)
-    metrics = {"model": snakemake.wildcards.model, "fold": int(snakemake.wildcards.fold), **metrics,
+    repeat, fold = parse_fold(snakemake.wildcards.fold)
+    metrics = {"model": snakemake.wildcards.model, "fold": fold, "repeat": repeat, "name": snakemake.wildcards.fold,
+               **metrics,
                "provenance": provenance(snakemake.config, device)}
     write_csv(snakemake.output.predictions, predictions)
     write_json(snakemake.output.metrics, metrics)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from cineflow.config import TrackingConfig
+from cineflow.evaluate.summary import first_repeat
 from cineflow.io import read_csv, read_json, read_parquet, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
@@ -11,8 +12,10 @@ from cineflow.train.tracking import log_fold_results
 
 with to_log(snakemake.log[0]):
     fold_metrics = [read_json(p) for p in snakemake.input.metrics]
-    histories = {m["fold"]: read_csv(p, keep_default_na=True) for m, p in zip(fold_metrics, snakemake.input.histories)}
-    inputs = Inputs(read_parquet(snakemake.input.oof), read_json(snakemake.input.summary), fold_metrics, histories)
+    histories = {m.get("name", m["fold"]): read_csv(p, keep_default_na=True)
+                 for m, p in zip(fold_metrics, snakemake.input.histories)}
+    inputs = Inputs(first_repeat(read_parquet(snakemake.input.oof)), read_json(snakemake.input.summary), fold_metrics,
+                    histories)
     index = render_figures(inputs, snakemake.output[0])
     write_json(Path(snakemake.output[0]) / "figures.json",
                {"figures": index, "provenance": provenance(snakemake.config)})

@@ -19,6 +19,6 @@ with to_log(snakemake.log[0]), job_device() as device:
             snakemake.input.videos, snakemake.input.models, [read_json(p) for p in snakemake.input.metrics],
             EvalConfig.from_dict(snakemake.params.evaluate), work, device, snakemake.params.seed,
             GradcamConfig.from_dict(snakemake.params.gradcam) if snakemake.params.predict["gradcam"] else None,
-            cams)
+            cams, snakemake.input.references)
     write_csv(snakemake.output.predictions, table)
     print(table.to_string())

@@ -8,8 +8,11 @@ with to_log(snakemake.log[0]):
     files = ReportFiles(
         models=[ModelFiles(name, summary=snakemake.input[f"summary_{name}"], oof=snakemake.input[f"oof_{name}"],
                            plots=snakemake.input[f"plots_{name}"], metrics=list(snakemake.input[f"metrics_{name}"]),
-                           gradcam=list(snakemake.input[f"gradcam_{name}"]))
+                           gradcam=list(snakemake.input[f"gradcam_{name}"]),
+                           subgroups=snakemake.input[f"subgroups_{name}"], card=snakemake.input[f"card_{name}"],
+                           external=list(snakemake.input[f"external_{name}"]))
                 for name in snakemake.params.models],
         splits=list(snakemake.input.splits), manifest=snakemake.input.manifest,
-        quarantine=snakemake.input.quarantine, benchmarks=snakemake.params.benchmarks)
-    write_text(snakemake.output[0], build_report(files, snakemake.config, snakemake.params.title))
+        quarantine=snakemake.input.quarantine, benchmarks=snakemake.params.benchmarks,
+        comparison=snakemake.input.comparison)
+    write_text(snakemake.output[0], build_report(files, snakemake.config, snakemake.params.title, snakemake.output[0]))

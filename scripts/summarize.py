@@ -13,5 +13,6 @@ with to_log(snakemake.log[0]):
     write_parquet(snakemake.output.oof, oof)
     write_json(snakemake.output.summary, {
         "model": snakemake.wildcards.model, **summary,
-        "files": fold_files(snakemake.input.models, snakemake.input.metrics, snakemake.output.summary),
+        "files": fold_files(snakemake.input.models, snakemake.input.metrics, snakemake.input.references,
+                            snakemake.output.summary),
         "provenance": provenance(snakemake.config)})

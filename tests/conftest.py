@@ -31,7 +31,7 @@ def tiny_dataset(tmp_path_factory, tiny_config):
     root = tmp_path_factory.mktemp("tiny_demo")
     cfg = tiny_config
     labels = demo.write_dataset(DemoConfig.from_dict(cfg["demo"]), cfg["seed"], cfg["data"]["classes"], root)
-    labels = validate(labels, cfg["data"]["classes"], root)
+    labels = validate(labels, cfg["data"]["classes"], root, subgroups=demo.SUBGROUP_COLUMNS)
     shard = cache_shard(labels, root, root / "cache", CacheConfig.from_dict(cfg["cache"]))
     manifest, quarantine = build_manifest(labels, [shard])
     folds = make_splits(manifest, SplitConfig.from_dict(cfg["splits"]), cfg["seed"])

@@ -121,3 +121,16 @@ def test_config_checks_and_the_leakage_warning(tmp_path):
     assert leakage_warning(settings(DataConfig, "data", layout="table", columns={"group": "SCAN"})) is None
     assert "group_pattern" in leakage_warning(settings(DataConfig, "data", layout="imagefolder"))
     assert leakage_warning(settings(DataConfig, "data", layout="echonet")) is None
+
+
+def test_subgroup_columns_are_mapped_like_any_field_and_a_missing_one_is_named(tmp_path):
+    from cineflow.data.layouts import labels_table
+
+    text = "file,y,pid,Sex,Vendor\na.avi,NORMAL,p1,F,GE\nb.avi,REDUCED,p2,,Philips\nc.avi,NORMAL,p3,M,GE\n"
+    cfg = table_config(tmp_path, text, columns={"path": "file", "label": "y", "group": "pid", "sex": "Sex",
+                                                "vendor": "Vendor"}, subgroups=["sex", "vendor"])
+    table = labels_table(cfg)
+    assert table["sex"].tolist() == ["F", "missing", "M"] and table["vendor"].tolist() == ["GE", "Philips", "GE"]
+    cfg = table_config(tmp_path, text, columns={"path": "file", "label": "y", "group": "pid"}, subgroups=["site"])
+    with pytest.raises(LabelsError, match=r"data.subgroups names column\(s\) \['site'\], which the table does not"):
+        labels_table(cfg)

@@ -54,6 +54,12 @@ def test_amplitude_matches_ejection_fraction():
 def test_written_dataset_has_the_user_table_format(tmp_path):
     cfg = resolve({"demo": {"n_patients": 4, "clips_per_patient": 1, "n_frames": 6, "size": 32, "n_corrupt": 1}})
     labels = demo.write_dataset(DemoConfig.from_dict(cfg["demo"]), 0, cfg["data"]["classes"], tmp_path)
-    assert list(labels.columns) == ["path", "label", "group", "ef", "augment"]
+    assert list(labels.columns) == ["path", "label", "group", "ef", "augment", "site", "sex"]
     assert (tmp_path / "labels.csv").is_file()
+    # one site and sex per patient, drawn from a stream of their own: the rest of the demo is as it was
+    assert (labels.groupby("group")[["site", "sex"]].nunique() == 1).all().all()
+    assert set(labels["site"]) <= {"A", "B"} and set(labels["sex"]) <= {"F", "M"}
+    plain = demo.plan(DemoConfig.from_dict(cfg["demo"]), 0, cfg["data"]["classes"])
+    other = demo.plan(DemoConfig.from_dict({**cfg["demo"], "sites": ["C"], "gain": 0.8}), 0, cfg["data"]["classes"])
+    assert plain["ef"].equals(other["ef"]) and set(other["site"]) == {"C"}
     assert all((tmp_path / p).stat().st_size > 0 for p in labels["path"])

@@ -60,7 +60,7 @@ def clips32(tmp_path_factory):
     cfg = resolve({"demo": {"n_patients": 12, "clips_per_patient": 1, "n_frames": 8, "size": 32, "n_corrupt": 0},
                    "cache": {"size": 32, "color": "rgb"}, "splits": {"folds": 2, "val_fraction": 0.25}})
     labels = demo.write_dataset(DemoConfig.from_dict(cfg["demo"]), 0, cfg["data"]["classes"], root)
-    labels = validate(labels, cfg["data"]["classes"], root)
+    labels = validate(labels, cfg["data"]["classes"], root, subgroups=demo.SUBGROUP_COLUMNS)
     manifest, _ = build_manifest(labels, [cache_shard(labels, root, root / "cache",
                                                       CacheConfig.from_dict(cfg["cache"]))])
     return manifest, make_splits(manifest, SplitConfig.from_dict(cfg["splits"]), 0)[0]

@@ -108,3 +108,56 @@ def test_binary_metrics_agree_with_scikit_learn():
         assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
     per_row = binary_metrics(np.array([0, 1, 0, 1]), np.array([0.2, 0.4, 0.6, 0.9]), np.array([0.3, 0.3, 0.7, 0.7]))
     assert per_row["accuracy"] == 1.0  # each row against its own fold's threshold
+
+
+def test_fast_ranking_metrics_equal_scikit_learns_with_ties():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(3, 120))
+        y = rng.integers(0, 2, n)
+        if len(set(y)) < 2:
+            continue
+        score = np.round(rng.random(n), int(rng.integers(1, 4)))  # coarse scores: many ties
+        m = binary_metrics(y, score, 0.5)
+        assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+        assert m["pr_auc"] == pytest.approx(skm.average_precision_score(y, score), abs=1e-12)
+
+
+def test_repeated_cross_validation_pools_each_video_once_and_gives_the_spread_over_repeats():
+    import pandas as pd
+
+    from cineflow.config import EvalConfig
+    from cineflow.evaluate.summary import summarize_model
+    from cineflow.io import write_csv, write_json
+    from helpers import settings
+
+    def fold(tmp, repeat, k, rows, noise):
+        rng = np.random.default_rng(10 * repeat + k)
+        y = np.array([0, 1] * (len(rows) // 2))
+        score = np.clip(0.5 + (y - 0.5) * 0.5 + rng.normal(0, noise, len(rows)), 0, 1)
+        predictions = pd.DataFrame({"video_id": rows, "group": rows, "label": np.where(y, "REDUCED", "NORMAL"),
+                                    "score_NORMAL": 1 - score, "score_REDUCED": score, "score": score,
+                                    "prediction": np.where(score >= 0.5, "REDUCED", "NORMAL"), "uncertainty": "",
+                                    "threshold": 0.5, "correct": (score >= 0.5) == y})
+        m = binary_metrics(y, score, 0.5)
+        name = f"{k}" if repeat == 0 else f"{k}_r{repeat}"
+        write_csv(tmp / f"p{name}.csv", predictions)
+        write_json(tmp / f"m{name}.json", {"fold": k, "repeat": repeat, "name": name, "task": "binary",
+                                           "classes": ["NORMAL", "REDUCED"], "threshold": 0.5, "metrics": m})
+        return tmp / f"m{name}.json", tmp / f"p{name}.csv"
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        videos = [f"v{i}" for i in range(40)]
+        files = [fold(tmp, r, k, videos[20 * k:20 * k + 20] if r == 0 else videos[::2] if k == 0 else videos[1::2],
+                      0.2 + 0.2 * r) for r in range(2) for k in range(2)]
+        summary, oof = summarize_model([f[0] for f in files], [f[1] for f in files],
+                                       settings(EvalConfig, "evaluate", bootstrap=20), 0)
+    assert summary["folds"] == ["0", "1", "0_r1", "1_r1"] and len(oof) == 80
+    assert summary["pooled"]["n"] == 40  # repeat 0: each video once
+    spread = summary["repeats"]["roc_auc"]
+    assert len(spread["per_repeat"]) == 2 and spread["per_repeat"][0] > spread["per_repeat"][1]  # noisier repeat
+    assert spread["std"] == pytest.approx(np.std(spread["per_repeat"], ddof=1))

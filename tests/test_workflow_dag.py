@@ -79,3 +79,25 @@ def test_splits_are_byte_identical_when_rebuilt(workflow):
     snakemake(workflow, "-f", "--allowed-rules", "splits", "results/splits/fold_0.csv")
     after = [(workflow / "results" / "splits" / f"fold_{k}.csv").read_bytes() for k in (0, 1)]
     assert before == after
+
+
+def test_adding_an_external_set_reruns_nothing_upstream(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["external"]["site_d"] = {"layout": "demo", "root": "resources/demo_site_d", "seed": 12,
+                                    "demo": {"n_patients": 4, "sites": ["D"], "gain": 0.8}}
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+    assert jobs.pop("external") == 2  # the new set, once per model
+    assert set(jobs) <= {"external_demo_data_site_d", "model_card", "report", "all"}
+
+
+def test_one_fold_of_a_repeat_by_its_target_name(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["splits"]["repeats"] = 2
+    with config_in(workflow, config):
+        jobs = planned(workflow, "results/tiny/fold_1_r1/metrics.json")
+        everything = planned(workflow)
+    assert jobs == {"splits_repeat": 1, "normalisation": 1, "train": 1, "evaluate": 1}
+    # repeat 0 stays as it was: only the new repeat's folds train, and the report keeps repeat 0's Grad-CAMs
+    assert everything["train"] == 4 and everything["splits_repeat"] == 1
+    assert not {"splits", "gradcam", "cache_shard", "manifest"} & set(everything)

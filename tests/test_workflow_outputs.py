@@ -182,3 +182,52 @@ def test_each_folds_mlflow_run_holds_its_checkpoint_test_metrics_gradcam_and_plo
     cams = workflow / "results" / "tiny" / "fold_0" / "gradcam"
     assert {p.name for p in cams.iterdir() if p.is_file() and not p.name.startswith(".")} == listed("gradcam")
     assert {p.name for p in (workflow / "results" / "tiny" / "plots").glob("*.png")} == listed("plots")
+
+
+def test_external_validation_scores_the_frozen_fold_ensemble(workflow):
+    results = workflow / "results"
+    for model in ("tiny", "tiny_ef"):
+        metrics = json.loads((results / "external" / "site_c" / model / "metrics.json").read_text())
+        table = pd.read_csv(results / "external" / "site_c" / model / "predictions.csv")
+        assert metrics["n_models"] == 2 and metrics["n"] == len(table) == 6  # 6 patients, 1 clip each
+        assert [s["video_id"] for s in metrics["skipped"]] == ["corrupt_0"] and metrics["skipped"][0]["reason"]
+        assert {"shift_score", "in_distribution", "shift_reasons", "group", "label"} <= set(table.columns)
+        assert metrics["shift"]["fraction_in_distribution"] == pytest.approx(table["in_distribution"].mean())
+        checks = {c["check"]: c for c in metrics["checks"]}
+        assert checks["frame rate"]["training"] == checks["frame rate"]["external"] == "30"
+        assert {"classes", "frame height", "channels of the source"} <= set(checks)
+        assert metrics["provenance"]["config"]["external"]["site_c"]["seed"] == 11
+        assert (results / "external" / "site_c" / model / "plots" / "figures.json").is_file()
+    binary = json.loads((results / "external" / "site_c" / "tiny" / "metrics.json").read_text())
+    thresholds = [json.loads((results / "tiny" / f"fold_{k}" / "metrics.json").read_text())["threshold"]
+                  for k in (0, 1)]
+    assert binary["threshold"] == pytest.approx(np.mean(thresholds))  # the folds' val-tuned thresholds
+    table = pd.read_csv(results / "external" / "site_c" / "tiny" / "predictions.csv")
+    truth = (table["label"] == "REDUCED").astype(int)
+    if truth.nunique() == 2:
+        assert binary["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(truth, table["score_REDUCED"]))
+    sites = pd.read_csv(workflow / "resources" / "demo_site_c" / "labels.csv")["site"]
+    assert set(sites) == {"C"}
+
+
+def test_subgroups_comparison_and_model_cards(workflow):
+    results = workflow / "results"
+    subgroups = json.loads((results / "tiny" / "subgroups.json").read_text())
+    assert set(subgroups["subgroups"]) == {"site", "sex"}
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    for column in ("site", "sex"):
+        values = subgroups["subgroups"][column]
+        assert [v["value"] for v in values] == sorted(manifest[column].unique())
+        assert sum(v["n"] for v in values) == subgroups["overall"]["n"]
+        for v in values:  # 16 patients: each value is under evaluate.min_subgroup (10) patients
+            assert (v["ci"] is None) == (v["n_groups"] < 10) and (v["ci"] is not None or "too few" in v["note"])
+    # a binary model and a regression model: nothing to compare, and said so
+    comparison = json.loads((results / "comparison.json").read_text())
+    assert comparison["pairs"] == [] and comparison["not_compared"] == [["tiny", "tiny_ef"]]
+    assert "Holm" in comparison["multiplicity"]
+    card = (results / "tiny" / "model_card.md").read_text()
+    for heading in ("# Model card: tiny", "## Intended use", "## Factors", "## Metrics", "## Quantitative analyses",
+                    "### By `site`", "### External validation", "## Caveats and recommendations", "## Provenance"):
+        assert heading in card
+    assert "site_c" in card and "synthetic demo" in card
+    assert json.loads((results / "tiny" / "fold_0" / "metrics.json").read_text())["provenance"]["code_version"] in card

@@ -48,8 +48,22 @@ def test_models_side_by_side_are_compared_in_the_report(workflow):
     assert (results / "tiny_ef" / "fold_0" / "last.pt").is_file()
     html = (results / "report.html").read_text()
     table = html[html.index('id="comparison"'):html.index("</table>", html.index('id="comparison"'))]
-    assert "tiny_ef" in table and table.count("★") == 1 and "mae" in table and "roc_auc" in table
+    assert "tiny_ef" in table and "mae" in table and "roc_auc" in table
+    # a regression model is not ranked beside a binary one: no best model, no paired test
+    assert "★" not in table and "regression of ef" in table and "binary (NORMAL, REDUCED)" in table
+    assert "Best " not in html[:html.index('id="comparison"')] and "No pair to compare" in html
     assert "Prediction vs truth" in html
+
+
+def test_report_shows_external_validation_subgroups_and_model_cards(workflow):
+    html = (workflow / "results" / "report.html").read_text()
+    table = html[html.index('id="external-validation"'):html.index("</table>", html.index('id="external-validation"'))]
+    assert "external: site_c" in table and "tiny_ef" in table and "in distribution" in table
+    assert html.count('class="table external-checks"') == 2 and "frame rate" in html
+    assert len(re.findall(r'<img class="plot forest"[^>]*src="data:image/png;base64,', html)) == 4  # 2 per model
+    assert 'href="tiny/model_card.md"' in html and 'href="tiny_ef/model_card.md"' in html
+    assert "# Model card: tiny_ef" in html  # shown inline too
+    assert "too few for a CI" in html
 
 
 def test_report_opens_in_headless_chromium(workflow):

@@ -37,18 +37,22 @@ def predict_main(argv: list[str] | None = None) -> int:
     gradcam = GradcamConfig.from_dict(resolve({})["gradcam"]) if args.gradcam else None
     if not Path(args.summary).is_file():
         raise SystemExit(f"{args.summary} not found; run the workflow first (snakemake results/<model>/summary.json)")
-    models, metrics = read_fold_files(args.summary)
+    models, metrics, references = read_fold_files(args.summary)
     seed_everything(args.seed, None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work, job_device() as device:
         table = predict_new_videos(args.input, models, [read_json(p) for p in metrics], cfg, work, device, args.seed,
-                                   gradcam, args.gradcam)
+                                   gradcam, args.gradcam, references)
     (write_parquet if out.suffix == ".parquet" else write_csv)(out, table)
     bad = table[table["status"] != "ok"]
     print(f"{len(table) - len(bad)} videos predicted with {len(models)} fold models -> {out}", file=sys.stderr)
     for row in bad.itertuples(index=False):
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
+    if "in_distribution" in table:
+        shifted = table[table["in_distribution"].eq(False)]
+        for row in shifted.itertuples(index=False):
+            print(f"WARNING {row.path} is unlike the training videos: {row.shift_reasons}", file=sys.stderr)
     return 0
 
 

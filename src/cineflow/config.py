@@ -144,6 +144,17 @@ def check_data(config: dict) -> None:
                           f"'{data['layout']}'; set data.layout: table or remove them")
 
 
+def external_data(config: dict, name: str) -> tuple["DataConfig", "DemoConfig | None", int]:
+    """(data settings, demo settings or None, seed) of the external set `name`: its own keys over the training
+    data's, so that classes, targets and column mappings are the training's unless it says otherwise."""
+    entry = dict(config["external"][name])
+    seed, demo = entry.pop("seed", config["seed"]), entry.pop("demo", {})
+    data = DataConfig.from_dict({**config["data"], **entry})
+    if data.layout != "demo" and demo:
+        raise ConfigError(f"external/{name}/demo: only layout demo has generator settings; remove them")
+    return data, DemoConfig.from_dict({**config["demo"], **demo}) if data.layout == "demo" else None, seed
+
+
 def _deref(schema: dict, root: dict) -> dict:
     ref = schema.get("$ref") if isinstance(schema, dict) else None
     if not ref:
@@ -174,6 +185,7 @@ class DataConfig:
     query: str | None
     classes: list
     targets: list
+    subgroups: list
     ef_threshold: float
     group_pattern: str | None
     folder: str | None
@@ -200,6 +212,8 @@ class DemoConfig:
     ef_range: list
     ef_threshold: float
     n_corrupt: int
+    sites: list
+    gain: float
 
     from_dict = classmethod(_from_dict)
 
@@ -236,6 +250,7 @@ class CacheConfig:
 class SplitConfig:
     mode: str
     folds: int
+    repeats: int
     val_fraction: float
 
     from_dict = classmethod(_from_dict)
@@ -345,6 +360,9 @@ class EvalConfig:
     calibration_bins: int
     regression_bins: list
     cutoffs: list
+    min_subgroup: int
+    shift_quantile: float
+    shift_reference_videos: int
 
     from_dict = classmethod(_from_dict)
 

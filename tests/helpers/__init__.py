@@ -13,6 +13,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 TINY = {
     "seed": 3,
+    "data": {"subgroups": ["site", "sex"]},
     "demo": {"n_patients": 16, "clips_per_patient": 1, "hflip_fraction": 0.3, "n_frames": 16, "size": 32,
              "n_corrupt": 1},
     "cache": {"shards": 2, "size": 24},

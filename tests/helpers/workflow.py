@@ -20,6 +20,9 @@ CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "t
                                "batch_size": 4}
 CONFIG["evaluate"]["mc_dropout"] = 3
 CONFIG["tracking"] = {"mlflow": True}  # each fold's run gets its checkpoint, test metrics, CAMs and plots
+# another hospital: other patients (another seed), a site of its own, one broken file
+CONFIG["external"] = {"site_c": {"layout": "demo", "root": "resources/demo_site_c", "seed": 11,
+                                 "demo": {"n_patients": 6, "sites": ["C"]}}}
 
 
 @contextlib.contextmanager

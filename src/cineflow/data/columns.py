@@ -64,7 +64,7 @@ def map_columns(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame
                               f"are {list(raw.columns)} (all read as text, so compare with 'True', '1')") from None
     if not cfg.columns:
         return raw
-    fields = FIELDS + list(cfg.targets)
+    fields = FIELDS + list(cfg.targets) + list(cfg.subgroups)
     unknown = sorted(set(cfg.columns) - set(fields))
     if unknown:
         raise LabelsError(f"data.columns: unknown field(s) {unknown}; map any of {fields}")

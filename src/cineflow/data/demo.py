@@ -18,6 +18,7 @@ from cineflow.data.video_io import write_avi
 from cineflow.io import write_csv
 
 LABEL_COLUMNS = ["path", "label", "group", "ef", "augment"]
+SUBGROUP_COLUMNS = ["site", "sex"]  # written to labels.csv; used where data.subgroups names them
 
 
 def amplitude_for_ef(ef_percent: np.ndarray | float) -> np.ndarray | float:
@@ -27,14 +28,19 @@ def amplitude_for_ef(ef_percent: np.ndarray | float) -> np.ndarray | float:
 
 
 def plan(cfg: DemoConfig, seed: int, classes: list[str]) -> pd.DataFrame:
-    """Every demo video with its generative parameters; cheap, so the DAG can be known at parse time."""
+    """Every demo video with its generative parameters; cheap, so the DAG can be known at parse time.
+
+    Site and sex come from a stream of their own, so adding them left every other draw as it was."""
     negative, positive = classes[0], classes[1]
     rng = np.random.default_rng(seed)
+    who = np.random.default_rng([seed, 1])
     rows = []
     for p in range(cfg.n_patients):
         ef = rng.uniform(*cfg.ef_range)
         patient = dict(
             group=f"patient_{p:03d}",
+            site=str(who.choice(cfg.sites)),
+            sex=str(who.choice(["F", "M"])),
             ef=round(float(ef), 2),
             label=negative if ef >= cfg.ef_threshold else positive,
             scale=rng.uniform(0.72, 1.05),
@@ -51,7 +57,7 @@ def plan(cfg: DemoConfig, seed: int, classes: list[str]) -> pd.DataFrame:
                 rows.append(dict(clip, path=f"videos/{stem}_hflip.avi", augment="hflip"))
     for k in range(cfg.n_corrupt):
         rows.append(dict(group=f"patient_corrupt{k}", ef=60.0, label=negative, path=f"videos/corrupt_{k}.avi",
-                         augment="", corrupt=True))
+                         augment="", corrupt=True, site=cfg.sites[0], sex="F"))
     table = pd.DataFrame(rows)
     table["corrupt"] = table.get("corrupt", pd.Series(False, index=table.index)).fillna(False).astype(bool)
     return table
@@ -80,7 +86,7 @@ def render(row: pd.Series | dict, cfg: DemoConfig) -> np.ndarray:
         cavity = 1.0 / (1.0 + np.exp(edge / soft))
         wall = np.exp(-(((edge - 0.035) / 0.025) ** 2))
         tissue = 0.7 * static + 0.3 * _smooth(rng.rayleigh(0.35, (size, size)), 0.8)
-        image = fan * (tissue * (1 - cavity) + 0.05 * cavity + 0.35 * wall)
+        image = cfg.gain * fan * (tissue * (1 - cavity) + 0.05 * cavity + 0.35 * wall)
         frames[t] = np.clip(image * 255, 0, 255).astype(np.uint8)
     if row.get("augment") == "hflip":
         frames = frames[:, :, ::-1]
@@ -88,7 +94,7 @@ def render(row: pd.Series | dict, cfg: DemoConfig) -> np.ndarray:
 
 
 def write_dataset(cfg: DemoConfig, seed: int, classes: list[str], root: str | Path) -> pd.DataFrame:
-    """Write the videos and `root/labels.csv` (path, label, group, ef, augment)."""
+    """Write the videos and `root/labels.csv` (path, label, group, ef, augment, site, sex)."""
     root = Path(root)
     table = plan(cfg, seed, classes)
     for _, row in table.iterrows():
@@ -98,7 +104,7 @@ def write_dataset(cfg: DemoConfig, seed: int, classes: list[str], root: str | Pa
             path.write_bytes(b"RIFF\x00\x00\x00\x00AVI not really a video" + bytes(range(256)))
         else:
             write_avi(path, render(row, cfg), cfg.fps)
-    labels = table[LABEL_COLUMNS]
+    labels = table[LABEL_COLUMNS + SUBGROUP_COLUMNS]
     write_csv(root / "labels.csv", labels)
     return labels
 

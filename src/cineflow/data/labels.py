@@ -1,6 +1,7 @@
 """The internal labels table every layout produces, checked row by row before anything runs.
 
-Columns: path, label, group (required); video_id, augment, split and numeric targets (optional).
+Columns: path, label, group (required); video_id, augment, split, numeric targets and subgroup columns
+(optional; data.targets and data.subgroups name them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ REQUIRED = ["path", "label", "group"]
 OPTIONAL = ["video_id", "augment", "split"]
 FIELDS = REQUIRED + OPTIONAL
 PARTITIONS = ["train", "val", "test"]
+MISSING_SUBGROUP = "missing"  # the value of an empty subgroup cell
 ORIGINAL_TAGS = ("orig", "original", "none", "")  # data.augment_original's default
 
 
@@ -35,7 +37,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: str = "labels table",
              targets: list[str] | tuple[str, ...] = ("ef",),
-             originals: list[str] | tuple[str, ...] = ORIGINAL_TAGS) -> pd.DataFrame:
+             originals: list[str] | tuple[str, ...] = ORIGINAL_TAGS,
+             subgroups: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Return the table with `video_id`, `augment` and `split` filled; raise LabelsError naming the row and fix.
 
     Row numbers in messages are 1-based data rows (row 1 is the first line after the header).
@@ -49,18 +52,26 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
         source: the table's file, for messages.
         targets: the numeric columns the table may carry.
         originals: data.augment_original, the tags (any case) of original videos.
+        subgroups: data.subgroups, text columns the results are split by (an empty cell is "missing").
     """
-    targets = list(targets)
-    allowed = REQUIRED + OPTIONAL + targets
+    targets, subgroups = list(targets), list(subgroups)
+    allowed = REQUIRED + OPTIONAL + targets + subgroups
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise LabelsError(f"{source}: missing column(s) {missing}; required: {REQUIRED}, optional: "
-                          f"{OPTIONAL + targets}")
+                          f"{OPTIONAL + targets + subgroups}")
+    absent = [c for c in subgroups if c not in table.columns]
+    if absent:
+        raise LabelsError(f"{source}: data.subgroups names column(s) {absent}, which the table does not have; its "
+                          f"columns are {list(table.columns)}. Add them, map them in data.columns, or remove them "
+                          "from data.subgroups.")
     unknown = [c for c in table.columns if c not in allowed]
     if unknown:
         raise LabelsError(f"{source}: unknown column(s) {unknown}; allowed: {allowed}. Rename or drop them, "
-                          "or list numeric target columns in data.targets.")
+                          "list numeric target columns in data.targets, or subgroup columns in data.subgroups.")
     table = table.reset_index(drop=True).copy()
+    for column in subgroups:
+        table[column] = table[column].fillna("").astype(str).str.strip().replace("", MISSING_SUBGROUP)
     for column in REQUIRED + OPTIONAL:
         if column in table:
             table[column] = table[column].fillna("").astype(str).str.strip()

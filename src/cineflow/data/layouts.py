@@ -11,9 +11,10 @@ from typing import Callable
 
 import pandas as pd
 
-from cineflow.config import DataConfig
+from cineflow.config import DataConfig, DemoConfig
 from cineflow.data.columns import apply_label_map, join_tables, map_columns
-from cineflow.data.labels import PARTITIONS, LabelsError
+from cineflow.data.demo import LABEL_COLUMNS, plan
+from cineflow.data.labels import PARTITIONS, LabelsError, validate
 from cineflow.data.readers import reader_suffixes
 from cineflow.registry import Registry
 
@@ -28,7 +29,27 @@ def load_layout(cfg: DataConfig) -> pd.DataFrame:
 
 def table_source(cfg: DataConfig) -> str:
     """The file(s) a layout's table comes from, for messages."""
-    return {"table": " + ".join(cfg.tables), "echonet": f"{cfg.root}/FileList.csv"}.get(cfg.layout, cfg.root)
+    return {"table": " + ".join(cfg.tables), "echonet": f"{cfg.root}/FileList.csv",
+            "demo": f"{cfg.root}/labels.csv"}.get(cfg.layout, cfg.root)
+
+
+def labels_table(cfg: DataConfig, demo: DemoConfig | None = None, seed: int = 0) -> pd.DataFrame:
+    """The checked labels table of a data section (training's or an external set's): errors name the row and
+    the fix. The demo's table is its plan (known before its files are written), with the subgroup columns
+    that data.subgroups asks for.
+
+    Args:
+        cfg: the data section.
+        demo: the demo generator's settings (layout demo only).
+        seed: the demo generator's seed.
+    """
+    if cfg.layout == "demo":
+        table = plan(demo, seed, cfg.classes)
+        table = table[LABEL_COLUMNS + [c for c in cfg.subgroups if c in table]]
+    else:
+        table = load_layout(cfg)
+    return validate(table, cfg.classes, cfg.root, source=table_source(cfg), targets=cfg.targets,
+                    originals=cfg.augment_original, subgroups=cfg.subgroups)
 
 
 def leakage_warning(cfg: DataConfig) -> str | None:

@@ -7,9 +7,35 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from cineflow.config import SplitConfig
-from cineflow.data.labels import uses_fixed_split
+from cineflow.data.labels import n_folds, uses_fixed_split
 
 SPLIT_COLUMNS = ["video_id", "group", "label", "partition"]
+REPEAT_MARK = "_r"  # fold k of repeat r > 0 is named "<k>_r<r>" in every path; repeat 0 is plain "<k>"
+
+
+def fold_names(folds: int, repeats: int = 1) -> list[str]:
+    """The fold names of `repeats` repeats of a `folds`-fold cross-validation, repeat by repeat."""
+    return [f"{k}" if r == 0 else f"{k}{REPEAT_MARK}{r}" for r in range(repeats) for k in range(folds)]
+
+
+def parse_fold(name: str | int) -> tuple[int, int]:
+    """(repeat, fold) of a fold name."""
+    fold, _, repeat = str(name).partition(REPEAT_MARK)
+    return int(repeat or 0), int(fold)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The split seed of a repeat: `seed` itself for repeat 0 (so one repeat splits as before), a seed drawn
+    from (seed, repeat) for the others."""
+    return seed if repeat == 0 else int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def split_names(cfg: SplitConfig, table: pd.DataFrame) -> list[str]:
+    """Every fold name of the workflow: one fold for a table's own split, else splits.folds per repeat."""
+    if cfg.repeats > 1 and uses_fixed_split(cfg, table):
+        raise ValueError("splits.repeats > 1 repeats a k-fold cross-validation, but the table's own split column "
+                         "is the one fold; set splits.mode: kfold or splits.repeats: 1")
+    return fold_names(n_folds(cfg, table), cfg.repeats)
 
 
 def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.DataFrame]:

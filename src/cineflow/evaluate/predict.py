@@ -21,10 +21,14 @@ from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.evaluate.gradcam import clip_cam, overlay, write_panels
 from cineflow.evaluate.inference import score_videos
+from cineflow.evaluate.shift import embed_videos, load_reference, shift_table
 from cineflow.evaluate.tasks import Task
 from cineflow.train.checkpoint import load_model
 
 STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
+# what prepare keeps of each cached video: where its frames are, and what the input-shift checks read
+CACHED_COLUMNS = ["video_id", "frames_path", "frame_offset", "n_frames", "source_fps", "source_frames", "height",
+                  "width", "channels", "mask_fraction"]
 
 
 def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
@@ -51,7 +55,8 @@ def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
 
 
 def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(cached rows with frames_path and n_frames, status of every video)."""
+    """(cached rows: CACHED_COLUMNS, status of every video). The files are read with the training's frame-cache
+    settings (`preprocess`, from the checkpoint)."""
     cfg = CacheConfig.from_dict({**preprocess, "shards": 1, "store": "files"})  # new videos: a file each
     rows, status = [], []
     for video in videos.itertuples(index=False):
@@ -59,24 +64,25 @@ def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path) 
         status.append({"video_id": video.video_id, "path": video.path, "status": row["status"],
                        "reason": row["reason"]})
         if row["status"] == "ok":
-            rows.append({"video_id": video.video_id, "frames_path": row["frames_path"],
-                         "n_frames": row["n_frames"]})
-    return pd.DataFrame(rows, columns=["video_id", "frames_path", "n_frames"]), pd.DataFrame(status,
-                                                                                             columns=STATUS_COLUMNS)
+            rows.append({**row, "video_id": video.video_id})
+    return pd.DataFrame(rows, columns=CACHED_COLUMNS), pd.DataFrame(status, columns=STATUS_COLUMNS)
 
 
-def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_metrics: list[dict],
-                                 cfg: EvalConfig, work_dir: str | Path, device: torch.device, seed: int = 0,
-                                 gradcam: GradcamConfig | None = None, cam_dir: str | Path | None = None
-                                 ) -> pd.DataFrame:
-    """One row per input video: status, the ensemble's scores, prediction and uncertainty.
+def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str | Path], fold_metrics: list[dict],
+                       cfg: EvalConfig, work_dir: str | Path, device: torch.device, seed: int = 0,
+                       gradcam: GradcamConfig | None = None, cam_dir: str | Path | None = None,
+                       references: list[str | Path] | None = None, root: str | Path | None = None
+                       ) -> pd.DataFrame:
+    """One row per input video: status, the ensemble's scores, prediction and uncertainty, and with
+    `references` the input-shift warning (shift_score, in_distribution, shift_reasons: see evaluate.shift).
 
     `fold_metrics` are the folds' metrics.json contents: binary decisions use the mean of the folds'
     val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
     the CAMs of the fold models averaged.
 
     Args:
-        source: a folder of videos, or a CSV/Parquet table with a path column.
+        source: a folder of videos, a CSV/Parquet table with a path column, or a table (video_id, path)
+            of files under `root`.
         model_paths: the fold models' checkpoints.
         fold_metrics: the folds' metrics.json contents (thresholds).
         cfg: the evaluate section (eval_clips, block, mc_dropout).
@@ -85,6 +91,8 @@ def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_m
         seed: seeds MC dropout.
         gradcam: the gradcam section, or None for no CAMs.
         cam_dir: where the CAMs go.
+        references: each fold model's shift_reference.npz, in the order of `model_paths`; None: no warning.
+        root: the folder the paths of a `source` table are relative to.
     """
     work_dir = Path(work_dir)
     models = [load_model(p) for p in model_paths]
@@ -92,18 +100,21 @@ def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_m
     if ckpt.get("preprocess") is None:
         raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
     task = Task.from_dict(ckpt["task"])
-    videos, root = find_videos(source)
+    videos, root = (source, Path(root)) if isinstance(source, pd.DataFrame) else find_videos(source)
     rows, status = prepare(videos, root, ckpt["preprocess"], work_dir / "frames")
     if rows.empty:
         return status
-    means, spreads = [], []
+    means, spreads, embeddings = [], [], []
     for model, c in models:
         model.to(device)
-        scores = score_videos(model, rows, c["normalisation"]["mean"], c["normalisation"]["std"],
-                              ClipSpec.of(c["model"]), cfg.eval_clips, device, cfg.block, c["output"],
-                              cfg.mc_dropout, seed)
+        norm, spec = c["normalisation"], ClipSpec.of(c["model"])
+        scores = score_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device, cfg.block,
+                              c["output"], cfg.mc_dropout, seed)
         means.append(scores.mean)
         spreads.append(scores.spread)
+        if references:
+            embeddings.append(embed_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device,
+                                           cfg.block))
     mean = np.mean(means, axis=0)
     thresholds = [m["threshold"] for m in fold_metrics]
     threshold = float(np.mean(thresholds)) if thresholds and thresholds[0] is not None else None
@@ -113,9 +124,14 @@ def predict_new_videos(source: str | Path, model_paths: list[str | Path], fold_m
     if cfg.mc_dropout:  # the MC spread of each fold model's score, averaged over the fold models
         out["uncertainty"] = np.mean([f["uncertainty"].to_numpy() for f in per_fold], axis=0)
     out.insert(0, "video_id", rows["video_id"].to_numpy())
+    if references:
+        shift = shift_table(rows, embeddings, [load_reference(p) for p in references])
+        out = out.merge(shift, on="video_id", how="left")
     if gradcam is not None and cam_dir is not None:
         out["cam"] = render_cams(models, rows, out, task, gradcam, Path(cam_dir))
-    return status.merge(out, on="video_id", how="left").assign(n_models=len(models))
+    read = rows[[c for c in CACHED_COLUMNS if c not in ("frames_path", "frame_offset")]]
+    return status.merge(out, on="video_id", how="left").merge(read, on="video_id", how="left").assign(
+        n_models=len(models))
 
 
 def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,

@@ -20,9 +20,21 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return read_csv(path, na_values={"uncertainty": [""]})
 
 
+def fold_key(metrics: dict) -> tuple[int, int]:
+    """(repeat, fold) of a fold's metrics.json (files without a repeat are repeat 0)."""
+    return metrics.get("repeat", 0), metrics["fold"]
+
+
+def first_repeat(oof: pd.DataFrame) -> pd.DataFrame:
+    """Each video once: repeat 0 of a repeated cross-validation (all rows otherwise)."""
+    return oof[oof["repeat"] == 0].reset_index(drop=True) if "repeat" in oof else oof.reset_index(drop=True)
+
+
 def summarize(fold_metrics: list[dict]) -> dict:
-    """{"metrics": {name: {"mean", "std", "per_fold"}}, "confusion_matrix": summed over folds, ...}."""
-    fold_metrics = sorted(fold_metrics, key=lambda m: m["fold"])
+    """{"metrics": {name: {"mean", "std", "per_fold"}}, "confusion_matrix": summed over the folds of repeat 0, ...}.
+
+    With repeated cross-validation the mean and sd are over every fold of every repeat."""
+    fold_metrics = sorted(fold_metrics, key=fold_key)
     names = [k for k, v in fold_metrics[0]["metrics"].items() if isinstance(v, (int, float))]
     table = {}
     for name in names:
@@ -33,17 +45,31 @@ def summarize(fold_metrics: list[dict]) -> dict:
             "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
             "per_fold": values,
         }
-    summary = {"task": fold_metrics[0].get("task"), "folds": [m["fold"] for m in fold_metrics], "metrics": table,
-               "thresholds": [m["threshold"] for m in fold_metrics]}
+    summary = {"task": fold_metrics[0].get("task"), "folds": [m.get("name", m["fold"]) for m in fold_metrics],
+               "metrics": table, "thresholds": [m["threshold"] for m in fold_metrics]}
     if "confusion_matrix" in fold_metrics[0]["metrics"]:
-        summary["confusion_matrix"] = np.sum([m["metrics"]["confusion_matrix"] for m in fold_metrics],
-                                             axis=0).tolist()
+        summary["confusion_matrix"] = np.sum([m["metrics"]["confusion_matrix"] for m in fold_metrics
+                                              if fold_key(m)[0] == 0], axis=0).tolist()
     return summary
 
 
-def out_of_fold(predictions: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """Every fold's test predictions in one table (each video once, as a test video of one fold)."""
-    return pd.concat([p.assign(fold=k) for k, p in sorted(predictions.items())], ignore_index=True)
+def out_of_fold(predictions: dict[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
+    """Every fold's test predictions in one table, with their `fold` and `repeat`: each video once per repeat,
+    as a test video of one fold."""
+    return pd.concat([p.assign(fold=k, repeat=r) for (r, k), p in sorted(predictions.items())], ignore_index=True)
+
+
+def repeat_spread(task: Task, oof: pd.DataFrame, cfg: EvalConfig) -> dict:
+    """Each headline metric of each repeat's pooled predictions, with their mean and sd: how much the numbers
+    move with another split seed (beside the sd over folds, which mixes in the folds' sizes)."""
+    per_repeat = []
+    for _, part in sorted(oof.groupby("repeat"), key=lambda kv: kv[0]):
+        part = part.reset_index(drop=True)
+        threshold = part["threshold"].to_numpy(dtype=float) if "threshold" in part else None
+        per_repeat.append(task._metrics(task.truth(part), task.scores_of(part), threshold))
+    return {m: {"mean": float(np.nanmean([r[m] for r in per_repeat])),
+                "std": float(np.nanstd([r[m] for r in per_repeat], ddof=1)),
+                "per_repeat": [float(r[m]) for r in per_repeat]} for m in task.headline}
 
 
 def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str | Path], cfg: EvalConfig,
@@ -51,22 +77,28 @@ def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str |
     """(summary.json content, out-of-fold predictions) of one model."""
     metrics = [read_json(p) for p in metric_paths]
     summary = summarize(metrics)
-    oof = out_of_fold({m["fold"]: read_predictions(p) for m, p in zip(metrics, prediction_paths)})
+    oof = out_of_fold({fold_key(m): read_predictions(p) for m, p in zip(metrics, prediction_paths)})
     task = Task.of_metrics(metrics[0])
-    summary["pooled"] = task.pooled(oof, cfg, seed)
+    summary["pooled"] = task.pooled(first_repeat(oof), cfg, seed)
+    if oof["repeat"].nunique() > 1:
+        summary["repeats"] = repeat_spread(task, oof, cfg)
     return summary, oof
 
 
-def fold_files(model_paths: list[str | Path], metric_paths: list[str | Path], summary_path: str | Path) -> list[dict]:
-    """Each fold's model and metrics file, relative to the summary's folder, for summary.json: what
-    `cineflow-predict --summary` loads."""
+def fold_files(model_paths: list[str | Path], metric_paths: list[str | Path], reference_paths: list[str | Path],
+               summary_path: str | Path) -> list[dict]:
+    """Each fold's model, metrics and input-shift reference file, relative to the summary's folder, for
+    summary.json: what `cineflow-predict --summary` loads."""
     base = Path(summary_path).parent
-    return [{"model": os.path.relpath(m, base), "metrics": os.path.relpath(x, base)}
-            for m, x in zip(model_paths, metric_paths)]
+    return [{"model": os.path.relpath(m, base), "metrics": os.path.relpath(x, base),
+             "shift_reference": os.path.relpath(r, base)}
+            for m, x, r in zip(model_paths, metric_paths, reference_paths)]
 
 
-def read_fold_files(summary_path: str | Path) -> tuple[list[Path], list[Path]]:
-    """(fold model files, their metrics files) listed in a summary.json."""
+def read_fold_files(summary_path: str | Path) -> tuple[list[Path], list[Path], list[Path] | None]:
+    """(fold model files, their metrics files, their shift references or None where the summary lists none)
+    listed in a summary.json."""
     base = Path(summary_path).parent
     files = read_json(summary_path)["files"]
-    return [base / f["model"] for f in files], [base / f["metrics"] for f in files]
+    references = [base / f["shift_reference"] for f in files] if all("shift_reference" in f for f in files) else None
+    return [base / f["model"] for f in files], [base / f["metrics"] for f in files], references

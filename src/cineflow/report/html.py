@@ -4,6 +4,7 @@ provenance. Every image and video is embedded as a data URI, so the file works o
 from __future__ import annotations
 
 import base64
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -17,10 +18,11 @@ import yaml
 from cineflow.config import DataConfig
 from cineflow.data.layouts import leakage_warning
 from cineflow.evaluate.metrics import LOWER_IS_BETTER
-from cineflow.evaluate.summary import read_predictions
-from cineflow.evaluate.tasks import TASKS, Task
+from cineflow.evaluate.summary import first_repeat, read_predictions
+from cineflow.evaluate.tasks import Task
 from cineflow.io import read_csv, read_json, read_parquet
 from cineflow.provenance import code_version, hardware, package_versions
+from cineflow.report import plots
 from cineflow.report.plots import read_index
 
 MIME = {".mp4": "video/mp4", ".png": "image/png"}
@@ -36,6 +38,9 @@ class ModelFiles:
     plots: str
     metrics: list[str]
     gradcam: list[str]
+    subgroups: str
+    card: str
+    external: list[str]
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class ReportFiles:
     manifest: str
     quarantine: str
     benchmarks: str
+    comparison: str
 
 
 def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
@@ -60,12 +66,18 @@ def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def comparison(summaries: dict[str, dict], tasks: dict[str, str]) -> tuple[list[str], list[dict], str]:
-    """(metric columns, rows of mean ± sd per model with the pooled value and its 95 % CI, best model).
+def task_key(task: Task) -> str:
+    """Models are only ranked and compared against models of the same task, target and classes."""
+    return task.name + (f" of {task.target}" if task.target else f" ({', '.join(task.classes)})")
 
-    The best model ranks first on the first model's headline metric (ROC AUC, or MAE for
-    regression) among the models that report it."""
-    columns = list(dict.fromkeys(m for name in summaries for m in TASKS.get(tasks[name]).headline))
+
+def comparison(summaries: dict[str, dict], tasks: dict[str, Task]) -> tuple[list[str], list[dict], dict[str, str]]:
+    """(metric columns, rows of mean ± sd per model with the pooled value and its 95 % CI, the best model of
+    each task with two or more models).
+
+    The best model ranks first on its task's first headline metric (ROC AUC, or MAE for regression) among
+    the models of the same task, target and classes: a regression model is never ranked beside a classifier."""
+    columns = list(dict.fromkeys(m for name in summaries for m in tasks[name].headline))
     rows = []
     for name, s in summaries.items():
         cells = {}
@@ -77,12 +89,48 @@ def comparison(summaries: dict[str, dict], tasks: dict[str, str]) -> tuple[list[
             pooled = s["pooled"]["metrics"][m]
             cells[m] = {"mean": f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}",
                         "ci": f"pooled {pooled:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")}
-        rows.append({"model": name, **cells})
-    key = TASKS.get(tasks[next(iter(summaries))]).headline[0]
-    sign = -1 if key in LOWER_IS_BETTER else 1
-    ranked = [n for n in summaries if key in summaries[n]["metrics"]]
-    best = max(ranked, key=lambda n: sign * _finite(summaries[n]["metrics"][key]["mean"], sign))
+        rows.append({"model": name, "task": task_key(tasks[name]), **cells})
+    best = {}
+    for key in dict.fromkeys(task_key(t) for t in tasks.values()):
+        members = [n for n in summaries if task_key(tasks[n]) == key]
+        metric = tasks[members[0]].headline[0]
+        sign = -1 if metric in LOWER_IS_BETTER else 1
+        if len(members) > 1:
+            best[key] = max(members, key=lambda n: sign * _finite(summaries[n]["metrics"][metric]["mean"], sign))
     return columns, rows, best
+
+
+def comparison_rows(result: dict) -> list[dict]:
+    """The report's rows of results/comparison.json."""
+    def fmt(v):
+        return "–" if v is None or v != v else f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.3f}"
+
+    return [{"pair": f"{r['models'][0]} − {r['models'][1]}", "metric": r["metric"], "test": r["test"].replace("_", " "),
+             "values": " vs ".join(fmt(v) for v in r["values"]), "difference": fmt(r["difference"]),
+             "ci": f"[{fmt(r['ci95'][0])}, {fmt(r['ci95'][1])}]", "p": fmt(r["p_value"]),
+             "p_holm": fmt(r.get("p_value_holm"))} for r in result["pairs"]]
+
+
+def external_rows(externals: dict[str, list[dict]], summaries: dict[str, dict], tasks: dict[str, Task]
+                  ) -> tuple[list[str], list[dict]]:
+    """(tested-on columns, one row per trained model): each model's first headline metric with its CI on its
+    own pooled test folds and on every external set."""
+    names = list(dict.fromkeys(e["external"] for found in externals.values() for e in found))
+    rows = []
+    for model, found in externals.items():
+        metric = tasks[model].headline[0]
+        pooled = summaries[model]["pooled"]
+        cells = {"internal": _cell(pooled["metrics"][metric], pooled["ci"].get(metric), pooled["n"])}
+        for e in found:
+            cells[e["external"]] = _cell(e["metrics"][metric], e["ci"].get(metric), e["n"],
+                                         e["shift"]["fraction_in_distribution"])
+        rows.append({"model": model, "metric": metric, "cells": cells})
+    return names, rows
+
+
+def _cell(value: float, ci, n: int, in_distribution: float | None = None) -> str:
+    text = f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" (n={n}"
+    return text + (f", {in_distribution:.0%} in distribution)" if in_distribution is not None else ")")
 
 
 def _finite(value: float, sign: int) -> float:
@@ -131,12 +179,17 @@ def origin_rows(model: str, fold_metrics: list[dict]) -> pd.DataFrame:
                           "evaluated on": where(m["provenance"]["hardware"])} for m in fold_metrics])
 
 
-def build_report(files: ReportFiles, config: dict, title: str) -> str:
-    """The HTML report of `files` (the report rule's inputs)."""
+def file_uri_of(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def build_report(files: ReportFiles, config: dict, title: str, report_path: str | Path | None = None) -> str:
+    """The HTML report of `files` (the report rule's inputs); links (the model cards) are relative to
+    `report_path`."""
     splits = {k: read_csv(path) for k, path in enumerate(files.splits)}
     quarantine = read_csv(files.quarantine)
     manifest = read_parquet(files.manifest)
-    summaries, sections, tasks, origins = {}, [], {}, []
+    summaries, sections, tasks, origins, externals = {}, [], {}, [], {}
     for model in files.models:
         name = model.name
         summary = read_json(model.summary)
@@ -144,8 +197,13 @@ def build_report(files: ReportFiles, config: dict, title: str) -> str:
         fold_metrics = [read_json(p) for p in model.metrics]
         first = fold_metrics[0]
         task = Task.of_metrics(first)
-        tasks[name] = task.name
-        per_fold = pd.DataFrame([{"fold": m["fold"], "best_epoch": m["best_epoch"], "n_test": m["n_test"],
+        tasks[name] = task
+        subgroups = read_json(model.subgroups)
+        forest = [plots.forest_figure(subgroups, m) for m in task.headline[:2]]
+        externals[name] = [read_json(p) for p in model.external]
+        repeated = any(m.get("repeat") for m in fold_metrics)
+        per_fold = pd.DataFrame([{**({"repeat": m.get("repeat", 0)} if repeated else {}), "fold": m["fold"],
+                                  "best_epoch": m["best_epoch"], "n_test": m["n_test"],
                                   **task.fold_cells(m), **{k: round(m["metrics"][k], 4) for k in task.headline}}
                                  for m in fold_metrics])
         cams = []
@@ -158,7 +216,7 @@ def build_report(files: ReportFiles, config: dict, title: str) -> str:
                           attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
                      for row in index.to_dict("records")]
         plots_dir = Path(model.plots)
-        oof = read_parquet(model.oof)
+        oof = first_repeat(read_parquet(model.oof))
         pooled = summary["pooled"]
         sections.append({
             "name": name, "task": task.name, "per_fold": per_fold.to_html(index=False, classes="table", border=0),
@@ -168,18 +226,29 @@ def build_report(files: ReportFiles, config: dict, title: str) -> str:
             "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
             "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},
             "mc_dropout": first["mc_dropout"], "eval_clips": first["eval_clips"],
+            "repeats": {k: v for k, v in summary.get("repeats", {}).items() if k in task.headline},
             "mistakes": mistakes_table(task, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
             "mistakes_heading": task.mistakes_heading(oof), "mistakes_score": task.mistake_score_header,
             "cams": cams,
             "config": yaml.safe_dump(config["models"][name], sort_keys=False),
+            "forest": [file_uri_of(plots.png_bytes(f)) for f in forest if f is not None],
+            "subgroup_notes": [f"{c} = {v['value']}: {v['note']}" for c, values in subgroups["subgroups"].items()
+                               for v in values if v["note"]],
+            "card": Path(os.path.relpath(model.card, Path(report_path).parent)).as_posix() if report_path else model.card,
+            "card_text": Path(model.card).read_text(encoding="utf-8"),
+            "external": [{"name": e["external"], "checks": e["checks"], "skipped": e["skipped"],
+                          "shift": e["shift"]} for e in externals[name]],
         })
         origins.append(origin_rows(name, fold_metrics))
     columns, rows, best = comparison(summaries, tasks)
+    external_names, external_table = external_rows(externals, summaries, tasks)
     template = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined
                                   ).from_string(resources.files("cineflow.report").joinpath("templates/report.html")
                                                 .read_text(encoding="utf-8"))
     return template.render(
         title=title, best=best, comparison=rows, headline=columns, sections=sections,
+        pairs=comparison_rows(read_json(files.comparison)), multiplicity=read_json(files.comparison)["multiplicity"],
+        external_names=external_names, external_table=external_table,
         leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),
         class_counts=manifest["label"].value_counts().sort_index().to_dict(),

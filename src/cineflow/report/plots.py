@@ -208,13 +208,15 @@ def attention_figure(weights: np.ndarray, title: str):
     return fig
 
 
-def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
-    """Write the model's figures (the task's, Task.figures) as PNGs; returns their index in report order:
-    name, alt text and file, what the rule writes to figures.json."""
+def render_figures(d: Inputs, out_dir: str | Path, skip: tuple[str, ...] = ()) -> list[dict]:
+    """Write the model's figures (the task's, Task.figures, but those in `skip`) as PNGs; returns their index
+    in report order: name, alt text and file, what the rule writes to figures.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
     for name in d.task.figures:
+        if name in skip:
+            continue
         fig = FIGURES.get(name)(d)
         if fig is not None:
             save_png(fig, out_dir / f"{name}.png")
@@ -224,3 +226,29 @@ def render_figures(d: Inputs, out_dir: str | Path) -> list[dict]:
 
 def read_index(out_dir: str | Path) -> list[dict]:
     return read_json(Path(out_dir) / "figures.json")["figures"]
+
+
+def forest_figure(subgroups: dict, metric: str):
+    """A forest plot of one headline metric: overall and each subgroup value, with its patient-level 95 % CI
+    (a point without a bar where the subgroup is too small for one); None without subgroups."""
+    rows = [("overall", subgroups["overall"])] + [(f"{column} = {v['value']}", v)
+                                                  for column, values in subgroups["subgroups"].items()
+                                                  for v in values]
+    if len(rows) == 1:
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 0.42 * len(rows) + 0.9))
+    for i, (name, r) in enumerate(rows):
+        value = r["metrics"].get(metric, float("nan"))
+        ci = (r["ci"] or {}).get(metric)
+        colour = "k" if i == 0 else ("C0" if ci else "grey")
+        if ci and all(np.isfinite(ci)):
+            ax.plot(ci, [i, i], color=colour, lw=1.6)
+        ax.plot([value], [i], "s" if i == 0 else "o", color=colour, ms=6)
+    overall = rows[0][1]["metrics"].get(metric, float("nan"))
+    if np.isfinite(overall):
+        ax.axvline(overall, ls=":", color="grey")
+    ax.set_yticks(range(len(rows)), [f"{n} (n={r['n']})" for n, r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel=metric, title=f"{metric} by subgroup (95 % CI; grey: too few patients)")
+    ax.title.set_fontsize(9)
+    return fig

@@ -1,0 +1,211 @@
+"""Is this new video even like the training data? An input-shift warning for prediction and external
+validation, from two sides:
+
+- the input: frame rate, frame size, channels, frame count, the fraction of the frame inside the
+  ultrasound sector, and the intensity histogram, each against the training videos of the fold;
+- the model: the Mahalanobis distance of the video's embedding (the input of the model's last layer,
+  averaged over its evaluation clips) to the training videos' embeddings (Ledoit-Wolf covariance), divided
+  by a threshold calibrated on the val partition's distances, so that 1 is the edge of what held-out
+  videos of the training distribution reach: the larger of their `evaluate.shift_quantile` quantile and the
+  same quantile of a normal fitted to them (with a few dozen val videos the empirical 0.99 quantile is
+  just their maximum; the normal extrapolates beyond it).
+
+Each fold model has its reference (`results/<model>/fold_<k>/shift_reference.npz`, fitted on the fold's
+train partition and calibrated on its val partition, never on test or external data). A video's
+`shift_score` is the mean over the fold models of that ratio; it is `in_distribution` when the score is at
+most 1 and no input check fails (`shift_reasons` lists those that do).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from sklearn.covariance import LedoitWolf
+
+from cineflow.data.cache import video_frames
+from cineflow.data.clips import normalise, to_channels_first
+from cineflow.data.sampling import ClipSpec
+from cineflow.evaluate.inference import iter_clips
+from cineflow.io import atomic_path
+
+HIST_BINS = 16
+# input checks: a value may lie this far (relative) outside the training range before it is flagged
+TOLERANCE = 0.1
+MASK_TOLERANCE = 0.1  # absolute, on the sector fraction
+RANGES = {"source_fps": "frame rate", "height": "frame height", "width": "frame width",
+          "source_frames": "frame count"}
+
+
+def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
+    """The output layer: its input is the embedding (pooled features, after the head's hidden layers)."""
+    layers = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear output layer in its head to take embeddings from")
+    return layers[-1]
+
+
+@torch.no_grad()
+def embed_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float], spec: ClipSpec,
+                 n_clips: int | str, device: torch.device, block: int = 16) -> np.ndarray:
+    """[N, D] embeddings: the input of the output layer, averaged over each video's evaluation clips (and over
+    the two reads of a bidirectional model).
+
+    Args:
+        model: the trained module (put in eval mode here).
+        rows: manifest rows of the videos.
+        mean: per-channel normalisation means.
+        std: per-channel normalisation standard deviations.
+        spec: which frames make a clip.
+        n_clips: evaluation clips per video, or "all".
+        device: where the model runs.
+        block: clips per forward pass.
+    """
+    model.eval()
+    captured: list[torch.Tensor] = []
+    hook = last_linear(model).register_forward_hook(lambda m, inputs, out: captured.append(inputs[0].float()))
+    sums, counts = None, np.zeros(len(rows))
+    owners: list[int] = []
+    clips: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal sums
+        captured.clear()
+        model(normalise(to_channels_first(np.stack(clips)).to(device), mean, std))
+        features = torch.stack(captured).mean(0).cpu().numpy()  # [B, D], the reads averaged
+        if sums is None:
+            sums = np.zeros((len(rows), features.shape[1]))
+        np.add.at(sums, owners, features)
+        np.add.at(counts, owners, 1)
+        owners.clear()
+        clips.clear()
+
+    try:
+        for i, clip in iter_clips(rows, spec, n_clips):
+            owners.append(i)
+            clips.append(clip)
+            if len(clips) == block:
+                flush()
+        if clips:
+            flush()
+    finally:
+        hook.remove()
+    return sums / np.maximum(counts, 1)[:, None] if sums is not None else np.zeros((0, 0))
+
+
+def intensity_histogram(row) -> np.ndarray:
+    """The video's grey-level histogram (16 bins, all frames and channels), as fractions."""
+    frames = video_frames(row)
+    counts = np.bincount((frames.reshape(-1).astype(np.int64) * HIST_BINS) // 256, minlength=HIST_BINS)
+    return counts / max(1, counts.sum())
+
+
+def mahalanobis(embeddings: np.ndarray, centre: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    diff = embeddings - centre
+    return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", diff, precision, diff), 0.0))
+
+
+def reference_of(model: torch.nn.Module, ckpt: dict, train_rows: pd.DataFrame, val_rows: pd.DataFrame, cfg,
+                 device: torch.device, seed: int) -> dict[str, np.ndarray]:
+    """The reference of one fold model: a seeded sample of at most evaluate.shift_reference_videos original
+    train videos (augmented copies left out) and every val video.
+
+    Args:
+        model: the fold model.
+        ckpt: its checkpoint (normalisation, clip settings).
+        train_rows: the fold's train partition (manifest rows).
+        val_rows: its val partition.
+        cfg: the evaluate section.
+        device: where the model runs.
+        seed: seeds the sample.
+    """
+    originals = train_rows[train_rows["augment"].fillna("") == ""] if "augment" in train_rows else train_rows
+    if len(originals) > cfg.shift_reference_videos:
+        originals = originals.sample(cfg.shift_reference_videos, random_state=seed).sort_values("video_id")
+    norm, spec = ckpt["normalisation"], ClipSpec.of(ckpt["model"])
+
+    def embed(rows):
+        return embed_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device, cfg.block)
+
+    return fit_reference(embed(originals), embed(val_rows), originals, cfg.shift_quantile)
+
+
+def fit_reference(train_embeddings: np.ndarray, val_embeddings: np.ndarray, train_rows: pd.DataFrame,
+                  quantile: float) -> dict[str, np.ndarray]:
+    """A fold's in-distribution reference: the embeddings' centre and (shrunk) precision, the val distance
+    threshold, the training ranges of the input checks, the mean intensity histogram and its threshold.
+
+    Args:
+        train_embeddings: [N, D] of (a sample of) the fold's train videos.
+        val_embeddings: [M, D] of its val videos: they set the threshold.
+        train_rows: manifest rows of the train videos (input features, cached frames).
+        quantile: evaluate.shift_quantile.
+    """
+    cov = LedoitWolf().fit(train_embeddings)
+    distances = mahalanobis(val_embeddings, cov.location_, cov.precision_)
+    histograms = np.stack([intensity_histogram(r) for r in train_rows.to_dict("records")])
+    centre = histograms.mean(0)
+    hist_distances = np.abs(histograms - centre).sum(1)
+    fitted = distances.mean() + stats.norm.ppf(quantile) * distances.std(ddof=1) if len(distances) > 1 else 0.0
+    ref = {"centre": cov.location_, "precision": cov.precision_,
+           "threshold": np.float64(max(np.quantile(distances, quantile), fitted, 1e-9)),
+           "histogram": centre, "histogram_threshold": np.float64(np.quantile(hist_distances, quantile)),
+           "channels": np.unique(train_rows["channels"].to_numpy(dtype=np.int64)),
+           "mask_fraction": np.array([train_rows["mask_fraction"].min(), train_rows["mask_fraction"].max()], float)}
+    for column in RANGES:
+        ref[column] = np.array([train_rows[column].min(), train_rows[column].max()], dtype=float)
+    return ref
+
+
+def save_reference(path: str | Path, ref: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **ref)
+
+
+def load_reference(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def input_reasons(row: dict, ref: dict[str, np.ndarray]) -> list[str]:
+    """The input checks a video (a cache row) fails against one reference, each naming its value and range."""
+    reasons = []
+    for column, name in RANGES.items():
+        lo, hi = ref[column]
+        value = float(row[column])
+        if value and not lo * (1 - TOLERANCE) <= value <= hi * (1 + TOLERANCE):
+            reasons.append(f"{name} {value:g} outside training {lo:g}-{hi:g}")
+    if int(row["channels"]) not in set(ref["channels"].tolist()):
+        reasons.append(f"{int(row['channels'])} channel(s), training {ref['channels'].tolist()}")
+    lo, hi = ref["mask_fraction"]
+    if not lo - MASK_TOLERANCE <= float(row["mask_fraction"]) <= hi + MASK_TOLERANCE:
+        reasons.append(f"sector fraction {float(row['mask_fraction']):.2f} outside training {lo:.2f}-{hi:.2f}")
+    distance = float(np.abs(intensity_histogram(row) - ref["histogram"]).sum())
+    if distance > float(ref["histogram_threshold"]):
+        reasons.append(f"intensity histogram distance {distance:.2f} > {float(ref['histogram_threshold']):.2f}")
+    return reasons
+
+
+def shift_table(rows: pd.DataFrame, embeddings: list[np.ndarray], refs: list[dict[str, np.ndarray]]
+                ) -> pd.DataFrame:
+    """video_id, shift_score, in_distribution and shift_reasons of each video.
+
+    Args:
+        rows: the cached videos (cache rows: input features and frames).
+        embeddings: each fold model's [N, D] embeddings of them.
+        refs: each fold model's reference, in the same order.
+    """
+    ratios = [mahalanobis(e, r["centre"], r["precision"]) / float(r["threshold"]) for e, r in zip(embeddings, refs)]
+    score = np.mean(ratios, axis=0)
+    reasons = []
+    for i, row in enumerate(rows.to_dict("records")):
+        # flagged only where every fold's training videos disagree: the most lenient fold's reasons
+        found = min((input_reasons(row, ref) for ref in refs), key=len)
+        if score[i] > 1:
+            found.insert(0, f"embedding distance {score[i]:.2f} x the val threshold")
+        reasons.append("; ".join(found))
+    return pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "shift_score": score,
+                         "in_distribution": [not r for r in reasons], "shift_reasons": reasons})

@@ -1,0 +1,63 @@
+"""Does it work equally for women and men, across vendors and sites? The headline metrics of the pooled
+out-of-fold predictions within each value of each data.subgroups column, with patient-level CIs.
+
+A subgroup with fewer patients than evaluate.min_subgroup gets its metrics but no CI, and says so: a
+percentile interval from a handful of patients would look more certain than it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cineflow.config import EvalConfig
+from cineflow.evaluate.metrics import group_bootstrap
+from cineflow.evaluate.summary import first_repeat
+from cineflow.evaluate.tasks import Task
+
+
+def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min_groups: int) -> dict:
+    """n, patients, the headline metrics and their patient-level CIs (None below `min_groups` patients) of the
+    predictions `table` (each row with its fold's threshold)."""
+    y, scores = task.truth(table), task.scores_of(table)
+    threshold = table["threshold"].to_numpy(dtype=float) if "threshold" in table else None
+
+    def headline(rows):
+        part = task._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
+        return {k: part[k] for k in task.headline}
+
+    n_groups = int(table["group"].nunique())
+    out = {"n": int(len(table)), "n_groups": n_groups, "metrics": headline(np.arange(len(table))), "ci": None,
+           "note": None}
+    if n_groups < min_groups:
+        out["note"] = f"{n_groups} patient(s): too few for a CI (evaluate.min_subgroup is {min_groups})"
+    elif cfg.bootstrap:
+        out["ci"] = group_bootstrap(table["group"].to_numpy(), headline, cfg.bootstrap, seed)
+    if task.name != "regression" and table["label"].nunique() < 2:
+        out["note"] = ((out["note"] + "; ") if out["note"] else "") + "one class only: ranking metrics undefined"
+    return out
+
+
+def subgroup_metrics(task: Task, oof: pd.DataFrame, attributes: pd.DataFrame, columns: list[str],
+                     cfg: EvalConfig, seed: int) -> dict:
+    """results/<model>/subgroups.json: overall and per-subgroup headline metrics.
+
+    Args:
+        task: the model's task.
+        oof: its out-of-fold predictions.
+        attributes: video_id and the subgroup columns (the manifest).
+        columns: data.subgroups.
+        cfg: the evaluate section (bootstrap, min_subgroup).
+        seed: seeds the bootstrap.
+    """
+    table = first_repeat(oof).merge(attributes[["video_id", *columns]], on="video_id", how="left",
+                                    validate="many_to_one")
+    out = {"task": task.name, "headline": list(task.headline), "min_subgroup": cfg.min_subgroup,
+           "overall": headline_of(task, table, cfg, seed, cfg.min_subgroup), "subgroups": {}}
+    for column in columns:
+        values = table[column].fillna("missing").astype(str)
+        out["subgroups"][column] = [
+            {"value": value, **headline_of(task, table[values == value].reset_index(drop=True), cfg, seed,
+                                           cfg.min_subgroup)}
+            for value in sorted(values.unique())]
+    return out
