@@ -19,3 +19,15 @@ def test_demo_with_the_default_config_learns(tmp_path):
     summary = json.loads((workdir / "results" / "tiny3d" / "summary.json").read_text())
     assert summary["metrics"]["roc_auc"]["mean"] >= 0.90, summary["metrics"]["roc_auc"]
     assert len(summary["metrics"]["roc_auc"]["per_fold"]) == 3
+    # the demo's two models make a pair: DeLong and the paired bootstraps on the same videos
+    comparison = json.loads((workdir / "results" / "comparison.json").read_text())
+    tests = {(p["metric"], p["test"]) for p in comparison["pairs"]}
+    assert ("roc_auc", "delong") in tests and ("roc_auc", "paired_bootstrap") in tests
+    assert all(p["models"] == ["tiny3d", "tiny3d_narrow"] for p in comparison["pairs"])
+    # the external site: other patients, a darker scanner; the ensemble still separates the classes
+    external = json.loads((workdir / "results" / "external" / "site_c" / "tiny3d" / "metrics.json").read_text())
+    assert external["n"] == 30 and external["metrics"]["roc_auc"] >= 0.85
+    subgroups = json.loads((workdir / "results" / "tiny3d" / "subgroups.json").read_text())
+    assert [v["value"] for v in subgroups["subgroups"]["site"]] == ["A", "B"]
+    assert all(v["ci"] for v in subgroups["subgroups"]["site"])  # 45 patients a site: CIs
+    assert (workdir / "results" / "tiny3d_narrow" / "model_card.md").is_file()

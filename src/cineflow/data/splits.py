@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from cineflow.config import SplitConfig
 from cineflow.data.labels import n_folds, uses_fixed_split
@@ -27,7 +26,7 @@ def parse_fold(name: str | int) -> tuple[int, int]:
 def repeat_seed(seed: int, repeat: int) -> int:
     """The split seed of a repeat: `seed` itself for repeat 0 (so one repeat splits as before), a seed drawn
     from (seed, repeat) for the others."""
-    return seed if repeat == 0 else int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+    return seed if repeat == 0 else int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0]) % 2**31
 
 
 def split_names(cfg: SplitConfig, table: pd.DataFrame) -> list[str]:
@@ -43,6 +42,8 @@ def make_splits(manifest: pd.DataFrame, cfg: SplitConfig, seed: int) -> list[pd.
 
     With a fixed split (splits.mode), the table's split column is the one fold.
     """
+    from sklearn.model_selection import StratifiedGroupKFold  # here: the workflow's parse imports this module
+
     manifest = manifest.sort_values("video_id").reset_index(drop=True)  # row order must not matter
     if uses_fixed_split(cfg, manifest):
         table = manifest.assign(partition=manifest["split"])

@@ -9,6 +9,7 @@ external videos with the model's training manifest, and every row carries the in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,14 @@ def value_range(values: pd.Series) -> str:
         return "–"
     lo, hi = float(values.min()), float(values.max())
     return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+
+
+def reason_counts(reasons: pd.Series) -> dict[str, int]:
+    """How many videos each kind of shift reason flags ("intensity histogram distance 0.18 > 0.10" is of the
+    kind "intensity histogram distance")."""
+    kinds = [re.split(r"\s[-\d.]", part.strip())[0] for text in reasons.fillna("") for part in text.split(";")
+             if part.strip()]
+    return {k: int(n) for k, n in pd.Series(kinds, dtype=str).value_counts().sort_index().items()}
 
 
 def input_checks(training: pd.DataFrame, external: pd.DataFrame, classes: list[str], labels: pd.Series,
@@ -101,7 +110,8 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
                "threshold": None if threshold is None else float(threshold), "n_models": len(model_paths),
                **pooled, "skipped": skipped, "n_skipped": len(skipped),
                "shift": {"n_out_of_distribution": int((~out["in_distribution"].astype(bool)).sum()),
-                         "fraction_in_distribution": float(out["in_distribution"].astype(bool).mean())},
+                         "fraction_in_distribution": float(out["in_distribution"].astype(bool).mean()),
+                         "reasons": reason_counts(out["shift_reasons"])},
                "checks": input_checks(training, ok, list(task.classes), rows["label"],
                                       preprocess_of(training) or {})}
     return metrics, out

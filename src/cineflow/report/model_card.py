@@ -54,7 +54,8 @@ def model_card(name: str, model_cfg: dict, summary: dict, fold_metrics: list[dic
     counts = manifest["label"].value_counts().sort_index()
     lines = [f"# Model card: {name}", "",
              "## Model details",
-             f"- Architecture `{model_cfg['arch']}` {model_cfg.get('arch_params') or ''}, "
+             f"- Architecture `{model_cfg['arch']}`"
+             + (f" with {model_cfg['arch_params']}" if model_cfg.get("arch_params") else "") + ", "
              f"{'pretrained' if model_cfg.get('pretrained') else 'trained from scratch'}; loss `{first['loss']}`, "
              f"model selection on val `{first['monitor']}`.",
              f"- Clips of {model_cfg['clip_length']} frames every {model_cfg['clip_period']}; "
@@ -104,8 +105,10 @@ def model_card(name: str, model_cfg: dict, summary: dict, fold_metrics: list[dic
         lines += metric_table(headline, [(e["external"], e["metrics"], e["ci"], e["n"]) for e in externals])
         for e in externals:
             differs = [c for c in e["checks"] if c["status"] != "ok"]
+            reasons = ", ".join(f"{k} ({n})" for k, n in e["shift"].get("reasons", {}).items())
             lines += ["", f"- {e['external']}: {e['shift']['fraction_in_distribution']:.0%} of videos in "
-                          f"distribution; {e['n_skipped']} unreadable."
+                          f"distribution" + (f" (flagged for: {reasons})" if reasons else "")
+                      + f"; {e['n_skipped']} unreadable."
                       + ("" if not differs else " Differs from training: " + "; ".join(
                           f"{c['check']} {c['external']} (training {c['training']})" for c in differs) + ".")]
         lines += [""]
