@@ -32,7 +32,6 @@ rule subgroups:
     input:
         oof="results/{model}/oof_predictions.parquet",
         metrics=expand("results/{{model}}/fold_{fold}/metrics.json", fold=FOLDS[:1]),
-        manifest=manifest_of,
         code=code("subgroups"),
     output:
         "results/{model}/subgroups.json",
@@ -48,6 +47,7 @@ rule subgroups:
         runtime=15,
     params:
         subgroups=config["data"]["subgroups"],
+        attributes=subgroup_records,
         evaluate=canonical(config["evaluate"]),
         seed=SEED,
     script:

@@ -66,8 +66,14 @@ def samples() -> pd.DataFrame:
 
 
 def labels_records(wildcards) -> list[dict]:
-    """The checked table as a param: editing a label reruns the manifest, never the cache."""
-    return samples().drop(columns="shard").to_dict("records")
+    """The checked table as a param: editing a label reruns the manifest, never the cache. The subgroup
+    columns stay out: they go to the subgroups rule alone, so naming one retrains nothing."""
+    return samples().drop(columns=["shard", *DATA.subgroups]).to_dict("records")
+
+
+def subgroup_records(wildcards) -> list[dict]:
+    """Each video's subgroup values (data.subgroups), the subgroups rule's param."""
+    return samples()[["video_id", *DATA.subgroups]].to_dict("records")
 
 
 def shard_rows(wildcards) -> list[dict]:

@@ -15,6 +15,7 @@ for _name, (_data, _demo, _seed) in EXTERNAL_DEMOS.items():
             f"results/logs/external_demo_data/{_name}.log",
         benchmark:
             f"results/benchmarks/external_demo_data/{_name}.tsv"
+        localrule: True
         conda:
             ENV
         threads: 1

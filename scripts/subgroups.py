@@ -1,5 +1,7 @@
 """Rule subgroups: a model's headline metrics with patient-level CIs within each value of data.subgroups."""
 
+import pandas as pd
+
 from cineflow.config import EvalConfig
 from cineflow.evaluate.subgroups import subgroup_metrics
 from cineflow.evaluate.tasks import Task
@@ -9,7 +11,8 @@ from cineflow.provenance import provenance
 
 with to_log(snakemake.log[0]):
     task = Task.of_metrics(read_json(snakemake.input.metrics[0]))
-    result = subgroup_metrics(task, read_parquet(snakemake.input.oof), read_parquet(snakemake.input.manifest),
+    attributes = pd.DataFrame(snakemake.params.attributes, columns=["video_id", *snakemake.params.subgroups])
+    result = subgroup_metrics(task, read_parquet(snakemake.input.oof), attributes,
                               snakemake.params.subgroups, EvalConfig.from_dict(snakemake.params.evaluate),
                               snakemake.params.seed)
     write_json(snakemake.output[0], {"model": snakemake.wildcards.model, **result,

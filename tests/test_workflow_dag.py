@@ -101,3 +101,11 @@ def test_one_fold_of_a_repeat_by_its_target_name(workflow):
     # repeat 0 stays as it was: only the new repeat's folds train, and the report keeps repeat 0's Grad-CAMs
     assert everything["train"] == 4 and everything["splits_repeat"] == 1
     assert not {"splits", "gradcam", "cache_shard", "manifest"} & set(everything)
+
+
+def test_naming_another_subgroup_column_retrains_nothing(workflow):
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["data"]["subgroups"] = ["site"]
+    with config_in(workflow, config):
+        jobs = planned(workflow)
+    assert set(jobs) == {"subgroups", "model_card", "report", "all"} and jobs["subgroups"] == 2
