@@ -67,7 +67,8 @@ def samples() -> pd.DataFrame:
 
 def labels_records(wildcards) -> list[dict]:
     """The checked table as a param: editing a label reruns the manifest, never the cache. The subgroup
-    columns stay out: they go to the subgroups rule alone, so naming one retrains nothing."""
+    columns stay out: they go to the subgroups rule alone, so naming one retrains nothing.
+    """
     return samples().drop(columns=["shard", *DATA.subgroups]).to_dict("records")
 
 
