@@ -105,15 +105,11 @@ def compare_pair(task: Task, names: tuple[str, str], oof_a: pd.DataFrame, oof_b:
     a, b = paired(oof_a, oof_b)
     y, groups = task.truth(a), a["group"].to_numpy()
     scores = task.scores_of(a), task.scores_of(b)
-    thresholds = [t["threshold"].to_numpy(dtype=float) if "threshold" in t else None for t in (a, b)]
-
-    def metrics(k, rows):
-        return task._metrics(y[rows], scores[k][rows], None if thresholds[k] is None else thresholds[k][rows])
-
-    whole = [metrics(k, np.arange(len(a))) for k in range(2)]
+    headline = task.headline_of(a), task.headline_of(b)
+    whole = [h(np.arange(len(a))) for h in headline]
 
     def differences(rows):
-        ma, mb = metrics(0, rows), metrics(1, rows)
+        ma, mb = headline[0](rows), headline[1](rows)
         return {m: ma[m] - mb[m] for m in task.headline}
 
     draws = bootstrap_draws(groups, differences, n_boot, seed) if n_boot else {}

@@ -98,11 +98,8 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
         raise ValueError(f"none of the {len(table)} external videos could be read: {skipped[:3]}")
     rows = ok[["video_id"]].merge(table, on="video_id", how="left", validate="one_to_one")
     threshold = ok["threshold"].iloc[0] if "threshold" in ok else None
-    scores = task.scores_of(ok)
-    spread = ok[["uncertainty"]].to_numpy(dtype=float) if ok["uncertainty"].notna().all() else None
-    out = task.table(rows, task.targets(rows), scores, None, threshold)
-    if spread is not None:
-        out["uncertainty"] = spread[:, 0]
+    out = task.table(rows, task.targets(rows), task.scores_of(ok), None, threshold)
+    out["uncertainty"] = ok["uncertainty"].to_numpy(dtype=float)  # the fold models' MC spread, as predicted
     extra = ["fold_sd", "shift_score", "in_distribution", "shift_reasons"]
     out = out.merge(ok[["video_id", *[c for c in extra if c in ok]]], on="video_id", how="left")
     pooled = task.pooled(out, cfg, seed)

@@ -36,6 +36,21 @@ def iter_clips(rows: pd.DataFrame, spec: ClipSpec, n_clips: int | str) -> Iterat
             yield i, read_clip(frames, indices)
 
 
+def iter_blocks(rows: pd.DataFrame, spec: ClipSpec, n_clips: int | str, block: int, mean: list[float],
+                std: list[float], device: torch.device) -> Iterator[tuple[int, np.ndarray, torch.Tensor]]:
+    """(clips before this block, [B] row of each clip, [B, C, T, H, W] normalised clips on `device`): every
+    evaluation clip in blocks of at most `block`, so memory is bounded by the block."""
+    done, owners, clips = 0, [], []
+    for i, clip in iter_clips(rows, spec, n_clips):
+        owners.append(i)
+        clips.append(clip)
+        if len(clips) == block:
+            yield done, np.asarray(owners), normalise(to_channels_first(np.stack(clips)).to(device), mean, std)
+            done, owners, clips = done + len(clips), [], []
+    if clips:
+        yield done, np.asarray(owners), normalise(to_channels_first(np.stack(clips)).to(device), mean, std)
+
+
 def enable_dropout(model: torch.nn.Module) -> int:
     """Dropout layers to train mode (BatchNorm stays in eval): the MC dropout setting. Returns their count."""
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
@@ -73,17 +88,12 @@ def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
     sums: np.ndarray | None = None  # [passes, N, K]
     counts = np.zeros(len(rows))
     clip_scores: list[np.ndarray] = []
-    owners: list[int] = []
-    block_owners: list[int] = []
-    clips: list[np.ndarray] = []
-
-    def flush() -> None:
-        nonlocal sums
-        x = normalise(to_channels_first(np.stack(clips)).to(device), mean, std)
+    owners: list[np.ndarray] = []
+    for start, block_owners, x in iter_blocks(rows, spec, n_clips, block, mean, std, device):
         runs = []
         for p in range(passes):
             if mc_passes:  # dropout masks depend on (seed, pass, block) only: reruns give the same numbers
-                torch.manual_seed(hash((seed, p, len(owners))) % 2**31)
+                torch.manual_seed(hash((seed, p, start)) % 2**31)
             runs.append(to_scores(model(x), output).float().cpu().numpy())
         if sums is None:
             sums = np.zeros((passes, len(rows), runs[0].shape[1]))
@@ -91,24 +101,14 @@ def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
             np.add.at(sums[p], block_owners, probs)
         np.add.at(counts, block_owners, 1)
         clip_scores.append(np.mean(runs, axis=0))
-        owners.extend(block_owners)
-        block_owners.clear()
-        clips.clear()
-
-    for i, clip in iter_clips(rows, spec, n_clips):
-        block_owners.append(i)
-        clips.append(clip)
-        if len(clips) == block:
-            flush()
-    if clips:
-        flush()
+        owners.append(block_owners)
     model.eval()
     if sums is None:
         empty = np.zeros((0, 0))
         return VideoScores(empty, None, empty, np.zeros(0, int))
     per_pass = sums / counts[None, :, None]
     return VideoScores(per_pass.mean(0), per_pass.std(0) if mc_passes else None, np.concatenate(clip_scores),
-                       np.asarray(owners))
+                       np.concatenate(owners))
 
 
 def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float],

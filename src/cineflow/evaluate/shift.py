@@ -27,9 +27,8 @@ from scipy import stats
 from sklearn.covariance import LedoitWolf
 
 from cineflow.data.cache import video_frames
-from cineflow.data.clips import normalise, to_channels_first
 from cineflow.data.sampling import ClipSpec
-from cineflow.evaluate.inference import iter_clips
+from cineflow.evaluate.inference import iter_blocks
 from cineflow.io import atomic_path
 
 HIST_BINS = 16
@@ -68,29 +67,15 @@ def embed_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
     captured: list[torch.Tensor] = []
     hook = last_linear(model).register_forward_hook(lambda m, inputs, out: captured.append(inputs[0].float()))
     sums, counts = None, np.zeros(len(rows))
-    owners: list[int] = []
-    clips: list[np.ndarray] = []
-
-    def flush() -> None:
-        nonlocal sums
-        captured.clear()
-        model(normalise(to_channels_first(np.stack(clips)).to(device), mean, std))
-        features = torch.stack(captured).mean(0).cpu().numpy()  # [B, D], the reads averaged
-        if sums is None:
-            sums = np.zeros((len(rows), features.shape[1]))
-        np.add.at(sums, owners, features)
-        np.add.at(counts, owners, 1)
-        owners.clear()
-        clips.clear()
-
     try:
-        for i, clip in iter_clips(rows, spec, n_clips):
-            owners.append(i)
-            clips.append(clip)
-            if len(clips) == block:
-                flush()
-        if clips:
-            flush()
+        for _, owners, x in iter_blocks(rows, spec, n_clips, block, mean, std, device):
+            captured.clear()
+            model(x)
+            features = torch.stack(captured).mean(0).cpu().numpy()  # [B, D], the reads averaged
+            if sums is None:
+                sums = np.zeros((len(rows), features.shape[1]))
+            np.add.at(sums, owners, features)
+            np.add.at(counts, owners, 1)
     finally:
         hook.remove()
     return sums / np.maximum(counts, 1)[:, None] if sums is not None else np.zeros((0, 0))
@@ -170,8 +155,9 @@ def load_reference(path: str | Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def input_reasons(row: dict, ref: dict[str, np.ndarray]) -> list[str]:
-    """The input checks a video (a cache row) fails against one reference, each naming its value and range."""
+def input_reasons(row: dict, histogram: np.ndarray, ref: dict[str, np.ndarray]) -> list[str]:
+    """The input checks a video (a cache row, and its intensity histogram) fails against one reference, each
+    naming its value and range."""
     reasons = []
     for column, name in RANGES.items():
         lo, hi = ref[column]
@@ -183,7 +169,7 @@ def input_reasons(row: dict, ref: dict[str, np.ndarray]) -> list[str]:
     lo, hi = ref["mask_fraction"]
     if not lo - MASK_TOLERANCE <= float(row["mask_fraction"]) <= hi + MASK_TOLERANCE:
         reasons.append(f"sector fraction {float(row['mask_fraction']):.2f} outside training {lo:.2f}-{hi:.2f}")
-    distance = float(np.abs(intensity_histogram(row) - ref["histogram"]).sum())
+    distance = float(np.abs(histogram - ref["histogram"]).sum())
     if distance > float(ref["histogram_threshold"]):
         reasons.append(f"intensity histogram distance {distance:.2f} > {float(ref['histogram_threshold']):.2f}")
     return reasons
@@ -203,7 +189,8 @@ def shift_table(rows: pd.DataFrame, embeddings: list[np.ndarray], refs: list[dic
     reasons = []
     for i, row in enumerate(rows.to_dict("records")):
         # flagged only where every fold's training videos disagree: the most lenient fold's reasons
-        found = min((input_reasons(row, ref) for ref in refs), key=len)
+        histogram = intensity_histogram(row)
+        found = min((input_reasons(row, histogram, ref) for ref in refs), key=len)
         if score[i] > 1:
             found.insert(0, f"embedding distance {score[i]:.2f} x the val threshold")
         reasons.append("; ".join(found))

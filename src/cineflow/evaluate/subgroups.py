@@ -19,13 +19,7 @@ from cineflow.evaluate.tasks import Task
 def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min_groups: int) -> dict:
     """n, patients, the headline metrics and their patient-level CIs (None below `min_groups` patients) of the
     predictions `table` (each row with its fold's threshold)."""
-    y, scores = task.truth(table), task.scores_of(table)
-    threshold = table["threshold"].to_numpy(dtype=float) if "threshold" in table else None
-
-    def headline(rows):
-        part = task._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
-        return {k: part[k] for k in task.headline}
-
+    headline = task.headline_of(table)
     n_groups = int(table["group"].nunique())
     out = {"n": int(len(table)), "n_groups": n_groups, "metrics": headline(np.arange(len(table))), "ci": None,
            "note": None}

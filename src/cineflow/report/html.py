@@ -242,12 +242,13 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
         origins.append(origin_rows(name, fold_metrics))
     columns, rows, best = comparison(summaries, tasks)
     external_names, external_table = external_rows(externals, summaries, tasks)
+    compared = read_json(files.comparison)
     template = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined
                                   ).from_string(resources.files("cineflow.report").joinpath("templates/report.html")
                                                 .read_text(encoding="utf-8"))
     return template.render(
         title=title, best=best, comparison=rows, headline=columns, sections=sections,
-        pairs=comparison_rows(read_json(files.comparison)), multiplicity=read_json(files.comparison)["multiplicity"],
+        pairs=comparison_rows(compared), multiplicity=compared["multiplicity"],
         external_names=external_names, external_table=external_table,
         leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),

@@ -151,6 +151,19 @@ class Task(ABC):
                 "n_test_clips": int(len(test.owner)),
                 "val_metrics": scalars(self.metrics(y_val, val.mean, threshold, cfg))}, table
 
+    def headline_of(self, table: pd.DataFrame):
+        """rows -> the headline metrics of those rows of a predictions table, each row decided with its own
+        fold's threshold: what the bootstraps (CIs, subgroups, paired comparisons) resample. Only the core
+        metrics: calibration and bins are not headline figures."""
+        y, scores = self.truth(table), self.scores_of(table)
+        threshold = table["threshold"].to_numpy(dtype=float) if "threshold" in table else None
+
+        def headline(rows) -> dict:
+            part = self._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
+            return {k: part[k] for k in self.headline}
+
+        return headline
+
     def pooled(self, oof: pd.DataFrame, cfg, seed: int) -> dict:
         """Metrics of all folds' test predictions together (each fold's own threshold) and group-bootstrap
         95 % CIs of the headline metrics."""
@@ -159,12 +172,8 @@ class Task(ABC):
         metrics = self.metrics(y, scores, threshold, cfg)
         if "uncertainty" in oof and oof["uncertainty"].notna().all():
             metrics.update(self.uncertainty_metrics(oof))
-
-        def headline(rows):  # the task's core metrics only: calibration and bins are not headline figures
-            part = self._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
-            return {k: part[k] for k in self.headline}
-
-        ci = group_bootstrap(oof["group"].to_numpy(), headline, cfg.bootstrap, seed) if cfg.bootstrap else {}
+        ci = (group_bootstrap(oof["group"].to_numpy(), self.headline_of(oof), cfg.bootstrap, seed)
+              if cfg.bootstrap else {})
         return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
                 "bootstrap": cfg.bootstrap}
 
