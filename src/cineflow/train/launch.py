@@ -60,6 +60,9 @@ def main(job_path: str) -> None:
         device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
         train_fold(ModelConfig.from_dict(job.pop("model")), job.pop("classes"), read_csv(job.pop("split")),
                    read_parquet(job.pop("manifest")), paths=FoldPaths(**job.pop("paths")), device=device, **job)
+        # every rank finished before any leaves: a rank tearing down gloo while the first still writes the
+        # fold's files aborted the other ("terminate called without an active exception") now and then
+        tdist.barrier()
     finally:
         tdist.destroy_process_group()
 
