@@ -34,6 +34,13 @@ include: "rules/report.smk"
 include: "rules/predict.smk"
 
 
+# a killed run (SIGKILL, a lost node) cleans nothing up: its temporaries go before anything else runs, while
+# this Snakemake holds the lock on results/
+onstart:
+    for left in sweep_temporaries("results", everything=True):
+        print(f"removed {left}: a temporary file of a killed run", file=sys.stderr)
+
+
 # light bookkeeping runs on the submitting host under --profile slurm, not as cluster jobs
 localrules:
     all,

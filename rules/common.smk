@@ -29,6 +29,7 @@ from cineflow.data.demo import plan
 from cineflow.data.labels import n_folds, shard_of
 from cineflow.data.layouts import labels_table, table_source
 from cineflow.data.splits import split_names
+from cineflow.io import sweep_temporaries
 from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.

@@ -11,7 +11,7 @@ from cineflow.seeding import seed_everything
 from cineflow.train.tracking import log_fold_results
 
 with to_log(snakemake.log[0]), job_device() as device:
-    seed_everything(snakemake.params.seed, snakemake.threads)
+    seed_everything(snakemake.params.seed, snakemake.threads, snakemake.config["deterministic"])
     metrics, predictions = evaluate_fold(
         snakemake.input.model, read_csv(snakemake.input.split), read_parquet(snakemake.input.manifest),
         EvalConfig.from_dict(snakemake.params.evaluate), device, seed=snakemake.params.seed)

@@ -12,7 +12,7 @@ from cineflow.seeding import seed_everything
 from cineflow.train.tracking import log_fold_results
 
 with to_log(snakemake.log[0]), job_device() as device:
-    seed_everything(snakemake.params.seed, snakemake.threads)
+    seed_everything(snakemake.params.seed, snakemake.threads, snakemake.config["deterministic"])
     index = render_fold(snakemake.input.model, read_predictions(snakemake.input.predictions),
                         read_parquet(snakemake.input.manifest), read_json(snakemake.input.metrics)["threshold"],
                         GradcamConfig.from_dict(snakemake.params.gradcam), snakemake.output[0], device)

@@ -11,7 +11,7 @@ from cineflow.seeding import seed_everything
 from cineflow.train.checkpoint import load_model
 
 with to_log(snakemake.log[0]), job_device() as device:
-    seed_everything(snakemake.params.seed, snakemake.threads)
+    seed_everything(snakemake.params.seed, snakemake.threads, snakemake.config["deterministic"])
     model, ckpt = load_model(snakemake.input.model)
     model.to(device)
     split, manifest = read_csv(snakemake.input.split), read_parquet(snakemake.input.manifest)

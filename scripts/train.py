@@ -25,12 +25,13 @@ if cfg.gpus > 1:  # several processes on one fold: torchrun, each GPU its own pr
         print(f"{cfg.gpus} processes on {device}")
         launch(dict(fold, model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
                     manifest=snakemake.input.manifest, paths=vars(paths),
-                    provenance=provenance(snakemake.config, device), threads=resources["train_threads"]),
+                    provenance=provenance(snakemake.config, device), threads=resources["train_threads"],
+                    deterministic=snakemake.config["deterministic"]),
                cfg.gpus, snakemake.params.job)
 else:
     with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
                                                  snakemake.params.tracking, run) as trackers, job_device() as device:
-        seed_everything(snakemake.params.seed, resources["train_threads"])
+        seed_everything(snakemake.params.seed, resources["train_threads"], snakemake.config["deterministic"])
         print(f"device: {device}")
         train_fold(cfg, snakemake.params.classes, read_csv(snakemake.input.split),
                    read_parquet(snakemake.input.manifest), paths=paths, device=device, provenance=provenance(snakemake.config, device), trackers=trackers,

@@ -13,6 +13,7 @@ from cineflow.evaluate.metrics import (
     tune_threshold,
 )
 from cineflow.evaluate.summary import summarize
+from cineflow.report.model_card import ci_text, mean_sd
 
 
 def test_binary_metrics_on_a_worked_example():
@@ -86,10 +87,30 @@ def test_group_bootstrap_resamples_patients_and_is_reproducible():
         seen.append(len(rows))
         return {"mean": float(values[rows].mean())}
 
-    ci = group_bootstrap(groups, mean, n=200, seed=1)
+    ci, nan_draws = group_bootstrap(groups, mean, n=200, seed=1)
     assert set(seen) == {8}  # whole patients, each with all its videos
-    assert ci["mean"] == [0.0, 1.0]  # only 0, 0.5 or 1 can occur
+    assert ci["mean"] == [0.0, 1.0] and nan_draws == {}  # only 0, 0.5 or 1 can occur
     assert group_bootstrap(groups, mean, n=50, seed=3) == group_bootstrap(groups, mean, n=50, seed=3)
+
+
+def test_nan_bootstrap_draws_are_counted_and_shown_beside_the_ci():
+    # "both" is undefined (NaN) in every resample that drew one patient twice: a quarter each way
+    groups = np.array(["p1", "p2"])
+
+    def both(rows):
+        return {"both": 1.0 if len(set(rows)) == 2 else float("nan"), "size": float(len(rows))}
+
+    ci, nan_draws = group_bootstrap(groups, both, n=400, seed=0)
+    assert ci["both"] == [1.0, 1.0] and 150 < nan_draws["both"] < 250 and "size" not in nan_draws
+    assert ci_text(ci["both"], nan_draws["both"]) == f" [1.000, 1.000] ({nan_draws['both']} NaN draws left out)"
+    assert ci_text(ci["size"]) == " [2.000, 2.000]" and ci_text([float("nan")] * 2, 5) == ""
+
+
+def test_a_single_fold_has_no_sd():
+    s = summarize([{"fold": 0, "threshold": 0.5, "metrics": {"roc_auc": 0.8}}])
+    assert np.isnan(s["metrics"]["roc_auc"]["std"])
+    assert mean_sd(s["metrics"]["roc_auc"]) == "0.800 (one fold, no sd)" and "±" not in mean_sd(s["metrics"]["roc_auc"])
+    assert mean_sd({"mean": 0.8, "std": 0.05}) == "0.800 ± 0.050"
 
 
 def test_binary_metrics_agree_with_scikit_learn():

@@ -1,15 +1,17 @@
 """Training on the tiny cached dataset: checkpoint contents, history, exact resume after a kill, and
 each task and training-recipe option run for real."""
 
+import os
 import sys
 
 import av
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig
+from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig, load_schema
 from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.normalisation import fold_normalisation
 from cineflow.data.sampling import ClipSpec
@@ -17,6 +19,7 @@ from cineflow.data.splits import fold_rows
 from cineflow.evaluate.fold import evaluate_fold
 from cineflow.evaluate.gradcam import render_fold
 from cineflow.models.architectures import build_model
+from cineflow.seeding import seed_everything
 from cineflow.train import checkpoint, loop
 from cineflow.train import fold as fold_module
 from cineflow.train.fold import FoldPaths, train_fold
@@ -38,11 +41,11 @@ def fold_paths(out) -> FoldPaths:
                      state=out / "state" / "state.pt")
 
 
-def run(tiny_config, tiny_dataset, out, cfg, workers="auto"):
+def run(tiny_config, tiny_dataset, out, cfg, workers="auto", device=DEVICE):
     manifest, _, folds = tiny_dataset
     norm = fold_normalisation(folds[0], manifest, seed=1)
     return train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, fold_paths(out), seed=1,
-                      device=DEVICE, workers=workers)
+                      device=device, workers=workers)
 
 
 def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny_config, tiny_dataset, tmp_path):
@@ -134,6 +137,61 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
         assert full["step"].tolist() == [2, 3, 4, 6, 8, 9]
         assert full["trains"].tolist() == ["head only"] * 2 + ["all"] * 4
         assert full["stage"].tolist() == [1, 1, 2, 2, 2, 2] and full["epoch"].iloc[0] == pytest.approx(2 / 3, 1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: pytest tests/test_trainer.py -k gpu")
+@pytest.mark.parametrize("deterministic", [True, "warn"])
+def test_killed_training_resumes_exactly_on_a_gpu(tiny_config, tiny_dataset, tmp_path, monkeypatch, deterministic):
+    """On a GPU: the CUDA generators are saved and restored, so dropout after a resume draws the same masks.
+    deterministic: true either gives bit-identical weights or names the op without a deterministic kernel;
+    "warn" is allowed rounding differences only (atomics in 3D pooling backward)."""
+    cuda = torch.device("cuda")
+    cfg = model_cfg(tiny_config)  # its head has dropout
+    try:
+        seed_everything(1, None, deterministic)
+        full = run(tiny_config, tiny_dataset, tmp_path / "full", cfg, workers=0, device=cuda)
+        real, calls = loop.predict_videos, {"n": 0}
+
+        def dies(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt("killed")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(loop, "predict_videos", dies)
+        seed_everything(1, None, deterministic)
+        with pytest.raises(KeyboardInterrupt):
+            run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg, workers=0, device=cuda)
+        monkeypatch.setattr(loop, "predict_videos", real)
+        torch.cuda.manual_seed_all(12345)  # a fresh process's generators differ: only the saved state may count
+        resumed = run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg, workers=0, device=cuda)
+    finally:
+        seed_everything(0)  # the suite's setting
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state_dict"]
+    if deterministic is True:
+        pd.testing.assert_frame_equal(full.drop(columns="seconds"), resumed.drop(columns="seconds"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    else:
+        assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-4) for k in a)
+
+
+def test_deterministic_modes_set_torch_and_the_schema_refuses_others():
+    try:
+        seed_everything(0, None, True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled() and not torch.backends.cudnn.benchmark
+        seed_everything(0, None, False)
+        assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+        seed_everything(0, None, "warn")
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"]  # set before cuBLAS's first call
+    finally:
+        seed_everything(0)
+    schema = load_schema()
+    jsonschema.validate({"deterministic": True}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"deterministic": "strict"}, schema)
 
 
 def test_changed_config_does_not_resume(tiny_config, tiny_dataset, tmp_path, capfd):

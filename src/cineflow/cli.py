@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from cineflow.config import EvalConfig, GradcamConfig, resolve
 from cineflow.devices import job_device
 from cineflow.evaluate.predict import predict_new_videos
 from cineflow.evaluate.summary import read_fold_files
-from cineflow.io import read_json, write_csv, write_parquet
+from cineflow.io import frames_dir, read_json, sweep_temporaries, write_csv, write_parquet
 from cineflow.seeding import seed_everything
 
 
@@ -41,7 +40,9 @@ def predict_main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed, None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".frames-") as work, job_device() as device:
+    for left in sweep_temporaries(out.parent):  # what a killed earlier run left
+        print(f"removed {left}, left by a killed run", file=sys.stderr)
+    with frames_dir(out.parent) as work, job_device() as device:
         table = predict_new_videos(args.input, models, [read_json(p) for p in metrics], cfg, work, device, args.seed,
                                    gradcam, args.gradcam, references)
     (write_parquet if out.suffix == ".parquet" else write_csv)(out, table)

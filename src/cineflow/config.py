@@ -23,6 +23,36 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+NAME_MAX = 128  # characters of a name that becomes part of a file path
+
+
+def unsafe_name(name: object) -> str | None:
+    """Why `name` (a video id, model, external set or class) cannot be part of a file path under results/,
+    or None when it can. Such names become file and folder names, so anything that could climb out of
+    results/ or hide a file is refused; spaces and other printable characters are fine.
+    """
+    if not isinstance(name, str) or not name:
+        return "it is empty or not text"
+    if len(name) > NAME_MAX:
+        return f"it is {len(name)} characters long (at most {NAME_MAX})"
+    for bad, what in (("/", "a '/'"), ("\\", "a '\\'"), ("\0", "a NUL character"), ("..", "'..'")):
+        if bad in name:
+            return f"it contains {what}"
+    if name.startswith("."):
+        return "it starts with a dot"
+    if any(not ch.isprintable() for ch in name):
+        return "it contains a control character"
+    return None
+
+
+def check_name(name: object, where: str) -> None:
+    """Raise ConfigError naming `where` when `name` cannot be part of a file path (see unsafe_name)."""
+    reason = unsafe_name(name)
+    if reason:
+        raise ConfigError(f"{where}: '{name!s:.60}' cannot name files: {reason}. Rename it with letters, digits, "
+                          "spaces, '-' or '_'")
+
+
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
@@ -72,6 +102,7 @@ def check_models(config: dict) -> None:
     monitor and sampler against its task); errors name the key and the fix."""
     targets = config["data"]["targets"]
     for name, model in config["models"].items():
+        check_name(name, f"models/{name}")
         target = model.get("target")
         if target is not None and target not in targets:
             raise ConfigError(f"models/{name}/target: '{target}' is not a column of data.targets {targets}; add it "
@@ -136,6 +167,12 @@ def cache_settings(config: dict, name: str | None) -> dict:
 def check_data(config: dict) -> None:
     """Checks of `data:` that the schema cannot express; errors name the key and the fix."""
     data = config["data"]
+    for i, name in enumerate(data["classes"]):
+        check_name(name, f"data.classes[{i}]")
+    for name, entry in config.get("external", {}).items():
+        check_name(name, f"external/{name}")
+        for i, cls in enumerate((entry or {}).get("classes", [])):
+            check_name(cls, f"external/{name}/classes[{i}]")
     if isinstance(data["labels"], list) and len(data["labels"]) > 1 and not data["join_on"]:
         raise ConfigError(f"data.labels lists {len(data['labels'])} tables but data.join_on is not set; name the "
                           "key column they share (e.g. join_on: filename)")

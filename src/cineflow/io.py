@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +18,23 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+# Temporaries carry the writing process's id, so a sweep can tell a killed process's leftovers from those of
+# one still running: `.{target}.{pid}.{random}.tmp[suffix]` files and `.frames-{pid}-{random}` folders.
+_TEMP_FILE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")
+_FRAMES_DIR = re.compile(r"^\.frames-(\d+)-")
+
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path in the target's directory; rename it onto `path` on success."""
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path in the target's directory; rename it onto `path` on success, remove it on error.
+
+    Args:
+        path: the target.
+        suffix: the temp file's extension, for writers that pick the format from it (OpenCV: ".avi").
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,6 +46,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def frames_dir(parent: str | os.PathLike) -> tempfile.TemporaryDirectory:
+    """A temporary folder in `parent` for the frames of videos being predicted; removed on exit and on error,
+    and by `sweep_temporaries` after a kill."""
+    return tempfile.TemporaryDirectory(dir=parent, prefix=f".frames-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_temporaries(folder: str | os.PathLike, everything: bool = False) -> list[Path]:
+    """Remove the temporaries (atomic-write temp files, frame folders) that killed processes left under `folder`;
+    return what was removed. A kill (SIGKILL, a node lost) runs no cleanup, so the next run sweeps.
+
+    Args:
+        folder: searched recursively; a missing folder is fine.
+        everything: remove every temporary, whoever made it. Only for a caller that knows nothing else
+            writes there now: the workflow's start, which holds Snakemake's lock. Otherwise only those of
+            processes no longer running on this machine go (pids of other machines cannot be checked: keep
+            runs on several machines out of one output folder).
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            match = _TEMP_FILE.match(name)
+            if match and (everything or not _alive(int(match.group(1)))):
+                (Path(dirpath) / name).unlink(missing_ok=True)
+                removed.append(Path(dirpath) / name)
+        for name in list(dirnames):
+            match = _FRAMES_DIR.match(name)
+            if match and (everything or not _alive(int(match.group(1)))):
+                shutil.rmtree(Path(dirpath) / name, ignore_errors=True)
+                removed.append(Path(dirpath) / name)
+                dirnames.remove(name)
+    return sorted(removed)
 
 
 def read_json(path: str | os.PathLike) -> Any:

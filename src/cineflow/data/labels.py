@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cineflow.config import SplitConfig
+from cineflow.config import SplitConfig, unsafe_name
 
 REQUIRED = ["path", "label", "group"]
 OPTIONAL = ["video_id", "augment", "split"]
@@ -102,6 +102,10 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
             raise LabelsError(f"{where}: split '{row.split}' is not one of {PARTITIONS}; fix it or leave it empty")
         if not row.video_id:
             raise LabelsError(f"{where}: empty video_id; fill it or drop the video_id column")
+        reason = unsafe_name(row.video_id)
+        if reason:
+            raise LabelsError(f"{where}: video_id '{row.video_id:.60}' cannot name files: {reason}. Ids become "
+                              "file names under results/; use letters, digits, spaces, '-' or '_'")
     duplicated = table["video_id"].duplicated(keep=False)
     if duplicated.any():
         rows = [i + 1 for i in table.index[duplicated]]

@@ -16,15 +16,15 @@ def write_avi(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
 
     frames = _as_rgb(frames)
     height, width = frames.shape[1:3]
-    with atomic_path(Path(path)) as tmp:
-        avi = tmp.with_suffix(".avi")  # OpenCV picks the container from the suffix
-        writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (width, height))
+    with atomic_path(Path(path), suffix=".avi") as tmp:  # OpenCV picks the container from the suffix
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (width, height))
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot open a MJPG writer for {path}")
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        writer.release()
-        os.replace(avi, tmp)
+        try:
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return Path(path)
 
 

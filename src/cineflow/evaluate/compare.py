@@ -124,11 +124,12 @@ def compare_pair(task: Task, names: tuple[str, str], oof_a: pd.DataFrame, oof_b:
     for m in task.headline:
         diff = whole[0][m] - whole[1][m]
         values = np.asarray(draws.get(m, []), dtype=float)
+        nan_draws = int((~np.isfinite(values)).sum())  # resamples where a metric was undefined, left out
         values = values[np.isfinite(values)]
         p = float(min(1.0, 2 * min((values <= 0).mean(), (values >= 0).mean()))) if len(values) else float("nan")
         out.append({**base, "metric": m, "values": [whole[0][m], whole[1][m]], "difference": float(diff),
                     "ci95": ci.get(m, [float("nan"), float("nan")]), "p_value": p, "test": "paired_bootstrap",
-                    "n_boot": n_boot})
+                    "n_boot": n_boot, "nan_draws": nan_draws})
     if task.name == "regression":
         errors = pd.DataFrame({"group": groups, "a": np.abs(a["error"].to_numpy(dtype=float)),
                                "b": np.abs(b["error"].to_numpy(dtype=float))}).groupby("group").mean()

@@ -222,9 +222,12 @@ def percentile_ci(values, level: float = 0.95) -> list[float]:
 
 
 def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0, level: float = 0.95
-                    ) -> dict[str, list[float]]:
-    """Percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients): see
-    `bootstrap_draws`.
+                    ) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """(percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients): see
+    `bootstrap_draws`; how many draws of each were NaN and left out of its CI, where any were).
+
+    A resample can miss a class (so ROC AUC is undefined): such draws are counted, not dropped silently,
+    because many of them make the CI describe only the resamples that had both classes.
 
     Args:
         groups: the group (patient) of each row.
@@ -233,4 +236,7 @@ def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0,
         seed: seeds the resampling.
         level: the CI's coverage.
     """
-    return {k: percentile_ci(v, level) for k, v in bootstrap_draws(groups, statistic, n, seed).items()}
+    draws = bootstrap_draws(groups, statistic, n, seed)
+    return ({k: percentile_ci(v, level) for k, v in draws.items()},
+            {k: int((~np.isfinite(np.asarray(v, dtype=float))).sum()) for k, v in draws.items()
+             if not np.isfinite(np.asarray(v, dtype=float)).all()})

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig
+from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig, check_name
 from cineflow.data.cache import cache_video, video_frames
 from cineflow.data.clips import read_clip, to_tensor
 from cineflow.data.readers import reader_suffixes
@@ -47,6 +47,8 @@ def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
             raise ConfigError(f"{source}: a prediction table needs a `path` column (columns: {list(table.columns)})")
         if "video_id" not in table:
             table["video_id"] = [str(Path(p).with_suffix("")).replace("/", "__") for p in table["path"]]
+        for i, video_id in enumerate(table["video_id"], start=1):
+            check_name(video_id, f"{source} row {i} video_id")
         duplicated = table["video_id"][table["video_id"].duplicated()]
         if len(duplicated):
             raise ConfigError(f"{source}: duplicate video_id {sorted(set(duplicated))[:5]}; ids must be unique")

@@ -22,11 +22,11 @@ def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min
     headline = task.headline_of(table)
     n_groups = int(table["group"].nunique())
     out = {"n": int(len(table)), "n_groups": n_groups, "metrics": headline(np.arange(len(table))), "ci": None,
-           "note": None}
+           "nan_draws": {}, "note": None}
     if n_groups < min_groups:
         out["note"] = f"{n_groups} patient(s): too few for a CI (evaluate.min_subgroup is {min_groups})"
     elif cfg.bootstrap:
-        out["ci"] = group_bootstrap(table["group"].to_numpy(), headline, cfg.bootstrap, seed)
+        out["ci"], out["nan_draws"] = group_bootstrap(table["group"].to_numpy(), headline, cfg.bootstrap, seed)
     if task.name != "regression" and table["label"].nunique() < 2:
         out["note"] = ((out["note"] + "; ") if out["note"] else "") + "one class only: ranking metrics undefined"
     return out

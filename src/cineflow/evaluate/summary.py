@@ -33,7 +33,8 @@ def first_repeat(oof: pd.DataFrame) -> pd.DataFrame:
 def summarize(fold_metrics: list[dict]) -> dict:
     """{"metrics": {name: {"mean", "std", "per_fold"}}, "confusion_matrix": summed over the folds of repeat 0, ...}.
 
-    With repeated cross-validation the mean and sd are over every fold of every repeat."""
+    With repeated cross-validation the mean and sd are over every fold of every repeat. With fewer than two
+    finite fold values the sd is NaN (undefined), not 0: one fold says nothing about the spread."""
     fold_metrics = sorted(fold_metrics, key=fold_key)
     names = [k for k, v in fold_metrics[0]["metrics"].items() if isinstance(v, (int, float))]
     table = {}
@@ -42,7 +43,7 @@ def summarize(fold_metrics: list[dict]) -> dict:
         finite = [v for v in values if not math.isnan(v)]
         table[name] = {
             "mean": float(np.mean(finite)) if finite else float("nan"),
-            "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
+            "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
             "per_fold": values,
         }
     summary = {"task": fold_metrics[0].get("task"), "folds": [m.get("name", m["fold"]) for m in fold_metrics],

@@ -23,6 +23,7 @@ from cineflow.evaluate.tasks import Task
 from cineflow.io import read_csv, read_json, read_parquet
 from cineflow.provenance import code_version, hardware, package_versions
 from cineflow.report import plots
+from cineflow.report.model_card import ci_text, mean_sd
 from cineflow.report.plots import read_index
 
 MIME = {".mp4": "video/mp4", ".png": "image/png"}
@@ -85,10 +86,10 @@ def comparison(summaries: dict[str, dict], tasks: dict[str, Task]) -> tuple[list
             if m not in s["metrics"]:
                 cells[m] = {"mean": "–", "ci": ""}
                 continue
-            ci = s["pooled"]["ci"].get(m)
-            pooled = s["pooled"]["metrics"][m]
-            cells[m] = {"mean": f"{s['metrics'][m]['mean']:.3f} ± {s['metrics'][m]['std']:.3f}",
-                        "ci": f"pooled {pooled:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")}
+            pooled = s["pooled"]
+            cells[m] = {"mean": mean_sd(s["metrics"][m]),
+                        "ci": f"pooled {pooled['metrics'][m]:.3f}" + ci_text(pooled["ci"].get(m),
+                                                                             pooled.get("nan_draws", {}).get(m, 0))}
         rows.append({"model": name, "task": task_key(tasks[name]), **cells})
     best = {}
     for key in dict.fromkeys(task_key(t) for t in tasks.values()):
@@ -120,16 +121,16 @@ def external_rows(externals: dict[str, list[dict]], summaries: dict[str, dict], 
     for model, found in externals.items():
         metric = tasks[model].headline[0]
         pooled = summaries[model]["pooled"]
-        cells = {"internal": _cell(pooled["metrics"][metric], pooled["ci"].get(metric), pooled["n"])}
+        cells = {"internal": _cell(pooled, metric)}
         for e in found:
-            cells[e["external"]] = _cell(e["metrics"][metric], e["ci"].get(metric), e["n"],
-                                         e["shift"]["fraction_in_distribution"])
+            cells[e["external"]] = _cell(e, metric, e["shift"]["fraction_in_distribution"])
         rows.append({"model": model, "metric": metric, "cells": cells})
     return names, rows
 
 
-def _cell(value: float, ci, n: int, in_distribution: float | None = None) -> str:
-    text = f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" (n={n}"
+def _cell(result: dict, metric: str, in_distribution: float | None = None) -> str:
+    text = (f"{result['metrics'][metric]:.3f}"
+            + ci_text(result["ci"].get(metric), result.get("nan_draws", {}).get(metric, 0)) + f" (n={result['n']}")
     return text + (f", {in_distribution:.0%} in distribution)" if in_distribution is not None else ")")
 
 
@@ -221,7 +222,8 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
         sections.append({
             "name": name, "task": task.name, "per_fold": per_fold.to_html(index=False, classes="table", border=0),
             "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
-            "pooled": {k: pooled["metrics"][k] for k in task.headline}, "ci": pooled["ci"],
+            "pooled": {k: pooled["metrics"][k] for k in task.headline},
+            "ci": {k: ci_text(pooled["ci"].get(k), pooled.get("nan_draws", {}).get(k, 0)) for k in task.headline},
             "n_pooled": pooled["n"], "n_groups": pooled["n_groups"], "bootstrap": pooled["bootstrap"],
             "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
             "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},

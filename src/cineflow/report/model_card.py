@@ -14,16 +14,29 @@ def _value(v) -> str:
     return "–" if v is None or v != v else f"{v:.3f}"
 
 
-def _ci(ci) -> str:
-    return "" if not ci or any(x != x for x in ci) else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+def mean_sd(entry: dict) -> str:
+    """'mean ± sd' of a metric over folds; the mean alone where the sd is undefined (a single fold)."""
+    if entry["std"] != entry["std"]:
+        return f"{_value(entry['mean'])} (one fold, no sd)"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
 
 
-def metric_table(headline: list[str], rows: list[tuple[str, dict, dict | None, str]]) -> list[str]:
-    """A markdown table: one row per (name, metrics, CIs, note), one column per headline metric."""
+def ci_text(ci, nan_draws: int = 0) -> str:
+    """' [lo, hi]' of a 95 % CI ('' when there is none), with the bootstrap draws that were NaN and left out
+    beside it: a CI over the resamples where the metric was defined only."""
+    if not ci or any(x != x for x in ci):
+        return ""
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" + (f" ({nan_draws} NaN draws left out)" if nan_draws else "")
+
+
+def metric_table(headline: list[str], rows: list[tuple[str, dict]]) -> list[str]:
+    """A markdown table: one row per (name, result with n, metrics, ci and nan_draws), one column per headline
+    metric."""
     lines = ["| | n | " + " | ".join(headline) + " |", "|---|---|" + "---|" * len(headline)]
-    for name, metrics, ci, n in rows:
-        cells = [f"{_value(metrics.get(m))}{_ci((ci or {}).get(m))}" for m in headline]
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    for name, result in rows:
+        ci, nan_draws = result.get("ci") or {}, result.get("nan_draws") or {}
+        cells = [f"{_value(result['metrics'].get(m))}{ci_text(ci.get(m), nan_draws.get(m, 0))}" for m in headline]
+        lines.append(f"| {name} | {result['n']} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -83,9 +96,9 @@ def model_card(name: str, model_cfg: dict, summary: dict, fold_metrics: list[dic
              "## Metrics", "",
              f"Pooled out-of-fold test predictions ({pooled['n']} videos, {pooled['n_groups']} patients); 95 % CIs "
              f"from {pooled['bootstrap']} bootstrap resamples of patients.", ""]
-    lines += metric_table(headline, [("pooled out-of-fold", pooled["metrics"], pooled["ci"], pooled["n"])])
+    lines += metric_table(headline, [("pooled out-of-fold", pooled)])
     lines += ["", "Mean ± sd over folds: " + ", ".join(
-        f"{m} {summary['metrics'][m]['mean']:.3f} ± {summary['metrics'][m]['std']:.3f}" for m in headline
+        f"{m} {mean_sd(summary['metrics'][m])}" for m in headline
         if m in summary["metrics"]) + "."]
     if "repeats" in summary:
         lines += ["", "Spread over repeated cross-validations (sd of the repeats' pooled values): " + ", ".join(
@@ -96,13 +109,12 @@ def model_card(name: str, model_cfg: dict, summary: dict, fold_metrics: list[dic
     lines += ["", "## Quantitative analyses", ""]
     for column, values in subgroups["subgroups"].items():
         lines += [f"### By `{column}`", ""]
-        lines += metric_table(headline, [(f"{column} = {v['value']}", v["metrics"], v["ci"], v["n"])
-                                         for v in values])
+        lines += metric_table(headline, [(f"{column} = {v['value']}", v) for v in values])
         notes = [f"{column} = {v['value']}: {v['note']}" for v in values if v["note"]]
         lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     if externals:
         lines += ["### External validation", ""]
-        lines += metric_table(headline, [(e["external"], e["metrics"], e["ci"], e["n"]) for e in externals])
+        lines += metric_table(headline, [(e["external"], e) for e in externals])
         for e in externals:
             differs = [c for c in e["checks"] if c["status"] != "ok"]
             reasons = ", ".join(f"{k} ({n})" for k, n in e["shift"].get("reasons", {}).items())

@@ -56,7 +56,7 @@ def main(job_path: str) -> None:
         torch.cuda.set_device(local_rank)
     tdist.init_process_group("nccl" if cuda else "gloo")
     try:
-        seed_everything(job["seed"], job.pop("threads", None))
+        seed_everything(job["seed"], job.pop("threads", None), job.pop("deterministic", "warn"))
         device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
         train_fold(ModelConfig.from_dict(job.pop("model")), job.pop("classes"), read_csv(job.pop("split")),
                    read_parquet(job.pop("manifest")), paths=FoldPaths(**job.pop("paths")), device=device, **job)

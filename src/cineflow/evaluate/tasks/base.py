@@ -165,17 +165,17 @@ class Task(ABC):
         return headline
 
     def pooled(self, oof: pd.DataFrame, cfg, seed: int) -> dict:
-        """Metrics of all folds' test predictions together (each fold's own threshold) and group-bootstrap
-        95 % CIs of the headline metrics."""
+        """Metrics of all folds' test predictions together (each fold's own threshold), group-bootstrap
+        95 % CIs of the headline metrics, and how many bootstrap draws were NaN (`nan_draws`)."""
         y, scores = self.truth(oof), self.scores_of(oof)
         threshold = oof["threshold"].to_numpy(dtype=float) if "threshold" in oof else None
         metrics = self.metrics(y, scores, threshold, cfg)
         if "uncertainty" in oof and oof["uncertainty"].notna().all():
             metrics.update(self.uncertainty_metrics(oof))
-        ci = (group_bootstrap(oof["group"].to_numpy(), self.headline_of(oof), cfg.bootstrap, seed)
-              if cfg.bootstrap else {})
+        ci, nan_draws = (group_bootstrap(oof["group"].to_numpy(), self.headline_of(oof), cfg.bootstrap, seed)
+                         if cfg.bootstrap else ({}, {}))
         return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
-                "bootstrap": cfg.bootstrap}
+                "bootstrap": cfg.bootstrap, "nan_draws": nan_draws}
 
     def calibrated(self, out: dict, hit: np.ndarray, confidence: np.ndarray, cfg) -> dict:
         """`out` plus the expected calibration error and the reliability curve of (hit, confidence)."""

@@ -1,0 +1,57 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cineflow.data.video_io import write_avi
+from cineflow.io import atomic_path, frames_dir, sweep_temporaries, write_text
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_failed_write_leaves_neither_output_nor_temporary(tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out.json") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
+    import cv2
+
+    def broken(*args):
+        raise cv2.error("encoder failed")
+
+    monkeypatch.setattr(cv2, "cvtColor", broken)  # OpenCV writes the AVI under its own temp name
+    with pytest.raises(cv2.error):
+        write_avi(tmp_path / "clip.avi", np.zeros((3, 16, 16, 3), np.uint8), 10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_path):
+    pid = dead_pid()
+    nested = tmp_path / "model" / "fold_0"
+    nested.mkdir(parents=True)
+    dead = [nested / f".metrics.json.{pid}.abc123.tmp", tmp_path / f".clip.avi.{pid}.x_y.tmp.avi"]
+    for path in dead:
+        path.write_text("half")
+    (tmp_path / f".frames-{pid}-q1w2").mkdir()
+    (tmp_path / f".frames-{pid}-q1w2" / "v.npy").write_bytes(b"x")
+    with frames_dir(tmp_path) as live_frames, atomic_path(nested / "live.json") as live:
+        live.write_text("writing")
+        kept = [nested / "summary.json", tmp_path / ".hidden.tmp", tmp_path / ".frames-notapid"]
+        write_text(kept[0], "{}")
+        kept[1].write_text("not ours: no pid in the name")
+        kept[2].mkdir()
+        removed = sweep_temporaries(tmp_path)
+        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2"])
+        assert live.exists() and os.path.isdir(live_frames) and all(p.exists() for p in kept)
+        assert sweep_temporaries(tmp_path) == []  # nothing more of dead processes
+        everything = sweep_temporaries(tmp_path, everything=True)  # the workflow's start, under its lock
+        assert sorted(everything) == sorted([live, tmp_path / os.path.basename(live_frames)])
+        live.write_text("rewritten")  # so that the context's rename has a file
+    assert sweep_temporaries(tmp_path / "missing") == []
