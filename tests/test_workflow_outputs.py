@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -20,7 +22,16 @@ from sklearn.metrics import roc_auc_score
 
 from helpers import REPO, SNAKEMAKE
 from helpers.media import gradient_clip, write_dicom
-from helpers.workflow import CONFIG, assert_same_results, config_in, copy_repo, snakemake, write_config
+from helpers.workflow import (
+    CONFIG,
+    assert_same_results,
+    config_in,
+    copy_repo,
+    interrupt_when,
+    snakemake,
+    started,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -153,12 +164,38 @@ def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
     assert same["score"].tolist() == pytest.approx(table["score"].tolist(), nan_ok=True)
 
 
-def test_a_second_run_of_the_same_config_gives_the_same_results(workflow, tmp_path):
-    """Same config, same machine, a fresh folder: byte-identical splits and predictions, identical metrics."""
+def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
+    """Same config, a fresh folder, the run interrupted four times: SIGKILL to Snakemake and all its jobs while
+    a cache shard is written, while fold 0 trains and while a fold is evaluated (each followed by
+    `--unlock` and `--rerun-incomplete`), and SIGTERM to Snakemake alone while fold 1 trains (it stops its
+    jobs and marks nothing half-written as complete, so a plain rerun goes on). The end: byte-identical
+    splits and predictions, identical metrics and histories, and no temporary file left in results/."""
     second = copy_repo(tmp_path / "second")
     write_config(second, CONFIG)
-    snakemake(second, "results/tiny/fold_0/metrics.json", "results/tiny/fold_1/metrics.json")
+    targets = ("results/tiny/fold_0/metrics.json", "results/tiny/fold_1/metrics.json")
+    results = second / "results"
+
+    def resume(ready, sig=signal.SIGKILL, *extra):
+        interrupt_when(started(second, *targets, *extra), ready, sig)
+        if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock and its jobs' outputs marked incomplete
+            snakemake(second, "--unlock")
+
+    def saved_anew(fold):  # a validation of this run wrote the fold's resume state: it is training
+        state = results / ".resume" / "tiny" / f"fold_{fold}" / "state.pt"
+        before = state.stat().st_mtime_ns if state.exists() else None
+        return lambda: state.exists() and state.stat().st_mtime_ns != before
+
+    resume(lambda: (results / "logs" / "cache_shard" / "0.log").exists())
+    resume(saved_anew(0), signal.SIGKILL, "--rerun-incomplete")
+    resume(saved_anew(1), signal.SIGTERM, "--rerun-incomplete")
+    assert "incomplete" not in snakemake(second, "-n", *targets).stdout.lower()  # SIGTERM marked nothing complete
+    resume(lambda: any((results / "logs" / "evaluate" / "tiny").glob("*.log")))  # no --rerun-incomplete needed
+    snakemake(second, "--rerun-incomplete", *targets)
     assert_same_results(workflow, second, ["tiny"], [0, 1])
+    left = [p for p in results.rglob(".*") if re.search(r"\.tmp(\.\w+)?$|^\.frames-", p.name)]
+    assert left == [], left
+    dry = snakemake(second, "-n", *targets)
+    assert "nothing to be done" in (dry.stdout + dry.stderr).lower()
 
 
 def test_each_folds_mlflow_run_holds_its_checkpoint_test_metrics_gradcam_and_plots(workflow):

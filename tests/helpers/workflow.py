@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -53,6 +56,36 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def started(workdir: Path, *args: str) -> subprocess.Popen:
+    """Snakemake running in the background, in a process group of its own with its jobs (they inherit it)."""
+    log = open(workdir / f"snakemake-{time.monotonic_ns()}.out", "w")
+    return subprocess.Popen([SNAKEMAKE, *args, "--cores", "2", "--resources", "gpu=1"], cwd=workdir, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def interrupt_when(proc: subprocess.Popen, ready, sig: int = signal.SIGKILL, timeout: float = 600) -> None:
+    """Send `sig` once `ready()` is true: SIGKILL to the whole process group (Snakemake and every job, as when
+    a machine loses power), anything else to Snakemake alone (as a scheduler or Ctrl-C would). Fails if the
+    run ends first. Returns when Snakemake has exited and no process of its group is left."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before the moment to interrupt it"
+        assert time.monotonic() < deadline, "the moment to interrupt never came"
+        time.sleep(0.05)
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    proc.wait(timeout=120)
+    while time.monotonic() < deadline:  # the group is gone when its last process is
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the interrupted run outlived it ({sig!r})")
 
 
 def planned(workdir: Path, *targets: str) -> dict[str, int]:
