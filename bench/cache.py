@@ -156,6 +156,10 @@ def main() -> None:
     def ratio(a: str, b: str) -> float:  # median over rounds of time(b) / time(a): a's speedup over b
         return round(float(np.median(np.divide(seconds[b], seconds[a]))), 3)
 
+    def spread(a: str, b: str) -> float:  # (max - min) / median of the per-round ratios
+        ratios = np.divide(seconds[b], seconds[a])
+        return round(float((ratios.max() - ratios.min()) / np.median(ratios)), 3)
+
     figures = {f"{name}_frames_per_s": round(frames[name] / float(np.median(s)), 1) for name, s in seconds.items()}
     for name in configs:
         for codec in ("mjpg", "h264"):
@@ -168,10 +172,13 @@ def main() -> None:
         # headline: the default grey cache of EchoNet's Motion-JPEG AVIs, and RGB beside it
         "throughput_ratio_vs_opencv_decode": figures["throughput_ratio_grey112_mjpg"],
         "rgb_throughput_ratio_vs_opencv_decode": figures["throughput_ratio_rgb112_mjpg"],
+        "throughput_ratio_vs_opencv_decode_spread": spread("cache_grey112_mjpg", "decode_mjpg"),
+        "rgb_throughput_ratio_vs_opencv_decode_spread": spread("cache_rgb112_mjpg", "decode_mjpg"),
         "h264_throughput_ratio_vs_opencv_decode": figures["throughput_ratio_grey112_h264"],
         "h264_rgb_throughput_ratio_vs_opencv_decode": figures["throughput_ratio_rgb112_h264"],
         "dicom_grey_speedup_vs_pixel_array": ratio("dicom_reader_grey", "dicom_pixel_array"),
         "dicom_rgb_speedup_vs_pixel_array": ratio("dicom_reader_rgb", "dicom_pixel_array"),
+        "dicom_grey_speedup_vs_pixel_array_spread": spread("dicom_reader_grey", "dicom_pixel_array"),
         "bytes_ratio_vs_float32": round(sizes["grey112"] / float32, 4),
         "bytes_ratio_vs_float32_rgb112": round(sizes["rgb112"] / float32, 4),
         **figures,
