@@ -1,14 +1,22 @@
 # cineflow: raw videos + labels -> frame cache -> CV splits -> per-fold models -> metrics, Grad-CAM -> report.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("8.20")
+
+# the library of this checkout (src/) when there is one, else the installed package (pip install cineflow)
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from cineflow.config import SCHEMA_PATH
 
 
 configfile: "config.yaml"
 
 
 # the schema is package data: the library and `cineflow-predict` read the same file
-SCHEMA = "src/cineflow/schema/config.schema.yaml"
+SCHEMA = str(SCHEMA_PATH)
 
 
 validate(config, SCHEMA)

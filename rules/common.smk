@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-# the library without installation: src/ here; rule scripts find it through the
-# scripts/cineflow link (Snakemake puts the script's folder on sys.path), e.g. in conda envs
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# the library: the Snakefile put src/ first on sys.path (the installed package without it); rule scripts find it
+# through the scripts/cineflow link (Snakemake puts the script's folder on sys.path), e.g. in conda envs, or
+# installed
 
 # the parse imports the config and light table code only: no torch, no scikit-learn
 from cineflow.config import (
@@ -33,7 +33,7 @@ from cineflow.io import sweep_temporaries
 from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
-fill_defaults(config, load_schema(Path(workflow.basedir) / SCHEMA))
+fill_defaults(config, load_schema(SCHEMA))
 check_data(config)
 check_models(config)
 

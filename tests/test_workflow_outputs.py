@@ -20,7 +20,8 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from helpers import REPO, SNAKEMAKE
+from cineflow.provenance import source_hash
+from helpers import TINY
 from helpers.media import gradient_clip, write_dicom
 from helpers.workflow import (
     CONFIG,
@@ -30,6 +31,7 @@ from helpers.workflow import (
     interrupt_when,
     snakemake,
     started,
+    wheel_install,
     write_config,
 )
 
@@ -101,32 +103,6 @@ def test_out_of_fold_predictions_pooled_metrics_and_confidence_intervals(workflo
                        "learning_curves.png"}
     figures = {p.name for p in (results / "tiny_ef" / "plots").glob("*.png")}
     assert {"scatter.png", "bland_altman.png", "bin_mae.png"} <= figures
-
-
-def wheel_install(where: Path) -> Path:
-    """A fresh virtual environment with cineflow installed from its built wheel (package data included),
-    not from the checkout; the other dependencies come from the test environment's site-packages."""
-    source = where / "source"
-    source.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    python = Path(SNAKEMAKE).with_name("python")
-    subprocess.run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(where / "dist"), str(source)], check=True, timeout=300)
-    env = where / "env"
-    subprocess.run([str(python), "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
-    paths = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = subprocess.run([str(env / "bin" / "python"), "-c", paths], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    deps = subprocess.run([str(python), "-c", paths], capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "dependencies.pth").write_text(deps + "\n")  # a plain path: the editable install is not seen
-    subprocess.run([str(python), "-m", "pip", "--python", str(env / "bin" / "python"), "install", "-q", "--no-deps",
-                    *map(str, (where / "dist").glob("cineflow-*.whl"))], check=True, timeout=300)
-    where_from = subprocess.run([str(env / "bin" / "python"), "-c", "import cineflow; print(cineflow.__file__)"],
-                                cwd=where, capture_output=True, text=True, check=True).stdout
-    assert where_from.startswith(str(env)), where_from
-    return env
 
 
 def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
@@ -270,3 +246,18 @@ def test_subgroups_comparison_and_model_cards(workflow):
         assert heading in card
     assert "site_c" in card and "synthetic demo" in card
     assert json.loads((results / "tiny" / "fold_0" / "metrics.json").read_text())["provenance"]["code_version"] in card
+
+
+def test_the_workflow_runs_from_the_installed_wheel_without_the_checkouts_library(tmp_path):
+    """`pip install .` is enough for the workflow too: without src/, the Snakefile takes the schema and every rule
+    script the library from the installed package (its files are the rules' code inputs)."""
+    env = wheel_install(tmp_path / "wheel")
+    work = copy_repo(tmp_path / "workflow", without=("src",))
+    write_config(work, TINY)
+    assert not (work / "scripts" / "cineflow").exists()  # the link into src/ leads nowhere here
+    run = subprocess.run([str(env / "bin" / "python"), "-m", "snakemake", "results/splits/fold_0.norm.json",
+                          "--cores", "2"], cwd=work, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    norm = json.loads((work / "results" / "splits" / "fold_0.norm.json").read_text())
+    code = norm["provenance"]["code_version"]
+    assert code.startswith("nogit+src.") and code.endswith(source_hash())  # the installed copy of this source

@@ -35,7 +35,7 @@ def unsafe_name(name: object) -> str | None:
         return "it is empty or not text"
     if len(name) > NAME_MAX:
         return f"it is {len(name)} characters long (at most {NAME_MAX})"
-    for bad, what in (("/", "a '/'"), ("\\", "a '\\'"), ("\0", "a NUL character"), ("..", "'..'")):
+    for bad, what in (("..", "'..'"), ("/", "a '/'"), ("\\", "a '\\'"), ("\0", "a NUL character")):
         if bad in name:
             return f"it contains {what}"
     if name.startswith("."):

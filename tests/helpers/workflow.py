@@ -97,9 +97,11 @@ def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def copy_repo(workdir: Path) -> Path:
+def copy_repo(workdir: Path, without: tuple[str, ...] = ()) -> Path:
+    """The workflow's files in `workdir` (not `without` those, e.g. src: the installed package's then)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml", "config", "rules", "scripts", "src", "envs", "report", "slurm"):
+    names = ("Snakefile", "config.yaml", "config", "rules", "scripts", "src", "envs", "report", "slurm")
+    for name in (n for n in names if n not in without):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, workdir / name, symlinks=True,
@@ -107,6 +109,32 @@ def copy_repo(workdir: Path) -> Path:
         else:
             shutil.copy2(source, workdir / name)
     return workdir
+
+
+def wheel_install(where: Path) -> Path:
+    """A fresh virtual environment with cineflow installed from its built wheel (package data included),
+    not from the checkout; the other dependencies come from the test environment's site-packages."""
+    source = where / "source"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    python = Path(SNAKEMAKE).with_name("python")
+    subprocess.run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(where / "dist"), str(source)], check=True, timeout=300)
+    env = where / "env"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
+    paths = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([str(env / "bin" / "python"), "-c", paths], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    deps = subprocess.run([str(python), "-c", paths], capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "dependencies.pth").write_text(deps + "\n")  # a plain path: the editable install is not seen
+    subprocess.run([str(python), "-m", "pip", "--python", str(env / "bin" / "python"), "install", "-q", "--no-deps",
+                    *map(str, (where / "dist").glob("cineflow-*.whl"))], check=True, timeout=300)
+    where_from = subprocess.run([str(env / "bin" / "python"), "-c", "import cineflow; print(cineflow.__file__)"],
+                                cwd=where, capture_output=True, text=True, check=True).stdout
+    assert where_from.startswith(str(env)), where_from
+    return env
 
 
 def assert_same_results(first: Path, second: Path, models: list[str], folds: list[int]) -> None:
