@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from cineflow.config import DemoConfig, resolve  # noqa: E402
 from cineflow.data.demo import plan, render  # noqa: E402
 from cineflow.data.video_io import write_avi  # noqa: E402
 from cineflow.io import write_json  # noqa: E402
-from cineflow.provenance import code_version  # noqa: E402
+from cineflow.provenance import source_hash  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -62,10 +63,23 @@ def median_spread(key: str, values: list[float], digits: int = 3, scale: float =
             f"{key}_spread": round(float((values.max() - values.min()) / median), 3) if median else 0.0}
 
 
+def code() -> str:
+    """The commit, "-dirty" when files other than bench/results differ from it (earlier benchmarks of the same
+    `make bench` write there), and the hash of src/cineflow."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "nogit"
+    dirty = git("status", "--porcelain", "--", ".", ":(exclude)bench/results")
+    return f"{commit}{'-dirty' if dirty else ''}+src.{source_hash()}"
+
+
 def save(name: str, figures: dict) -> Path:
     """bench/results/<name>.json: a flat object of figures, plus where and from which code they were measured
     (the commit and a hash of src/cineflow, as every result file records)."""
-    figures = dict(figures, machine=platform.machine(), python=platform.python_version(), code=code_version(),
+    figures = dict(figures, machine=platform.machine(), python=platform.python_version(), code=code(),
                    command=f"make bench ({name}.py)")
     assert all(not isinstance(v, (dict, list)) for v in figures.values()), "results must be flat"
     path = RESULTS / f"{name}.json"

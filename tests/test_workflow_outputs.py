@@ -142,9 +142,10 @@ def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
 
 def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
     """Same config, a fresh folder, the run interrupted four times: SIGKILL to Snakemake and all its jobs while
-    a cache shard is written, while fold 0 trains and while a fold is evaluated (each followed by
-    `--unlock` and `--rerun-incomplete`), and SIGTERM to Snakemake alone while fold 1 trains (it stops its
-    jobs and marks nothing half-written as complete, so a plain rerun goes on). The end: byte-identical
+    a cache shard is written and while a fold trains (each followed by `--unlock` and `--rerun-incomplete`),
+    SIGTERM to Snakemake alone once a job of the next run has started (it stops its jobs and marks nothing
+    half-written as complete, so a plain rerun goes on), and SIGKILL again once a job of that plain rerun runs
+    (training or evaluation, whichever is left). The end: byte-identical
     splits and predictions, identical metrics and histories, and no temporary file left in results/."""
     second = copy_repo(tmp_path / "second")
     write_config(second, CONFIG)
@@ -156,16 +157,24 @@ def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
         if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock and its jobs' outputs marked incomplete
             snakemake(second, "--unlock")
 
-    def saved_anew(fold):  # a validation of this run wrote the fold's resume state: it is training
-        state = results / ".resume" / "tiny" / f"fold_{fold}" / "state.pt"
-        before = state.stat().st_mtime_ns if state.exists() else None
-        return lambda: state.exists() and state.stat().st_mtime_ns != before
+    def training():  # a validation of this run wrote a fold's resume state: a fold is training
+        states = list((results / ".resume" / "tiny").glob("fold_*/state.pt"))
+        before = {p: p.stat().st_mtime_ns for p in states}
+        return lambda: any(p.exists() and p.stat().st_mtime_ns != before.get(p)
+                           for p in (results / ".resume" / "tiny").glob("fold_*/state.pt"))
+
+    def logs() -> dict:
+        return {p: p.stat().st_mtime_ns for p in (results / "logs").rglob("*.log")}
+
+    def a_job_runs():  # a job of this run has opened its log
+        before = logs()
+        return lambda: logs() != before
 
     resume(lambda: (results / "logs" / "cache_shard" / "0.log").exists())
-    resume(saved_anew(0), signal.SIGKILL, "--rerun-incomplete")
-    resume(saved_anew(1), signal.SIGTERM, "--rerun-incomplete")
+    resume(training(), signal.SIGKILL, "--rerun-incomplete")
+    resume(a_job_runs(), signal.SIGTERM, "--rerun-incomplete")
     assert "incomplete" not in snakemake(second, "-n", *targets).stdout.lower()  # SIGTERM marked nothing complete
-    resume(lambda: any((results / "logs" / "evaluate" / "tiny").glob("*.log")))  # no --rerun-incomplete needed
+    resume(a_job_runs())  # no --rerun-incomplete needed after a SIGTERM
     snakemake(second, "--rerun-incomplete", *targets)
     assert_same_results(workflow, second, ["tiny"], [0, 1])
     left = [p for p in results.rglob(".*") if re.search(r"\.tmp(\.\w+)?$|^\.frames-", p.name)]
