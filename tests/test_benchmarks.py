@@ -4,7 +4,6 @@ in docs/benchmarks.md is in its JSON with the value quoted, and every JSON says 
 import json
 import re
 from fnmatch import fnmatch
-from pathlib import Path
 
 import pytest
 

@@ -102,8 +102,10 @@ def test_nan_bootstrap_draws_are_counted_and_shown_beside_the_ci():
 
     ci, nan_draws = group_bootstrap(groups, both, n=400, seed=0)
     assert ci["both"] == [1.0, 1.0] and 150 < nan_draws["both"] < 250 and "size" not in nan_draws
-    assert ci_text(ci["both"], nan_draws["both"]) == f" [1.000, 1.000] ({nan_draws['both']} NaN draws left out)"
-    assert ci_text(ci["size"]) == " [2.000, 2.000]" and ci_text([float("nan")] * 2, 5) == ""
+    result = {"ci": ci, "nan_draws": nan_draws}
+    assert ci_text(result, "both") == f" [1.000, 1.000] ({nan_draws['both']} NaN draws left out)"
+    assert ci_text(result, "size") == " [2.000, 2.000]"
+    assert ci_text({"ci": {"x": [float("nan")] * 2}, "nan_draws": {"x": 5}}, "x") == ""
 
 
 def test_a_single_fold_has_no_sd():

@@ -236,7 +236,6 @@ def group_bootstrap(groups: np.ndarray, statistic, n: int = 1000, seed: int = 0,
         seed: seeds the resampling.
         level: the CI's coverage.
     """
-    draws = bootstrap_draws(groups, statistic, n, seed)
-    return ({k: percentile_ci(v, level) for k, v in draws.items()},
-            {k: int((~np.isfinite(np.asarray(v, dtype=float))).sum()) for k, v in draws.items()
-             if not np.isfinite(np.asarray(v, dtype=float)).all()})
+    draws = {k: np.asarray(v, dtype=float) for k, v in bootstrap_draws(groups, statistic, n, seed).items()}
+    undefined = {k: int((~np.isfinite(v)).sum()) for k, v in draws.items()}
+    return {k: percentile_ci(v, level) for k, v in draws.items()}, {k: c for k, c in undefined.items() if c}

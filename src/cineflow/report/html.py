@@ -88,8 +88,7 @@ def comparison(summaries: dict[str, dict], tasks: dict[str, Task]) -> tuple[list
                 continue
             pooled = s["pooled"]
             cells[m] = {"mean": mean_sd(s["metrics"][m]),
-                        "ci": f"pooled {pooled['metrics'][m]:.3f}" + ci_text(pooled["ci"].get(m),
-                                                                             pooled.get("nan_draws", {}).get(m, 0))}
+                        "ci": f"pooled {pooled['metrics'][m]:.3f}" + ci_text(pooled, m)}
         rows.append({"model": name, "task": task_key(tasks[name]), **cells})
     best = {}
     for key in dict.fromkeys(task_key(t) for t in tasks.values()):
@@ -130,7 +129,7 @@ def external_rows(externals: dict[str, list[dict]], summaries: dict[str, dict], 
 
 def _cell(result: dict, metric: str, in_distribution: float | None = None) -> str:
     text = (f"{result['metrics'][metric]:.3f}"
-            + ci_text(result["ci"].get(metric), result.get("nan_draws", {}).get(metric, 0)) + f" (n={result['n']}")
+            + ci_text(result, metric) + f" (n={result['n']}")
     return text + (f", {in_distribution:.0%} in distribution)" if in_distribution is not None else ")")
 
 
@@ -223,7 +222,7 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
             "name": name, "task": task.name, "per_fold": per_fold.to_html(index=False, classes="table", border=0),
             "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
             "pooled": {k: pooled["metrics"][k] for k in task.headline},
-            "ci": {k: ci_text(pooled["ci"].get(k), pooled.get("nan_draws", {}).get(k, 0)) for k in task.headline},
+            "ci": {k: ci_text(pooled, k) for k in task.headline},
             "n_pooled": pooled["n"], "n_groups": pooled["n_groups"], "bootstrap": pooled["bootstrap"],
             "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
             "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},

@@ -21,9 +21,11 @@ def mean_sd(entry: dict) -> str:
     return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
 
 
-def ci_text(ci, nan_draws: int = 0) -> str:
-    """' [lo, hi]' of a 95 % CI ('' when there is none), with the bootstrap draws that were NaN and left out
-    beside it: a CI over the resamples where the metric was defined only."""
+def ci_text(result: dict, metric: str) -> str:
+    """' [lo, hi]' of `metric`'s 95 % CI in a result (pooled, a subgroup, an external set; '' when there is none),
+    with the bootstrap draws that were NaN and left out beside it: a CI over the resamples where the metric was
+    defined only."""
+    ci, nan_draws = (result.get("ci") or {}).get(metric), (result.get("nan_draws") or {}).get(metric, 0)
     if not ci or any(x != x for x in ci):
         return ""
     return f" [{ci[0]:.3f}, {ci[1]:.3f}]" + (f" ({nan_draws} NaN draws left out)" if nan_draws else "")
@@ -34,8 +36,7 @@ def metric_table(headline: list[str], rows: list[tuple[str, dict]]) -> list[str]
     metric."""
     lines = ["| | n | " + " | ".join(headline) + " |", "|---|---|" + "---|" * len(headline)]
     for name, result in rows:
-        ci, nan_draws = result.get("ci") or {}, result.get("nan_draws") or {}
-        cells = [f"{_value(result['metrics'].get(m))}{ci_text(ci.get(m), nan_draws.get(m, 0))}" for m in headline]
+        cells = [f"{_value(result['metrics'].get(m))}{ci_text(result, m)}" for m in headline]
         lines.append(f"| {name} | {result['n']} | " + " | ".join(cells) + " |")
     return lines
 
