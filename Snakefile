@@ -9,7 +9,7 @@ min_version("8.20")
 # the library of this checkout (src/) when there is one, else the installed package (pip install cineflow)
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cineflow.config import SCHEMA_PATH
+from cineflow.config import SCHEMA_PATH, load_schema, typed_scalars
 
 
 configfile: "config.yaml"
@@ -19,6 +19,8 @@ configfile: "config.yaml"
 SCHEMA = str(SCHEMA_PATH)
 
 
+# --config reads nested values as strings ('true', '8'): those the schema wants typed are parsed first
+typed_scalars(config, load_schema(SCHEMA))
 validate(config, SCHEMA)
 
 
@@ -56,6 +58,7 @@ localrules:
     manifest,
     manifest_model,
     splits,
+    splits_repeat,
     summarize,
     plots,
     report,

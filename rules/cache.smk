@@ -12,6 +12,7 @@ rule cache_shard:
         ENV
     threads: 1
     resources:
+        **cpu_job(),
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=60,
     params:

@@ -12,6 +12,7 @@ import pandas as pd
 # installed
 
 # the parse imports the config and light table code only: no torch, no scikit-learn
+from cineflow.cluster import ClusterConfig
 from cineflow.config import (
     AUTO_LOADER_WORKERS,
     DataConfig,
@@ -57,6 +58,28 @@ ENV = "../envs/cineflow.yaml"
 # the cores a training job's loader workers take ("auto": as many as on a GPU)
 _workers = config["resources"]["loader_workers"]
 LOADER_WORKERS = AUTO_LOADER_WORKERS if _workers == "auto" else _workers
+TRAIN_THREADS = config["resources"]["train_threads"] + LOADER_WORKERS
+# where jobs go under --profile slurm (config `cluster:`); the rules take it into their resources
+CLUSTER = ClusterConfig.from_dict(config["cluster"])
+CLUSTER.check(TRAIN_THREADS)
+
+
+def cpu_job() -> dict:
+    """A CPU rule's SLURM routing (partition, account), for `resources: **cpu_job()`."""
+    return CLUSTER.cpu_job()
+
+
+def gpu_job(cpus: int = 2, gpus=1) -> dict:
+    """A GPU rule's SLURM routing (partition, account, GPUs, CPUs per GPU), for `resources: **gpu_job()`.
+
+    `gpus` may be a function of the wildcards (train: the model's `gpus`); each resource then is one too.
+    """
+    if not callable(gpus):
+        return CLUSTER.gpu_job(gpus, cpus)
+    return {
+        key: (lambda wildcards, key=key: CLUSTER.gpu_job(gpus(wildcards), cpus)[key])
+        for key in CLUSTER.gpu_job(1, cpus)
+    }
 
 
 @lru_cache(maxsize=1)

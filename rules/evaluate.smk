@@ -15,7 +15,7 @@ rule evaluate:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        **gpu_job(),
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=30,
     params:
@@ -76,7 +76,7 @@ rule shift_reference:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        **gpu_job(),
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=30,
     params:

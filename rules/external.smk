@@ -56,7 +56,7 @@ rule external:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        **gpu_job(),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
     params:

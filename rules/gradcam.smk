@@ -21,7 +21,7 @@ rule gradcam:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        **gpu_job(),
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=30,
     params:

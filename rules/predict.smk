@@ -18,7 +18,7 @@ rule predict:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        **gpu_job(),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
     params:

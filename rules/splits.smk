@@ -56,6 +56,7 @@ rule normalisation:
         ENV
     threads: 1
     resources:
+        **cpu_job(),
         mem_mb=1000,
         runtime=10,
     params:

@@ -15,9 +15,12 @@ rule train:
         fold=r"\d+(_r\d+)?",
     conda:
         ENV
-    threads: config["resources"]["train_threads"] + LOADER_WORKERS
+    threads: TRAIN_THREADS
     resources:
-        gpu=lambda wildcards: config["models"][wildcards.model]["gpus"],
+        **gpu_job(
+            cpus=TRAIN_THREADS,
+            gpus=lambda wildcards: config["models"][wildcards.model]["gpus"],
+        ),
         mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=config["resources"]["train_runtime"],
     params:

@@ -5,13 +5,14 @@ from pathlib import Path
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.cache import cache_shard
+from cineflow.data.cache import cache_shard, leave_out, listed_in
 from cineflow.io import write_parquet
 from cineflow.logs import to_log
 
 with to_log(snakemake.log[0]):
     out = Path(snakemake.output[0])
     table = cache_shard(pd.DataFrame(snakemake.params.videos, columns=["video_id", "path"]),
-                        snakemake.params.root, out, CacheConfig.from_dict(snakemake.params.cache))
+                        snakemake.params.root, out, CacheConfig.from_dict(snakemake.params.cache),
+                        leave_out(listed_in(snakemake.config["data"]["layout"])))
     write_parquet(out / "shard.parquet", table)
     print(table[["video_id", "status", "reason", "n_frames"]].to_string())

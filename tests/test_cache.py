@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cineflow.config import CacheConfig
-from cineflow.data.cache import cache_shard, load_frames, resample_indices, sector_mask
+from cineflow.data.cache import cache_shard, leave_out, listed_in, load_frames, resample_indices, sector_mask
 from cineflow.data.video_io import write_avi
 from helpers import settings
 from helpers.media import gradient_clip, write_dicom, write_image
@@ -55,7 +55,13 @@ def test_image_where_video_is_required_and_the_reverse(tmp_path):
     files = {"xray": "xray.png", "cine": "cine.avi"}
     by_id = cache(tmp_path, files, media="video").set_index("video_id")
     assert by_id.loc["cine", "status"] == "ok"
-    assert "still image (1 frame) where cache.media is 'video'" in by_id.loc["xray", "reason"]
+    assert by_id.loc["xray", "reason"] == ("a still image (1 frame) where cache.media is 'video'; remove its row "
+                                           "from the table or set cache.media: any")
+    # an image folder's videos are files in a folder, not rows
+    videos = pd.DataFrame({"video_id": ["xray"], "path": ["xray.png"]})
+    folder = cache_shard(videos, tmp_path, tmp_path / "folder", settings(CacheConfig, "cache", media="video"),
+                         leave_out(listed_in("imagefolder")))
+    assert folder["reason"][0].endswith("'video'; move the file out of the folder or set cache.media: any")
     by_id = cache(tmp_path, files, media="image").set_index("video_id")
     assert by_id.loc["xray", "status"] == "ok" and by_id.loc["xray", "n_frames"] == 1
     assert "a video (5 frames) where cache.media is 'image'" in by_id.loc["cine", "reason"]

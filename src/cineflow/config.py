@@ -83,6 +83,55 @@ def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
     return config
 
 
+def typed_scalars(config: Any, schema: dict, root: dict | None = None) -> Any:
+    """Strings where the schema wants a number, a boolean or null, parsed as YAML, in place.
+
+    `snakemake --config key='{a: 8, b: true}'` reads nested values with YAML's base loader, which keeps every
+    scalar a string ('8', 'true', 'null'). A string the schema does not allow becomes what YAML makes of it
+    when the schema allows that (so true, True and 8 work on the command line as in config.yaml); 'null' and
+    '~' become null where null is allowed. Strings the schema allows, and anything else, stay as they are.
+    """
+    root = schema if root is None else root
+    schema = _deref(schema, root)
+    if isinstance(config, dict):
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, value in config.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                config[key] = typed_scalars(value, sub, root)
+        return config
+    if isinstance(config, list) and isinstance(schema.get("items"), dict):
+        return [typed_scalars(item, schema["items"], root) for item in config]
+    if not isinstance(config, str):
+        return config
+    types, constants = _allowed(schema, root)
+    if config in constants:
+        return config
+    try:
+        parsed = yaml.safe_load(config)
+    except yaml.YAMLError:
+        return config
+    if parsed is None:
+        return None if "null" in types else config
+    kind = {bool: "boolean", int: "integer", float: "number"}.get(type(parsed))
+    if "string" in types or kind is None:
+        return config
+    return parsed if kind in types or (kind == "integer" and "number" in types) else config
+
+
+def _allowed(schema: dict, root: dict) -> tuple[set[str], list]:
+    """(JSON types, constants) a schema node admits, through oneOf/anyOf."""
+    schema = _deref(schema, root)
+    types = schema.get("type", [])
+    types = set(types if isinstance(types, list) else [types])
+    constants = list(schema.get("enum", [])) + ([schema["const"]] if "const" in schema else [])
+    for option in schema.get("oneOf", []) + schema.get("anyOf", []):
+        more, also = _allowed(option, root)
+        types |= more
+        constants += also
+    return types, constants
+
+
 def resolve(config: dict | None = None, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate `config` against the schema and return a copy with every default filled."""
     import jsonschema

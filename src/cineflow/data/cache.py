@@ -154,9 +154,29 @@ def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | N
     return info
 
 
-def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
+def leave_out(listed_in: str, settings_fixed: bool = False) -> str:
+    """How a user leaves one video out of a run, for messages: its row of a table, or its file in a folder;
+    and, where the cache settings are the user's (not a trained model's), the setting that admits it."""
+    where = "remove its row from the table" if listed_in == "table" else "move the file out of the folder"
+    return where + (" (cache.media is the trained models' setting)" if settings_fixed else " or set cache.media: any")
+
+
+def listed_in(layout: str) -> str:
+    """Whether a data layout lists its videos in a table or finds them in a folder."""
+    return "folder" if layout == "imagefolder" else "table"
+
+
+def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table")) -> dict:
     """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
-    returns its shard-table row (status ok or quarantined)."""
+    returns its shard-table row (status ok or quarantined).
+
+    Args:
+        source: the video file (or frame folder).
+        dest: its own .npy, or the shard file it is appended to.
+        cfg: the cache settings.
+        fix: what the user can do about a still image where videos are wanted, or the reverse
+            (leave_out: the table's row or the folder's file).
+    """
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("shards", "store")}  # how, not where
     row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
@@ -165,11 +185,9 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
         frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
         fps = fps or float(cfg.source_fps or 0.0)  # frame folders carry no rate
         if cfg.media == "video" and len(frames) < 2:
-            raise UnreadableVideo("a still image (1 frame) where cache.media is 'video'; remove it from the table "
-                                  "or set cache.media: any")
+            raise UnreadableVideo(f"a still image (1 frame) where cache.media is 'video'; {fix}")
         if cfg.media == "image" and len(frames) > 1:
-            raise UnreadableVideo(f"a video ({len(frames)} frames) where cache.media is 'image'; remove it from "
-                                  "the table or set cache.media: any")
+            raise UnreadableVideo(f"a video ({len(frames)} frames) where cache.media is 'image'; {fix}")
         cached, info = preprocess(frames, fps, cfg)
     except UnreadableVideo as err:
         return dict(row, status="quarantined", reason=str(err))
@@ -186,9 +204,10 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig) -> dict:
 
 
 
-def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig) -> pd.DataFrame:
+def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig,
+                fix: str = leave_out("table")) -> pd.DataFrame:
     """Cache every video of one shard (`videos` has video_id and path) into `out_dir`: a file per video,
-    or with cache.store: shards one file for all of them."""
+    or with cache.store: shards one file for all of them. `fix`: as cache_video's."""
     out_dir = Path(out_dir)
     rows = []
     with contextlib.ExitStack() as stack:
@@ -196,7 +215,7 @@ def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg
         if cfg.store == "shards":
             shard = stack.enter_context(ShardFile(out_dir / SHARD_FILE, (cfg.size, cfg.size, cfg.channels)))
         for video in videos.itertuples(index=False):
-            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg)
+            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg, fix)
             rows.append(dict(row, video_id=video.video_id))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig, check_name
-from cineflow.data.cache import cache_video, video_frames
+from cineflow.data.cache import cache_video, leave_out, video_frames
 from cineflow.data.clips import read_clip, to_tensor
 from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import ClipSpec, eval_clips
@@ -56,13 +56,16 @@ def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
     raise ConfigError(f"predict input {source} is neither a folder nor a .csv/.parquet table of videos")
 
 
-def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path, listed: str = "table"
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cached rows: CACHED_COLUMNS, status of every video). The files are read with the training's frame-cache
-    settings (`preprocess`, from the checkpoint)."""
+    settings (`preprocess`, from the checkpoint); `listed`: "table" or "folder", where the videos came from
+    (what a skipped file's reason tells the user to do)."""
     cfg = CacheConfig.from_dict({**preprocess, "shards": 1, "store": "files"})  # new videos: a file each
     rows, status = [], []
     for video in videos.itertuples(index=False):
-        row = cache_video(root / video.path, work_dir / f"{video.video_id}.npy", cfg)
+        row = cache_video(root / video.path, work_dir / f"{video.video_id}.npy", cfg,
+                          leave_out(listed, settings_fixed=True))
         status.append({"video_id": video.video_id, "path": video.path, "status": row["status"],
                        "reason": row["reason"]})
         if row["status"] == "ok":
@@ -103,7 +106,8 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
     task = Task.from_dict(ckpt["task"])
     videos, root = (source, Path(root)) if isinstance(source, pd.DataFrame) else find_videos(source)
-    rows, status = prepare(videos, root, ckpt["preprocess"], work_dir / "frames")
+    listed = "table" if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else "folder"
+    rows, status = prepare(videos, root, ckpt["preprocess"], work_dir / "frames", listed)
     if rows.empty:
         return status
     means, spreads, embeddings = [], [], []
