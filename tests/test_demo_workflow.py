@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers.tables import assert_clean, html_tables
 from helpers.workflow import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -24,6 +25,12 @@ def test_demo_with_the_default_config_learns(tmp_path):
     tests = {(p["metric"], p["test"]) for p in comparison["pairs"]}
     assert ("roc_auc", "delong") in tests and ("roc_auc", "paired_bootstrap") in tests
     assert all(p["models"] == ["tiny3d", "tiny3d_narrow"] for p in comparison["pairs"])
+    # the report's tables, the paired comparison's among them: named headers, whole counts, values not objects
+    tables = html_tables((workdir / "results" / "report.html").read_text())
+    for table in tables:
+        assert_clean(table)
+    pairs = next(t for t in tables if t["id"] == "paired-comparison")["rows"]
+    assert len(pairs) == 1 + len(comparison["pairs"]) and all(" vs " in row[3] for row in pairs[1:])
     # the external site: other patients, a darker scanner; the ensemble still separates the classes
     external = json.loads((workdir / "results" / "external" / "site_c" / "tiny3d" / "metrics.json").read_text())
     assert external["n"] == 30 and external["metrics"]["roc_auc"] >= 0.85

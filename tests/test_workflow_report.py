@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from helpers import REPO, browser
+from helpers.tables import assert_clean
 from helpers.workflow import snakemake
 
 pytestmark = pytest.mark.workflow
@@ -67,7 +68,8 @@ def test_report_shows_external_validation_subgroups_and_model_cards(workflow):
 
 
 def test_report_opens_in_headless_chromium(workflow):
-    """No console errors, every video playable with a duration, every plot decoded; a screenshot to look at."""
+    """No console errors, every video playable with a duration, every plot decoded, every table clean (headers,
+    whole-number counts); a screenshot to look at."""
     reason = browser.missing()
     if reason:
         pytest.skip(reason)
@@ -80,6 +82,9 @@ def test_report_opens_in_headless_chromium(workflow):
     assert len(page["images"]) >= 11
     for image in page["images"]:
         assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
+    assert len(page["tables"]) >= 10
+    for table in page["tables"]:
+        assert_clean(table)
     assert shot.read_bytes()[:4] == b"\x89PNG"
     (REPO / "results").mkdir(exist_ok=True)
     shutil.copy(shot, REPO / "results" / "test-report-screenshot.png")

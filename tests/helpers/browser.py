@@ -22,8 +22,8 @@ def missing() -> str | None:
 
 
 def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
-    """Load the page; wait until every <video> can play. Returns the console errors and, per video and
-    image, what the page reports (readyState, duration, natural size)."""
+    """Load the page; wait until every <video> can play. Returns the console errors; per video and image, what
+    the page reports (readyState, duration, natural size); and per table its id, class and cells' text by row."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -48,11 +48,14 @@ def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
         images = driver.execute_script(
             "return [...document.images].map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth, "
             "height: i.naturalHeight}))")
+        tables = driver.execute_script(
+            "return [...document.querySelectorAll('table')].map(t => ({id: t.id, cls: t.className, "
+            "rows: [...t.rows].map(r => [...r.cells].map(c => c.textContent.trim()))}))")
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1300, min(int(height), 12000))
         driver.save_screenshot(str(screenshot))
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        return {"videos": videos, "images": images, "errors": errors,
+        return {"videos": videos, "images": images, "errors": errors, "tables": tables,
                 "title": driver.title}
     finally:
         driver.quit()

@@ -55,15 +55,22 @@ class ReportFiles:
     comparison: str
 
 
+PARTITIONS = ["train", "val", "test"]
+
+
 def data_summary(splits: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """Videos per class, partition and fold."""
-    rows = []
-    for fold, table in sorted(splits.items()):
-        counts = table.groupby(["partition", "label"]).size()
-        for (partition, label), n in counts.items():
-            rows.append({"fold": fold, "partition": partition, "label": label, "videos": int(n)})
-    out = pd.DataFrame(rows).pivot_table(index=["fold", "partition"], columns="label", values="videos",
-                                         fill_value=0)
+    """Videos per fold and partition (train, val, test), one integer column per class and their total.
+
+    A crosstab, not a pivot table: a pivot averages (28.0) and keeps its column axis's name as an extra
+    header cell ('label')."""
+    tables = [table.assign(fold=fold) for fold, table in sorted(splits.items())]
+    every = pd.concat(tables, ignore_index=True)
+    order = {p: i for i, p in enumerate(PARTITIONS)}
+    every = every.assign(order=every["partition"].map(order).fillna(len(order)))
+    out = pd.crosstab([every["fold"], every["order"], every["partition"]], every["label"].astype(str))
+    out = out.astype(int).droplevel("order")
+    out.columns.name = None
+    out["videos"] = out.sum(axis=1)
     return out.reset_index()
 
 
@@ -106,7 +113,7 @@ def comparison_rows(result: dict) -> list[dict]:
         return "–" if v is None or v != v else f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.3f}"
 
     return [{"pair": f"{r['models'][0]} − {r['models'][1]}", "metric": r["metric"], "test": r["test"].replace("_", " "),
-             "values": " vs ".join(fmt(v) for v in r["values"]), "difference": fmt(r["difference"]),
+             "estimates": " vs ".join(fmt(v) for v in r["values"]), "difference": fmt(r["difference"]),
              "ci": f"[{fmt(r['ci95'][0])}, {fmt(r['ci95'][1])}]", "p": fmt(r["p_value"]),
              "p_holm": fmt(r.get("p_value_holm"))} for r in result["pairs"]]
 
@@ -254,7 +261,7 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
         leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),
         class_counts=manifest["label"].value_counts().sort_index().to_dict(),
-        data_table=data_summary(splits).to_html(index=False, classes="table", border=0),
+        data_table=data_summary(splits).to_html(index=False, classes="table", border=0, table_id="data"),
         quarantine=quarantine.to_dict("records"),
         config_yaml=yaml.safe_dump(config, sort_keys=False), code_version=code_version(),
         packages=package_versions(), hardware=hardware(),
