@@ -3,7 +3,10 @@
 - evaluation: all-clips test-time augmentation (every clip start, averaged), seconds per video and
   the process's peak memory above its baseline for a short (128-frame) and a 4x longer video; the
   clips stream in blocks, so the memory must not grow with the length.
-- Grad-CAM: one clip's CAM plus the side-by-side H.264 MP4, seconds per video.
+- Grad-CAM: what the gradcam rule does per video: one clip's CAM on the cache, drawn on the source frames it
+  came from (the source decoded again, its crop and sector mask recomputed), and the side-by-side H.264 MP4,
+  seconds per video, for three sources: an EchoNet AVI (112 x 112, shown 224 x 112), a 320 x 240 ultrasound
+  cine with a sector mask (640 x 240) and a 1024 x 768 cine (scaled to gradcam.max_side: 1024 x 384).
 Models have random weights: only the cost is measured. Each figure is the median of 3 interleaved rounds after
 a warm-up call of each (its `_spread` beside it); the peak memory is the median of the rounds' peaks.
 """
@@ -22,17 +25,19 @@ import psutil
 import torch
 from echonet_like import interleaved, median_spread, save
 
+from cineflow.config import CacheConfig, GradcamConfig, section
+from cineflow.data.cache import cache_config, cache_video, load_frames
 from cineflow.data.clips import read_clip, to_tensor
 from cineflow.data.sampling import ClipSpec, eval_clips
-from cineflow.data.video_io import write_mp4
-from cineflow.evaluate.gradcam import clip_cam, overlay
+from cineflow.data.video_io import write_avi
+from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
 from cineflow.evaluate.inference import score_videos
 from cineflow.models.architectures import build_model
 
 SIZE, LENGTH, PERIOD, BLOCK = 112, 32, 2, 8
 ROUNDS = 3
 MODELS = {"tiny3d": ("tiny3d", {}), "r2plus1d_18": ("r2plus1d_18", {})}
-
+GRADCAM = section(GradcamConfig, "gradcam")  # max_side 512, real-time playback
 
 class PeakRSS:
     """Peak resident memory above the level at entry, sampled every 5 ms."""
@@ -69,6 +74,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         videos = {"96_frames": video(folder, "short", 96), "384_frames": video(folder, "long", 384)}
+        sources = {"112x112": source(folder, "echonet", 112, 112, sector=False),
+                   "320x240": source(folder, "cine", 240, 320, sector=True),
+                   "1024x768": source(folder, "large", 768, 1024, sector=True)}
         tasks, peaks = {}, {}
         for name, (arch, params) in MODELS.items():
             model = build_model(arch, 2, 3, input_size=(LENGTH, SIZE, SIZE), **params).eval()
@@ -78,7 +86,9 @@ def main() -> None:
                 figures[f"eval_clips_{label}"] = len(eval_clips(row["n_frames"], spec, "all"))
                 tasks[f"{name}_eval_all_clips_s_per_video_{label}"] = partial(evaluate, model, row, spec,
                                                                               peaks, f"{name}_{label}")
-            tasks[f"{name}_gradcam_mp4_s_per_video"] = partial(explain, model, videos["96_frames"], spec, folder)
+            for label, row in sources.items():
+                if name == "tiny3d" or label == "112x112":
+                    tasks[f"{name}_gradcam_s_per_video_{label}"] = partial(explain, model, row, spec, folder)
         seconds = interleaved(tasks, ROUNDS)
         for key, values in seconds.items():
             figures.update(median_spread(key, values))
@@ -101,11 +111,31 @@ def evaluate(model, row: dict, spec: ClipSpec, peaks: dict, key: str) -> float:
     return seconds
 
 
+def source(folder: Path, name: str, height: int, width: int, sector: bool) -> dict:
+    """A 96-frame 50 fps MJPG AVI of this size (an ultrasound fan of speckle with burned-in text when `sector`),
+    cached as cineflow caches it (112 px RGB, the sector masked): its manifest row."""
+    rng = np.random.default_rng(height)
+    yy, xx = np.mgrid[0:height, 0:width]
+    fan = (np.abs(np.arctan2(xx - width / 2, yy + 4)) < 0.6) & (np.hypot(xx - width / 2, yy + 4) < height * 0.8)
+    frames = rng.integers(40, 220, (96, height, width, 3), dtype=np.uint8)
+    if sector:
+        frames[:, ~fan] = 0
+        frames[:, 4:12, 4:40] = 250  # static text outside the fan
+    path = write_avi(folder / f"{name}.avi", frames, 50)
+    cfg = section(CacheConfig, "cache", size=SIZE, color="rgb", sector_mask=sector)
+    row = cache_video(path, folder / f"{name}.npy", cfg)
+    assert row["status"] == "ok", row["reason"]
+    return row
+
+
 def explain(model, row: dict, spec: ClipSpec, folder: Path) -> None:
-    """One clip's CAM and the side-by-side H.264 MP4."""
-    raw = read_clip(np.load(row["frames_path"], mmap_mode="r"), eval_clips(row["n_frames"], spec, 1)[0])
+    """What the gradcam rule does for one video: the CAM of its first evaluation clip, drawn on its source, as MP4."""
+    indices = eval_clips(row["n_frames"], spec, 1)[0]
+    raw = read_clip(load_frames(row["frames_path"]), indices)
     heat = clip_cam(model, to_tensor(raw, [0.5] * 3, [0.25] * 3), 1, model.cam_layer)
-    write_mp4(folder / "cam.mp4", overlay(raw, heat, "true A | pred B | p=0.90"), 10)
+    panels, rate, _ = on_source(row, cache_config(row["preprocess"]), indices, heat, raw, "true A | pred B | p=0.90",
+                                GRADCAM)
+    write_panels(folder / "cam", panels, rate)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from cineflow.config import CacheConfig
 from cineflow.data.cache import cache_shard, leave_out, listed_in, load_frames, resample_indices, sector_mask
 from cineflow.data.video_io import write_avi
 from helpers import settings
-from helpers.media import gradient_clip, write_dicom, write_image
+from helpers.media import gradient_clip, ultrasound, write_dicom, write_image
 
 
 def cache(tmp_path, files: dict, **overrides) -> pd.DataFrame:
@@ -86,22 +86,6 @@ def test_crop_box_and_a_box_outside_the_frame(tmp_path):
     assert json.loads(table["crop"][0]) == [20, 10, 20, 20]
     table = cache(tmp_path, {"roi": "roi.avi"}, crop=[50, 0, 20, 20])
     assert "cache.crop [50, 0, 20, 20] lies outside the 60x40 frame" in table["reason"][0]
-
-
-def ultrasound(n_frames=24, size=64, seed=0):
-    """A fan of changing speckle, static burned-in text outside it, and a moving ECG trace below it."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    angle = np.arctan2(xx - size / 2, yy + 4)
-    radius = np.hypot(xx - size / 2, yy + 4)
-    fan = (np.abs(angle) < 0.6) & (radius < size * 0.8)
-    frames = np.zeros((n_frames, size, size, 3), np.uint8)
-    for t in range(n_frames):
-        frame = np.where(fan, rng.integers(60, 220, (size, size)), 0)
-        frame[2:6, 2:14] = 250  # static text, top left
-        frame[size - 4, (t * 3) % size] = 255  # ECG sweep, one moving dot
-        frames[t] = frame[..., None]
-    return frames, fan
 
 
 def test_sector_mask_keeps_the_fan_and_fills_the_rest(tmp_path):

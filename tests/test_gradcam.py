@@ -1,12 +1,28 @@
 import av
+import cv2
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from cineflow.config import CacheConfig, GradcamConfig
+from cineflow.data.cache import SourceView, cache_config, cache_shard, load_frames, source_view
+from cineflow.data.clips import read_clip
+from cineflow.data.readers import read_video
 from cineflow.data.video_io import write_mp4
-from cineflow.evaluate.gradcam import clip_attention, clip_cam, overlay, select_videos, write_panels
+from cineflow.evaluate.gradcam import (
+    clip_attention,
+    clip_cam,
+    on_source,
+    overlay,
+    real_time,
+    select_videos,
+    write_panels,
+)
 from cineflow.evaluate.tasks import Binary, Regression
 from cineflow.models.architectures import build_model
+from helpers import settings
+from helpers.media import ultrasound, write_dicom, write_image
 
 
 def test_cam_covers_the_clip_and_is_scaled_over_it():
@@ -21,10 +37,15 @@ def test_cam_covers_the_clip_and_is_scaled_over_it():
 
 
 def test_mp4_is_h264_yuv420p_and_decodes(tmp_path):
-    frames = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 1), dtype=np.uint8)
-    heat = np.random.default_rng(1).random((6, 16, 16)).astype(np.float32)
-    panels = overlay(frames, heat, "true A | pred B")
-    assert panels.shape == (6, 64, 128, 3)
+    frames = np.random.default_rng(0).integers(0, 255, (6, 48, 48, 1), dtype=np.uint8)
+    heat = np.random.default_rng(1).random((6, 48, 48)).astype(np.float32)
+    mask = np.zeros((48, 48), bool)
+    mask[16:40, 16:40] = True
+    panels = overlay(frames, heat, "true A | pred B", mask)
+    assert panels.shape == (6, 48, 96, 3)  # original | overlay, at the frames' own size
+    original, coloured = panels[:, 16:, :48].astype(int), panels[:, 16:, 48:].astype(int)  # under the caption
+    assert (original[:, 24:] == coloured[:, 24:]).all()  # outside the mask: the frame as it is
+    assert np.abs(original[:, :24, 16:40] - coloured[:, :24, 16:40]).mean() > 10
     write_mp4(tmp_path / "cam.mp4", panels, fps=10)
     with av.open(str(tmp_path / "cam.mp4")) as container:
         stream = container.streams.video[0]
@@ -97,3 +118,82 @@ def test_one_frame_clips_are_written_as_png(tmp_path):
     assert write_panels(tmp_path / "img", panels, fps=10) == "img.png"
     assert (tmp_path / "img.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "img.mp4").exists()
     assert write_panels(tmp_path / "clip", np.repeat(panels, 3, axis=0), fps=10) == "clip.mp4"
+
+
+def cached(tmp_path, name: str, source: str, **cache) -> dict:
+    """One video through the frame cache: its manifest row."""
+    videos = pd.DataFrame({"video_id": [name], "path": [source]})
+    row = cache_shard(videos, tmp_path, tmp_path / "cache", settings(CacheConfig, "cache", **cache)).iloc[0]
+    assert row["status"] == "ok", row["reason"]
+    return row.to_dict()
+
+
+def decoded(path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+
+
+def test_a_dicom_cine_is_explained_at_its_own_size_and_only_inside_its_sector(tmp_path):
+    """A 320 x 240 cine loop cached at 48 px with its sector masked: the CAM of the cached clip comes back on the
+    source frames the clip was taken from, 640 x 240 side by side, in real time, coloured only in the fan."""
+    frames, fan = ultrasound(24, size=240, width=320)
+    write_dicom(tmp_path / "echo.dcm", frames[..., 0], fps=25)
+    row = cached(tmp_path, "echo", "echo.dcm", size=48, sector_mask=True)
+    cache = cache_config(row["preprocess"])
+    indices = np.arange(0, 16, 2)  # an 8-frame clip, every second frame
+    raw = read_clip(load_frames(row["frames_path"]), indices)
+    heat = np.ones((8, 48, 48), np.float32)  # heat everywhere, padding included: only the fan may keep it
+    panels, rate, drawn = on_source(row, cache, indices, heat, raw, "EF 55 | pred 52", settings(GradcamConfig, "gradcam"))
+    assert panels.shape == (8, 240, 640, 3) and drawn == "source 320x240"
+    assert rate == pytest.approx(12.5)  # 25 fps, every second frame
+    source, _ = read_video(tmp_path / "echo.dcm", cache.reader, grey=True)
+    view = source_view(source, 25.0, cache)
+    assert (view.mask & fan).sum() / (view.mask | fan).sum() > 0.9  # the sector, in source pixels
+    below = slice(30, None)  # under the caption
+    assert (panels[:, below, :320, 0] == source[view.keep[indices], below, :, 0]).all()  # the source frames
+    original, coloured = panels[:, below, :320].astype(int), panels[:, below, 320:].astype(int)
+    outside, inside = ~view.mask[below], view.mask[below]
+    assert (original[:, outside] == coloured[:, outside]).all()
+    assert (np.abs(original[:, inside] - coloured[:, inside]).sum(-1) > 30).mean() > 0.95
+    # the MP4 as a browser gets it: its size, its frames, and the colour still inside the fan only
+    name = write_panels(tmp_path / "cams" / "echo", panels, rate)
+    video = decoded(tmp_path / "cams" / name)
+    assert video.shape == (8, 240, 640, 3)
+    difference = np.abs(video[:, below, :320].astype(int) - video[:, below, 320:]).sum(-1)
+    assert difference[:, outside].mean() < 6 < 60 < difference[:, inside].mean()
+
+
+def test_a_crop_and_the_cache_padding_are_undone():
+    """A 100 x 50 box of a 200 x 120 frame, cached at 20 px with aspect kept (5 padding rows top and bottom):
+    heat on the padding lands nowhere, heat on the picture fills the box and nothing else."""
+    mask = np.zeros((120, 200), bool)
+    mask[20:70, 10:110] = True
+    view = SourceView(keep=np.arange(4), box=[10, 20, 100, 50], mask=mask, size=20, keep_aspect=True)
+    padding = np.zeros((1, 20, 20), np.float32)
+    padding[:, :5], padding[:, 15:] = 1, 1
+    assert not view.to_source(padding).any()
+    picture = 1 - padding
+    back = view.to_source(picture)[0]
+    assert back.shape == (120, 200) and (back[~mask] == 0).all() and (back[22:68, 12:108] > 0.99).all()
+
+
+def test_a_large_image_is_drawn_at_max_side_as_png_and_a_lost_source_on_the_cache(tmp_path):
+    xray = np.clip(np.random.default_rng(0).normal(120, 30, (700, 1000)), 0, 255).astype(np.uint8)
+    write_image(tmp_path / "chest.png", xray)
+    row = cached(tmp_path, "chest", "chest.png", size=32, media="image")
+    cache, indices = cache_config(row["preprocess"]), np.array([0])
+    raw = read_clip(load_frames(row["frames_path"]), indices)
+    heat = np.random.default_rng(1).random((1, 32, 32)).astype(np.float32)
+    cfg = settings(GradcamConfig, "gradcam")  # max_side 512
+    panels, _, drawn = on_source(row, cache, indices, heat, raw, "PNEUMONIA", cfg)
+    assert panels.shape == (1, 358, 1024, 3) and drawn == "source 1000x700 shown at 512x358"
+    assert write_panels(tmp_path / "chest_cam", panels, 10) == "chest_cam.png"
+    assert cv2.imread(str(tmp_path / "chest_cam.png")).shape == (358, 1024, 3)
+    (tmp_path / "chest.png").unlink()  # the raw data moved away since caching: the cache is drawn, and says so
+    panels, _, drawn = on_source(row, cache, indices, heat, raw, "PNEUMONIA", cfg)
+    assert panels.shape == (1, 128, 256, 3) and drawn == "cached frames: file not found"
+
+
+def test_real_time_follows_the_source_rate_and_the_clip_stride():
+    assert real_time(np.arange(0, 32, 2), 50.0) == pytest.approx(25.0)
+    assert real_time(np.array([3]), 30.0) == 30.0 and real_time(np.arange(8), 0.0) == 10.0

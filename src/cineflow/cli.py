@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cineflow.config import EvalConfig, GradcamConfig, resolve
+from cineflow.config import EvalConfig, GradcamConfig, section
 from cineflow.devices import job_device
 from cineflow.evaluate.predict import predict_new_videos
 from cineflow.evaluate.summary import read_fold_files
@@ -31,9 +31,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def predict_main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     eval_clips = args.eval_clips if args.eval_clips == "all" else int(args.eval_clips)
-    cfg = EvalConfig.from_dict(resolve({"evaluate": {"eval_clips": eval_clips,
-                                                     "mc_dropout": args.mc_dropout}})["evaluate"])
-    gradcam = GradcamConfig.from_dict(resolve({})["gradcam"]) if args.gradcam else None
+    cfg = section(EvalConfig, "evaluate", eval_clips=eval_clips, mc_dropout=args.mc_dropout)
+    gradcam = section(GradcamConfig, "gradcam") if args.gradcam else None
     if not Path(args.summary).is_file():
         raise SystemExit(f"{args.summary} not found; run the workflow first (snakemake results/<model>/summary.json)")
     models, metrics, references = read_fold_files(args.summary)

@@ -146,6 +146,12 @@ def resolve(config: dict | None = None, schema_path: str | Path = SCHEMA_PATH) -
     return config
 
 
+def section(cls, name: str, **overrides):
+    """The typed config section `name` (a dataclass `cls`): the schema's defaults with `overrides`, for code that
+    runs without a config file (the command line, benchmarks, tests)."""
+    return cls.from_dict(resolve({name: overrides})[name])
+
+
 def check_models(config: dict) -> None:
     """Checks of the `models:` entries that the schema cannot express (it checks each entry's loss,
     monitor and sampler against its task); errors name the key and the fix."""
@@ -457,7 +463,8 @@ class EvalConfig:
 class GradcamConfig:
     n_videos: int
     select: list | None
-    fps: float
+    fps: float | None
+    max_side: int
     target_layer: str | None
 
     from_dict = classmethod(_from_dict)

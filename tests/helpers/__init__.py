@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cineflow.config import resolve
+from cineflow.config import section
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -28,9 +28,7 @@ TINY = {
 }
 
 
-def settings(cls, section: str, **overrides):
-    """A typed config section with the schema's defaults and `overrides`."""
-    return cls.from_dict(resolve({section: overrides})[section])
+settings = section  # a typed config section with the schema's defaults and overrides
 
 
 def job_counts(output: str) -> dict[str, int]:

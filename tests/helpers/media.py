@@ -93,6 +93,25 @@ def write_dicom(path: str | Path, frames: np.ndarray, interpretation: str = "MON
     return path
 
 
+def ultrasound(n_frames: int = 24, size: int = 64, seed: int = 0, width: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """([T, H, W, 1] uint8 frames, [H, W] bool fan): a fan of changing speckle, static burned-in text outside it,
+    and a moving ECG trace below it. `size` is the height, and the width unless `width` is given."""
+    rng = np.random.default_rng(seed)
+    height, width = size, width or size
+    yy, xx = np.mgrid[0:height, 0:width]
+    angle = np.arctan2(xx - width / 2, yy + 4)
+    radius = np.hypot(xx - width / 2, yy + 4)
+    fan = (np.abs(angle) < 0.6) & (radius < height * 0.8)
+    frames = np.zeros((n_frames, height, width, 1), np.uint8)
+    for t in range(n_frames):
+        frame = np.where(fan, rng.integers(60, 220, (height, width)), 0)
+        frame[2:6, 2:14] = 250  # static text, top left
+        frame[height - 4, (t * 3) % width] = 255  # ECG sweep, one moving dot
+        frames[t] = frame[..., None]
+    return frames, fan
+
+
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """PNG/JPEG via OpenCV; `image` is [H,W] grey or [H,W,3] RGB (uint8 or uint16)."""
     import cv2

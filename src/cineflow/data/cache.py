@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +100,11 @@ def fill_value(fill: list[int], channels: int) -> list[int]:
     return [round(0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2])]
 
 
-def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
-    """[T,H,W,C] uint8 (C = cfg.channels, as read) -> ([T', size, size, C] uint8, what was done)."""
-    import cv2
-
+def select_region(frames: np.ndarray, fps: float, cfg: CacheConfig
+                  ) -> tuple[np.ndarray, np.ndarray | None, dict | None, np.ndarray]:
+    """The part of a video the cache keeps, before resizing: (the frames cropped to it, in the cache's colour,
+    outside the outline ROI filled; the sector mask or None; the outline ROI {fraction, box, inside} or None;
+    the source index of each frame kept). Caching and the Grad-CAM's way back to the source share it."""
     frames = crop_box(frames, cfg.crop)
     roi = None
     if cfg.outline_roi:
@@ -111,13 +112,83 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
     if frames.shape[-1] != cfg.channels:  # read as RGB to see the outline's colour
         frames = rgb_to_grey(frames)
     mask = sector_mask(frames) if cfg.sector_mask else None
+    keep = resample_indices(len(frames), fps, cfg.fps)
+    if cfg.max_frames:
+        keep = keep[: cfg.max_frames]
+    return frames, mask, roi, keep
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """Where a cached video's frames come from in its source, so that a map computed on the cache (a Grad-CAM)
+    can be drawn on the source frames at their own size, crop and aspect.
+
+    Attributes:
+        keep: the source frame index of each cached frame.
+        box: [x, y, width, height] in source pixels of the region a cached frame shows (cache.crop, and the
+            outline ROI's box with roi.crop).
+        mask: [H, W] bool over the whole source frame: what the model sees (the box, less what lies outside the
+            outline ROI or the ultrasound sector).
+        size: the cached frames' side.
+        keep_aspect: whether the region was scaled to fit and padded (else stretched).
+    """
+
+    keep: np.ndarray
+    box: list[int]
+    mask: np.ndarray
+    size: int
+    keep_aspect: bool
+
+    def to_source(self, maps: np.ndarray) -> np.ndarray:
+        """[T, h, w] maps on cached frames (any h, w: resized to the cache's side first) -> [T, H, W] float32 maps
+        on the source frames: the cache's padding cut off, scaled back to the region, placed where the region
+        lies, zero outside the mask."""
+        import cv2
+
+        x, y, width, height = self.box
+        top, left, h, w = 0, 0, self.size, self.size
+        if self.keep_aspect and height != width:  # as fit_frame pads
+            scale = self.size / max(height, width)
+            h, w = max(1, round(height * scale)), max(1, round(width * scale))
+            top, left = (self.size - h) // 2, (self.size - w) // 2
+        out = np.zeros((len(maps), *self.mask.shape), np.float32)
+        for t, m in enumerate(np.asarray(maps, np.float32)):
+            if m.shape != (self.size, self.size):
+                m = cv2.resize(m, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            region = m[top: top + h, left: left + w]
+            out[t, y: y + height, x: x + width] = cv2.resize(region, (width, height), interpolation=cv2.INTER_LINEAR)
+        return out * self.mask
+
+
+def source_view(frames: np.ndarray, fps: float, cfg: CacheConfig) -> SourceView:
+    """The SourceView of a video read as the cache reads it (read_video with the cache's reader and colour):
+    the same crop, outline ROI, sector mask and frame selection as when it was cached."""
+    region, sector, roi, keep = select_region(frames, fps, cfg)
+    x, y = (cfg.crop or [0, 0])[:2]
+    inside = np.ones(region.shape[1:3], bool) if sector is None else sector.copy()
+    if roi is not None:
+        rx, ry, rw, rh = roi["box"]
+        if cfg.roi["crop"]:
+            inside &= roi["inside"][ry: ry + rh, rx: rx + rw]
+            x, y = x + rx, y + ry
+        else:
+            inside &= roi["inside"]
+    mask = np.zeros(frames.shape[1:3], bool)
+    height, width = inside.shape
+    mask[y: y + height, x: x + width] = inside
+    return SourceView(keep=keep, box=[int(x), int(y), int(width), int(height)], mask=mask, size=cfg.size,
+                      keep_aspect=cfg.keep_aspect)
+
+
+def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
+    """[T,H,W,C] uint8 (C = cfg.channels, as read) -> ([T', size, size, C] uint8, what was done)."""
+    import cv2
+
+    frames, mask, roi, keep = select_region(frames, fps, cfg)
     if mask is not None:
         mask_u8 = mask.astype(np.uint8)
         background = np.empty(frames.shape[1:], np.uint8)
         background[:] = fill_value(cfg.fill, frames.shape[-1])
-    keep = resample_indices(len(frames), fps, cfg.fps)
-    if cfg.max_frames:
-        keep = keep[: cfg.max_frames]
     info = _info(fps, cfg, frames, mask, roi)
     if mask is None and frames.shape[1:3] == (cfg.size, cfg.size):  # already the cached geometry
         return np.ascontiguousarray(frames[keep]), info
@@ -132,7 +203,7 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
 
 def outline_roi(frames: np.ndarray, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
     """RGB frames with everything outside cache.roi's drawn outline (and the outline) set to `fill`, cropped
-    to the inside's bounding box with roi.crop; and {fraction, box} of the inside."""
+    to the inside's bounding box with roi.crop; and {fraction, box, inside (the [H, W] mask)} of the inside."""
     roi = cfg.roi
     inside = outline_inside(frames, roi["outline_color"], roi["tolerance"])
     frames = frames.copy()
@@ -140,7 +211,7 @@ def outline_roi(frames: np.ndarray, cfg: CacheConfig) -> tuple[np.ndarray, dict]
     x, y, w, h = box = bounding_box(inside)
     if roi["crop"]:
         frames = frames[:, y: y + h, x: x + w]
-    return frames, {"fraction": float(inside.mean()), "box": box}
+    return frames, {"fraction": float(inside.mean()), "box": box, "inside": inside}
 
 
 def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | None, roi: dict | None) -> dict:
@@ -152,6 +223,13 @@ def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | N
         x0, y0 = (cfg.crop or [0, 0])[:2]
         info["crop"] = json.dumps([x0 + x, y0 + y, *roi["box"][2:]])  # in source pixels
     return info
+
+
+def cache_config(preprocess: dict | str) -> CacheConfig:
+    """The cache settings a video was cached with, from its manifest row's `preprocess` (JSON) or a checkpoint's
+    (a dict): every setting but where the frames went."""
+    settings = json.loads(preprocess) if isinstance(preprocess, str) else preprocess
+    return CacheConfig.from_dict({**settings, "shards": 1, "store": "files"})
 
 
 def leave_out(listed_in: str, settings_fixed: bool = False) -> str:

@@ -1,7 +1,9 @@
 """Grad-CAM (pytorch-grad-cam): original | overlay, with truth, prediction and score on the frame.
 
-MP4 for clips, PNG for 1-frame clips (images); for attention-pooling models also a plot of the
-temporal attention weights of the explained clip."""
+The CAM is computed on the cached clip the model sees, then drawn on the source frames that clip came from,
+at the source's own size, crop and aspect (the cache's crop, ROI and sector mask undone), so a clinician sees
+their echo and not the 112 px cache. MP4 for clips, PNG for 1-frame clips (images); for attention-pooling
+models also a plot of the temporal attention weights of the explained clip."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.config import GradcamConfig
-from cineflow.data.cache import video_frames
+from cineflow.config import CacheConfig, GradcamConfig
+from cineflow.data.cache import cache_config, source_view, video_frames
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.readers import UnreadableVideo, read_video
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.tasks import Task
@@ -23,7 +26,7 @@ from cineflow.models.architectures import frame_attention, get_module
 from cineflow.report.plots import attention_figure, save_png
 from cineflow.train.checkpoint import load_model
 
-INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention"]
+INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention", "drawn_on"]
 
 
 def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None, n: int,
@@ -64,19 +67,86 @@ def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_output: int, lay
     return heat[0]
 
 
-def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, scale: int = 4) -> np.ndarray:
-    """[T, H, W, C] uint8 + [T, H, W] heat -> [T, H*s, 2*W*s, 3] side-by-side RGB frames."""
+def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """[T, H, W, C] uint8 frames + [T, H, W] heat in [0, 1] -> [T, H, 2W, 3] RGB panels, original | overlay.
+
+    The colour goes only where the model looks (`mask`, [H, W] bool; None: everywhere): outside it the overlay
+    shows the frame as it is. The caption's size follows the frame's.
+    """
+    import cv2
+
+    if mask is None:
+        mask = np.ones(frames.shape[1:3], bool)
+    font = max(0.33, frames.shape[2] / 640)
     out = []
     for frame, cam in zip(frames, heat):
         rgb = frame if frame.shape[-1] == 3 else np.repeat(frame, 3, axis=-1)
-        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        cam = cv2.resize(cam, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-        colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * cam), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-        blend = (0.55 * rgb + 0.45 * colour).astype(np.uint8)
+        if cam.shape != rgb.shape[:2]:
+            cam = cv2.resize(cam, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0, 1)), cv2.COLORMAP_JET),
+                              cv2.COLOR_BGR2RGB)
+        blend = np.where(mask[..., None], 0.55 * rgb + 0.45 * colour, rgb).astype(np.uint8)
         panel = np.concatenate([rgb, blend], axis=1)
-        cv2.putText(panel, caption, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(panel, caption, (3, round(3 + 24 * font)), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
+                    1, cv2.LINE_AA)
         out.append(panel)
     return np.stack(out)
+
+
+def real_time(picked: np.ndarray, fps: float, default: float = 10.0) -> float:
+    """Playback rate that shows frames `picked` (source indices, in order) in the source's time: a clip of
+    every second frame of a 50 fps video plays at 25. `default` where the source has no rate."""
+    if fps <= 0:
+        return default
+    span = int(picked[-1] - picked[0]) if len(picked) > 1 else 0
+    return fps * (len(picked) - 1) / span if span > 0 else fps
+
+
+def on_source(video, cache: CacheConfig, indices: np.ndarray, heat: np.ndarray, raw: np.ndarray, caption: str,
+              cfg: GradcamConfig) -> tuple[np.ndarray, float, str]:
+    """(panels, playback rate, what they are drawn on) of one clip's CAM, drawn on the source frames the clip's
+    cached frames came from, at the source's size, crop and aspect (at most cfg.max_side a side), with the
+    cache's sector or ROI mask. A source that cannot be read now, or no longer matches what was cached, gets
+    the cached frames instead, and says why.
+
+    Args:
+        video: the video's manifest row (source, source_frames, height, width).
+        cache: the frame-cache settings it was cached with.
+        indices: the clip's indices into the cached frames (-1: padding).
+        heat: [T, h, w] CAM of the clip.
+        raw: [T, size, size, C] the clip's cached frames.
+        caption: drawn on each original frame.
+        cfg: the gradcam section (max_side, fps).
+    """
+    import cv2
+
+    valid = indices >= 0
+    try:
+        frames, fps = read_video(video["source"], cache.reader, grey=cache.channels == 1 and not cache.outline_roi)
+        expected = (int(video["source_frames"]), int(video["height"]), int(video["width"]))
+        if (len(frames), *frames.shape[1:3]) != expected:
+            raise UnreadableVideo(f"the source has {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} "
+                                  f"now, {expected[0]} of {expected[2]}x{expected[1]} when it was cached")
+        fps = fps or float(cache.source_fps or 0.0)
+        view = source_view(frames, fps, cache)
+        picked = view.keep[indices[valid]]
+    except UnreadableVideo as err:
+        scale = max(1, min(4, cfg.max_side // raw.shape[2]))  # the cache is small: enlarged, pixels kept
+        shown = np.repeat(np.repeat(raw[valid], scale, axis=1), scale, axis=2)
+        maps = np.stack([cv2.resize(h, (shown.shape[2], shown.shape[1]), interpolation=cv2.INTER_LINEAR)
+                         for h in np.asarray(heat[valid], np.float32)])
+        return overlay(shown, maps, caption), cfg.fps or 10.0, f"cached frames: {err}"
+    shown, maps, mask = frames[picked], view.to_source(heat[valid]), view.mask
+    height, width = shown.shape[1:3]
+    scale = min(1.0, cfg.max_side / max(height, width))
+    if scale < 1:
+        size = (max(2, round(width * scale)), max(2, round(height * scale)))
+        shown = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+                          for f in shown])
+        maps = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_LINEAR) for m in maps])
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    drawn = f"source {width}x{height}" + (f" shown at {shown.shape[2]}x{shown.shape[1]}" if scale < 1 else "")
+    return overlay(shown, maps, caption, mask), cfg.fps or real_time(picked, fps), drawn
 
 
 def write_panels(path_stem: Path, panels: np.ndarray, fps: float) -> str:
@@ -120,18 +190,21 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
     rows = []
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
-        frames = video_frames(video)
-        raw = read_clip(frames, eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0])
+        indices = eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0]
+        raw = read_clip(video_frames(video), indices)
         clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)  # for clip_attention too
         heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)
-        name = write_panels(out_dir / str(pick.video_id), overlay(raw, heat, task.caption(pick)), cfg.fps)
+        panels, rate, drawn = on_source(video, cache_config(video["preprocess"]), indices, heat, raw,
+                                        task.caption(pick), cfg)
+        print(f"{pick.video_id}: drawn on the {drawn}")
+        name = write_panels(out_dir / str(pick.video_id), panels, rate)
         weights, attention = clip_attention(model, clip), ""
         if weights is not None:
             attention = f"{pick.video_id}.attention.png"
             save_png(attention_figure(weights, f"{pick.video_id}: temporal attention"), out_dir / attention)
         rows.append(dict(video_id=pick.video_id, kind=pick.kind, label=pick.label, prediction=pick.prediction,
                          score=float(pick.score), uncertainty=float(pick.uncertainty), file=name,
-                         attention=attention))
+                         attention=attention, drawn_on=drawn))
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     write_csv(out_dir / "index.csv", index)
     return index

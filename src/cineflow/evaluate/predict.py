@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.config import CacheConfig, ConfigError, EvalConfig, GradcamConfig, check_name
-from cineflow.data.cache import cache_video, leave_out, video_frames
+from cineflow.config import ConfigError, EvalConfig, GradcamConfig, check_name
+from cineflow.data.cache import cache_config, cache_video, leave_out, video_frames
 from cineflow.data.clips import read_clip, to_tensor
 from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import ClipSpec, eval_clips
-from cineflow.evaluate.gradcam import clip_cam, overlay, write_panels
+from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
 from cineflow.evaluate.inference import score_videos
 from cineflow.evaluate.shift import embed_videos, load_reference, shift_table
 from cineflow.evaluate.tasks import Task
@@ -61,7 +61,7 @@ def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path, 
     """(cached rows: CACHED_COLUMNS, status of every video). The files are read with the training's frame-cache
     settings (`preprocess`, from the checkpoint); `listed`: "table" or "folder", where the videos came from
     (what a skipped file's reason tells the user to do)."""
-    cfg = CacheConfig.from_dict({**preprocess, "shards": 1, "store": "files"})  # new videos: a file each
+    cfg = cache_config(preprocess)  # new videos: a file each
     rows, status = [], []
     for video in videos.itertuples(index=False):
         row = cache_video(root / video.path, work_dir / f"{video.video_id}.npy", cfg,
@@ -135,14 +135,15 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         out = out.merge(shift, on="video_id", how="left")
     if gradcam is not None and cam_dir is not None:
         out["cam"] = render_cams(models, rows, out, task, gradcam, Path(cam_dir))
-    read = rows[[c for c in CACHED_COLUMNS if c not in ("frames_path", "frame_offset")]]
+    read = rows[[c for c in CACHED_COLUMNS if c not in ("source", "frames_path", "frame_offset")]]
     return status.merge(out, on="video_id", how="left").merge(read, on="video_id", how="left").assign(
         n_models=len(models))
 
 
 def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,
                 cam_dir: Path) -> list[str]:
-    """The fold models' CAMs of each video's first evaluation clip, averaged, as original | overlay.
+    """The fold models' CAMs of each video's first evaluation clip, averaged, drawn on the source's frames as
+    original | overlay (gradcam.on_source).
 
     Args:
         models: (module, checkpoint) of each fold model.
@@ -153,18 +154,20 @@ def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: 
         cam_dir: where the files go.
     """
     cam_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_config(models[0][1]["preprocess"])
     names = []
-    for row, pred in zip(rows.itertuples(index=False), out.itertuples(index=False)):
+    for row, pred in zip(rows.to_dict("records"), out.itertuples(index=False)):
         frames = video_frames(row)
-        heats, raw = [], None
-        for model, c in models:
-            raw = read_clip(frames, eval_clips(int(row.n_frames), ClipSpec.of(c["model"]), 1)[0])
+        heats = []
+        for model, c in models:  # the folds of one model: one clip spec
+            indices = eval_clips(int(row["n_frames"]), ClipSpec.of(c["model"]), 1)[0]
+            raw = read_clip(frames, indices)
             clip = to_tensor(raw, c["normalisation"]["mean"], c["normalisation"]["std"])
             heats.append(clip_cam(model, clip, task.cam_output(pred.prediction, c["output"]),
                                   cfg.target_layer or model.cam_layer))
-        names.append(write_panels(cam_dir / str(row.video_id), overlay(raw, np.mean(heats, axis=0),
-                                                                        task.prediction_caption(pred)),
-                                  cfg.fps))
+        panels, rate, _ = on_source(row, cache, indices, np.mean(heats, axis=0), raw,
+                                    task.prediction_caption(pred), cfg)
+        names.append(write_panels(cam_dir / str(row["video_id"]), panels, rate))
     return names
 
 
