@@ -42,10 +42,14 @@ def test_mp4_is_h264_yuv420p_and_decodes(tmp_path):
     mask = np.zeros((48, 48), bool)
     mask[16:40, 16:40] = True
     panels = overlay(frames, heat, "true A | pred B", mask)
-    assert panels.shape == (6, 48, 96, 3)  # original | overlay, at the frames' own size
-    original, coloured = panels[:, 16:, :48].astype(int), panels[:, 16:, 48:].astype(int)  # under the caption
-    assert (original[:, 24:] == coloured[:, 24:]).all()  # outside the mask: the frame as it is
-    assert np.abs(original[:, :24, 16:40] - coloured[:, :24, 16:40]).mean() > 10
+    band = panels.shape[1] - 48  # the caption's, above the frames: no text on the image
+    assert panels.shape == (6, band + 48, 96, 3) and 0 < band < 40 and band % 2 == 0
+    assert (panels[:, :band] == panels[0, :band]).all() and panels[0, :band].max() > 200  # white on black
+    original, coloured = panels[:, band:, :48].astype(int), panels[:, band:, 48:].astype(int)
+    assert (original == np.repeat(frames, 3, axis=-1)).all()  # the frames at their own size
+    outside = ~mask
+    assert (original[:, outside] == coloured[:, outside]).all()  # outside the mask: the frame as it is
+    assert np.abs(original[:, mask] - coloured[:, mask]).mean() > 10
     write_mp4(tmp_path / "cam.mp4", panels, fps=10)
     with av.open(str(tmp_path / "cam.mp4")) as container:
         stream = container.streams.video[0]
@@ -144,22 +148,23 @@ def test_a_dicom_cine_is_explained_at_its_own_size_and_only_inside_its_sector(tm
     raw = read_clip(load_frames(row["frames_path"]), indices)
     heat = np.ones((8, 48, 48), np.float32)  # heat everywhere, padding included: only the fan may keep it
     panels, rate, drawn = on_source(row, cache, indices, heat, raw, "EF 55 | pred 52", settings(GradcamConfig, "gradcam"))
-    assert panels.shape == (8, 240, 640, 3) and drawn == "source 320x240"
+    band = panels.shape[1] - 240  # the caption above
+    assert panels.shape == (8, band + 240, 640, 3) and 0 < band < 40 and drawn == "source 320x240"
     assert rate == pytest.approx(12.5)  # 25 fps, every second frame
     source, _ = read_video(tmp_path / "echo.dcm", cache.reader, grey=True)
     view = source_view(source, 25.0, cache)
     assert (view.mask & fan).sum() / (view.mask | fan).sum() > 0.9  # the sector, in source pixels
-    below = slice(30, None)  # under the caption
-    assert (panels[:, below, :320, 0] == source[view.keep[indices], below, :, 0]).all()  # the source frames
-    original, coloured = panels[:, below, :320].astype(int), panels[:, below, 320:].astype(int)
-    outside, inside = ~view.mask[below], view.mask[below]
+    frames = panels[:, band:]
+    assert (frames[:, :, :320, 0] == source[view.keep[indices], :, :, 0]).all()  # the source frames themselves
+    original, coloured = frames[:, :, :320].astype(int), frames[:, :, 320:].astype(int)
+    outside, inside = ~view.mask, view.mask
     assert (original[:, outside] == coloured[:, outside]).all()
     assert (np.abs(original[:, inside] - coloured[:, inside]).sum(-1) > 30).mean() > 0.95
     # the MP4 as a browser gets it: its size, its frames, and the colour still inside the fan only
     name = write_panels(tmp_path / "cams" / "echo", panels, rate)
     video = decoded(tmp_path / "cams" / name)
-    assert video.shape == (8, 240, 640, 3)
-    difference = np.abs(video[:, below, :320].astype(int) - video[:, below, 320:]).sum(-1)
+    assert video.shape == (8, band + 240, 640, 3)
+    difference = np.abs(video[:, band:, :320].astype(int) - video[:, band:, 320:]).sum(-1)
     assert difference[:, outside].mean() < 6 < 60 < difference[:, inside].mean()
 
 
@@ -186,12 +191,14 @@ def test_a_large_image_is_drawn_at_max_side_as_png_and_a_lost_source_on_the_cach
     heat = np.random.default_rng(1).random((1, 32, 32)).astype(np.float32)
     cfg = settings(GradcamConfig, "gradcam")  # max_side 512
     panels, _, drawn = on_source(row, cache, indices, heat, raw, "PNEUMONIA", cfg)
-    assert panels.shape == (1, 358, 1024, 3) and drawn == "source 1000x700 shown at 512x358"
+    band = panels.shape[1] - 358
+    assert panels.shape == (1, band + 358, 1024, 3) and 0 < band < 40 and drawn == "source 1000x700 shown at 512x358"
     assert write_panels(tmp_path / "chest_cam", panels, 10) == "chest_cam.png"
-    assert cv2.imread(str(tmp_path / "chest_cam.png")).shape == (358, 1024, 3)
+    assert cv2.imread(str(tmp_path / "chest_cam.png")).shape == (band + 358, 1024, 3)
     (tmp_path / "chest.png").unlink()  # the raw data moved away since caching: the cache is drawn, and says so
     panels, _, drawn = on_source(row, cache, indices, heat, raw, "PNEUMONIA", cfg)
-    assert panels.shape == (1, 128, 256, 3) and drawn == "cached frames: file not found"
+    assert panels.shape[1:] == (panels.shape[1], 256, 3) and 128 < panels.shape[1] < 168  # 32 px enlarged 4x
+    assert drawn == "cached frames: file not found"
 
 
 def test_real_time_follows_the_source_rate_and_the_clip_stride():

@@ -45,6 +45,7 @@ def test_a_skipped_file_is_explained_in_terms_of_its_folder_or_its_table(tmp_pat
     rows, status = prepare(videos, root, preprocess, tmp_path / "work", listed="folder")
     reasons = status.set_index("video_id")["reason"]
     assert rows["video_id"].tolist() == ["cine"] and reasons["cine"] == ""
+    assert rows["source"].tolist() == [str(tmp_path / "cine.avi")]  # Grad-CAMs are drawn on it
     assert reasons["xray"] == ("a still image (1 frame) where cache.media is 'video'; move the file out of the folder "
                                "(cache.media is the trained models' setting)")
     _, status = prepare(videos, root, preprocess, tmp_path / "work2", listed="table")

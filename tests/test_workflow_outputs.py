@@ -60,8 +60,8 @@ def test_all_outputs_exist_with_provenance(workflow):
         assert len(cams) == 1
         # drawn on the demo's own 32 px frames (cached at 24), original | overlay
         assert pd.read_csv(run / "gradcam" / "index.csv")["drawn_on"].tolist() == ["source 32x32"]
-        with av.open(str(cams[0])) as container:
-            assert (container.streams.video[0].width, container.streams.video[0].height) == (64, 32)
+        with av.open(str(cams[0])) as container:  # 64 wide; 32 high under the caption's band
+            assert container.streams.video[0].width == 64 and 32 < container.streams.video[0].height < 72
     summary = json.loads((results / "tiny" / "summary.json").read_text())
     assert len(summary["metrics"]["roc_auc"]["per_fold"]) == 2
     assert {"mean", "std", "per_fold"} == set(summary["metrics"]["accuracy"])
@@ -130,7 +130,7 @@ def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
     assert ((ok["score"] >= threshold) == (ok["prediction"] == "REDUCED")).all()
     assert sorted(p.name for p in (out / "gradcam").glob("*.mp4")) == sorted(ok["cam"])
     with av.open(str(out / "gradcam" / "scanner__cine.mp4")) as container:  # the DICOM cine's own 40 x 40
-        assert (container.streams.video[0].width, container.streams.video[0].height) == (80, 40)
+        assert container.streams.video[0].width == 80 and 40 < container.streams.video[0].height < 80
     # the command line, installed from the built wheel into a fresh environment and run outside the
     # checkout, gives the same numbers for the same videos and settings
     cli = wheel_install(tmp_path / "wheel") / "bin" / "cineflow-predict"

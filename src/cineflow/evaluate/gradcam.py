@@ -68,16 +68,17 @@ def clip_cam(model: torch.nn.Module, clip: torch.Tensor, target_output: int, lay
 
 
 def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, mask: np.ndarray | None = None) -> np.ndarray:
-    """[T, H, W, C] uint8 frames + [T, H, W] heat in [0, 1] -> [T, H, 2W, 3] RGB panels, original | overlay.
+    """[T, H, W, C] uint8 frames + [T, H, W] heat in [0, 1] -> [T, band + H, 2W, 3] RGB panels: the caption on a
+    black band above original | overlay, so no text covers the image.
 
     The colour goes only where the model looks (`mask`, [H, W] bool; None: everywhere): outside it the overlay
-    shows the frame as it is. The caption's size follows the frame's.
+    shows the frame as it is.
     """
     import cv2
 
     if mask is None:
         mask = np.ones(frames.shape[1:3], bool)
-    font = max(0.33, frames.shape[2] / 640)
+    band = caption_band(caption, 2 * frames.shape[2])
     out = []
     for frame, cam in zip(frames, heat):
         rgb = frame if frame.shape[-1] == 3 else np.repeat(frame, 3, axis=-1)
@@ -86,11 +87,32 @@ def overlay(frames: np.ndarray, heat: np.ndarray, caption: str, mask: np.ndarray
         colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0, 1)), cv2.COLORMAP_JET),
                               cv2.COLOR_BGR2RGB)
         blend = np.where(mask[..., None], 0.55 * rgb + 0.45 * colour, rgb).astype(np.uint8)
-        panel = np.concatenate([rgb, blend], axis=1)
-        cv2.putText(panel, caption, (3, round(3 + 24 * font)), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
-                    1, cv2.LINE_AA)
-        out.append(panel)
+        out.append(np.concatenate([band, np.concatenate([rgb, blend], axis=1)], axis=0))
     return np.stack(out)
+
+
+def caption_band(caption: str, width: int) -> np.ndarray:
+    """[h, width, 3] uint8: the caption in white on black, its size following the width (at most 0.8), its
+    ' | '-separated parts wrapped onto more lines where one line does not fit; h is even (H.264's yuv420p)."""
+    import cv2
+
+    face = cv2.FONT_HERSHEY_SIMPLEX
+    parts = caption.split(" | ")
+    widest = max(cv2.getTextSize(part, face, 1.0, 1)[0][0] for part in parts)
+    font = max(0.25, min(0.8, width / 800, (width - 6) / widest))
+    lines, line = [], ""
+    for part in parts:
+        joined = f"{line} | {part}" if line else part
+        if line and cv2.getTextSize(joined, face, font, 1)[0][0] > width - 6:
+            lines.append(line)
+            joined = part
+        line = joined
+    lines.append(line)
+    step = round(24 * font) + 2
+    band = np.zeros((-(-(step * len(lines) + 4) // 2) * 2, width, 3), np.uint8)
+    for k, text in enumerate(lines):
+        cv2.putText(band, text, (3, step * (k + 1)), face, font, (255, 255, 255), 1, cv2.LINE_AA)
+    return band
 
 
 def real_time(picked: np.ndarray, fps: float, default: float = 10.0) -> float:

@@ -26,9 +26,10 @@ from cineflow.evaluate.tasks import Task
 from cineflow.train.checkpoint import load_model
 
 STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
-# what prepare keeps of each cached video: where its frames are, and what the input-shift checks read
-CACHED_COLUMNS = ["video_id", "frames_path", "frame_offset", "n_frames", "source_fps", "source_frames", "height",
-                  "width", "channels", "mask_fraction"]
+# what prepare keeps of each cached video: its source (Grad-CAMs are drawn on it), where its frames are, and what
+# the input-shift checks read
+CACHED_COLUMNS = ["video_id", "source", "frames_path", "frame_offset", "n_frames", "source_fps", "source_frames",
+                  "height", "width", "channels", "mask_fraction"]
 
 
 def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
