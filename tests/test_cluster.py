@@ -98,8 +98,8 @@ def site(tmp_path_factory):
     return workdir, config
 
 
-def routed(site, *args: str) -> tuple[dict[str, list[dict]], set[str]]:
-    """rule -> the sbatch options of each of its jobs, and the local rules planned."""
+def routed(site, *args: str) -> dict[str, list[dict]]:
+    """rule -> the sbatch options of each of its jobs that SLURM gets (every planned rule is local or routed)."""
     workdir, config = site
     jobs = dry_run_jobs(workdir, "results/report.html", "results/predict/wide/predictions.csv", *args)
     local = local_rules(config)
@@ -109,15 +109,11 @@ def routed(site, *args: str) -> tuple[dict[str, list[dict]], set[str]]:
     for rule, resources, threads in jobs:
         if rule not in local:
             options.setdefault(rule, []).append(sbatch_options(resources, threads))
-    return options, planned & local
-
-
-def train_gpus(config: dict, jobs: list[dict]) -> list[str]:
-    return sorted(job.get("gpus", job.get("gres", "")).split(":")[-1] for job in jobs)
+    return options
 
 
 def test_the_profile_as_shipped_routes_gpu_rules_to_gpus(site):
-    options, _ = routed(site)
+    options = routed(site)
     for rule in GPU_RULES:
         cpus = "5" if rule == "train" else "2"  # train_threads 2 + loader_workers 3
         for job in options[rule]:
@@ -131,7 +127,7 @@ def test_the_profile_as_shipped_routes_gpu_rules_to_gpus(site):
 
 def test_a_site_with_partitions_and_gpus_by_model_set_on_the_command_line(site):
     """--config merges into config.yaml key by key: the CPU partition it leaves out stays."""
-    options, _ = routed(site, "--config", "cluster={gpu_partition: a100, gpu_model: a100, cpus_per_gpu: 8}")
+    options = routed(site, "--config", "cluster={gpu_partition: a100, gpu_model: a100, cpus_per_gpu: 8}")
     for rule in GPU_RULES:
         for job in options[rule]:
             assert job["p"] == "a100" and job["cpus-per-gpu"] == "8" and job["gpus"].startswith("a100:"), (rule, job)
@@ -146,7 +142,7 @@ def test_a_gres_only_site_with_an_account_in_a_site_config_file(site, tmp_path):
     site_file = tmp_path / "site.yaml"
     site_file.write_text(yaml.safe_dump({"cluster": {"gpu_partition": "gpu_v100", "cpu_partition": None,
                                                      "account": "lab42", "gpu_request": "gres"}}))
-    options, _ = routed(site, "--configfile", "config.yaml", str(site_file))
+    options = routed(site, "--configfile", "config.yaml", str(site_file))
     for rule in GPU_RULES:
         cpus = "5" if rule == "train" else "2"
         for job in options[rule]:
@@ -160,7 +156,7 @@ def test_a_gres_only_site_with_an_account_in_a_site_config_file(site, tmp_path):
 def test_a_set_resources_override_changes_only_what_it_names(site):
     """The README's old override, which replaced the profile's whole set-resources list: now the profile
     has none, so it changes train's partition and nothing else."""
-    options, _ = routed(site, "--set-resources", "train:slurm_partition=a100")
+    options = routed(site, "--set-resources", "train:slurm_partition=a100")
     assert all(job["p"] == "a100" and job["cpus-per-gpu"] == "5" for job in options["train"])
     for rule in GPU_RULES - {"train"}:
         assert all(job["p"] == "gpu" and job["gpus"] == "1" for job in options[rule]), rule

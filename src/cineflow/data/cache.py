@@ -161,8 +161,8 @@ class SourceView:
 
 
 def source_view(frames: np.ndarray, fps: float, cfg: CacheConfig) -> SourceView:
-    """The SourceView of a video read as the cache reads it (read_video with the cache's reader and colour):
-    the same crop, outline ROI, sector mask and frame selection as when it was cached."""
+    """The SourceView of a video read as the cache reads it (read_as_cached): the same crop, outline ROI, sector
+    mask and frame selection as when it was cached."""
     region, sector, roi, keep = select_region(frames, fps, cfg)
     x, y = (cfg.crop or [0, 0])[:2]
     inside = np.ones(region.shape[1:3], bool) if sector is None else sector.copy()
@@ -244,6 +244,13 @@ def listed_in(layout: str) -> str:
     return "folder" if layout == "imagefolder" else "table"
 
 
+def read_as_cached(source: str | Path, cfg: CacheConfig) -> tuple[np.ndarray, float]:
+    """(frames, fps) of a video read as the cache reads it: its reader, grey where the cache is grey (RGB while an
+    outline's colour must be seen), and cache.source_fps where the file carries no rate (frame folders)."""
+    frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
+    return frames, fps or float(cfg.source_fps or 0.0)
+
+
 def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table")) -> dict:
     """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
     returns its shard-table row (status ok or quarantined).
@@ -260,8 +267,7 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
                preprocess=json.dumps(settings, sort_keys=True), frames_path="", frame_offset=0)
     try:
-        frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
-        fps = fps or float(cfg.source_fps or 0.0)  # frame folders carry no rate
+        frames, fps = read_as_cached(source, cfg)
         if cfg.media == "video" and len(frames) < 2:
             raise UnreadableVideo(f"a still image (1 frame) where cache.media is 'video'; {fix}")
         if cfg.media == "image" and len(frames) > 1:

@@ -1,4 +1,4 @@
-"""Grad-CAM (pytorch-grad-cam): original | overlay, with truth, prediction and score on the frame.
+"""Grad-CAM (pytorch-grad-cam): original | overlay, under a band with truth, prediction and score.
 
 The CAM is computed on the cached clip the model sees, then drawn on the source frames that clip came from,
 at the source's own size, crop and aspect (the cache's crop, ROI and sector mask undone), so a clinician sees
@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 
 from cineflow.config import CacheConfig, GradcamConfig
-from cineflow.data.cache import cache_config, source_view, video_frames
+from cineflow.data.cache import cache_config, read_as_cached, source_view, video_frames
 from cineflow.data.clips import read_clip, to_tensor
-from cineflow.data.readers import UnreadableVideo, read_video
+from cineflow.data.readers import UnreadableVideo
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.tasks import Task
@@ -144,12 +144,11 @@ def on_source(video, cache: CacheConfig, indices: np.ndarray, heat: np.ndarray, 
 
     valid = indices >= 0
     try:
-        frames, fps = read_video(video["source"], cache.reader, grey=cache.channels == 1 and not cache.outline_roi)
+        frames, fps = read_as_cached(video["source"], cache)
         expected = (int(video["source_frames"]), int(video["height"]), int(video["width"]))
         if (len(frames), *frames.shape[1:3]) != expected:
             raise UnreadableVideo(f"the source has {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} "
                                   f"now, {expected[0]} of {expected[2]}x{expected[1]} when it was cached")
-        fps = fps or float(cache.source_fps or 0.0)
         view = source_view(frames, fps, cache)
         picked = view.keep[indices[valid]]
     except UnreadableVideo as err:
