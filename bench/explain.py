@@ -26,13 +26,15 @@ import torch
 from echonet_like import interleaved, median_spread, save
 
 from cineflow.config import CacheConfig, GradcamConfig, section
-from cineflow.data.cache import cache_config, cache_video, load_frames
+from cineflow.data.cache import cache_video
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.preprocess import cache_config
 from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_avi
 from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
-from cineflow.evaluate.inference import score_videos
 from cineflow.models.architectures import build_model
+from cineflow.models.inference import score_videos
 
 SIZE, LENGTH, PERIOD, BLOCK = 112, 32, 2, 8
 ROUNDS = 3

@@ -37,13 +37,14 @@ import torch
 from echonet_like import make_videos, save
 
 from cineflow.config import CacheConfig, ModelConfig, model_stages, resolve
+from cineflow.data.augment import augmentations
 from cineflow.data.cache import cache_video
 from cineflow.data.clips import ClipDataset, Prepare, read_clip, to_tensor
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.gradcam import clip_cam, overlay
-from cineflow.evaluate.inference import score_videos
 from cineflow.models.architectures import build_model, init_output_bias
+from cineflow.models.inference import score_videos
 from cineflow.models.losses import build_loss
 from cineflow.seeding import seed_everything
 from cineflow.train.batching import epoch_batches
@@ -85,7 +86,7 @@ class CineflowLoop:
         self.dataset.set_epoch(self.epoch)
         batches = [b for r in range(repeat) for b in epoch_batches("shuffle", np.zeros(len(self.rows), int),
                                                                    self.cfg.batch_size, 0, self.epoch * 100 + r)]
-        prepare = Prepare(MEAN, STD, self.cfg.augment, 0)
+        prepare = Prepare(MEAN, STD, augmentations(self.cfg.augment), 0)
         train_one_epoch(self.model, training_loader(self.dataset, batches, workers, self.device, prepare),
                         self.criterion, self.optimizer, self.precision, self.device, prepare, self.epoch)
         self.epoch += 1
@@ -282,7 +283,7 @@ def videomae(figures: dict, device, work: Path, steps: int, batch: int) -> None:
         model = build_model("videomae", 2, 3, input_size=(16, 224, 224)).to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         precision, criterion = Precision(amp, device), torch.nn.CrossEntropyLoss()
-        prepare = Prepare(MEAN, STD, {}, 0)
+        prepare = Prepare(MEAN, STD, augmentations({}), 0)
         loader = [next(iter(training_loader(dataset, [list(range(batch))], 0, device, prepare)))] * steps
         run = lambda n: train_one_epoch(model, loader[:n], criterion, optimizer, precision, device,  # noqa: E731
                                         prepare, 0)

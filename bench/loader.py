@@ -42,6 +42,7 @@ from echonet_like import make_videos, save
 from torch.utils.data import ConcatDataset, DataLoader
 
 from cineflow.config import CacheConfig, resolve
+from cineflow.data.augment import augmentations
 from cineflow.data.cache import cache_shard, cache_video
 from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
@@ -90,7 +91,8 @@ class CineflowSide:
         self.clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", echonet.LENGTH,
                                                                                  echonet.PERIOD))
         channels = int(rows["channels"].iloc[0])
-        self.prepare = Prepare(MEAN[:channels], STD[:channels], {"shift": {"p": 1.0, "pixels": echonet.PAD}}, seed=0)
+        self.prepare = Prepare(MEAN[:channels], STD[:channels],
+                               augmentations({"shift": {"p": 1.0, "pixels": echonet.PAD}}), seed=0)
         self.prepare_in_main, self.n = prepare_in_main, 0
 
     def epoch(self, workers: int) -> int:

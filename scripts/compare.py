@@ -2,14 +2,14 @@
 
 from cineflow.config import EvalConfig
 from cineflow.evaluate.compare import compare_models
-from cineflow.evaluate.tasks import Task
 from cineflow.io import read_json, read_parquet, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
+from cineflow.tasks import Task
 
 with to_log(snakemake.log[0]):
     models = snakemake.params.models
-    tasks = {m: Task.of_metrics(read_json(p)) for m, p in zip(models, snakemake.input.metrics)}
+    tasks = {m: Task.from_dict(read_json(p)["task"]) for m, p in zip(models, snakemake.input.metrics)}
     oofs = {m: read_parquet(p) for m, p in zip(models, snakemake.input.oof)}
     cfg = EvalConfig.from_dict(snakemake.params.evaluate)
     result = compare_models(oofs, tasks, cfg.bootstrap, snakemake.params.seed)

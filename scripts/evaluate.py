@@ -8,7 +8,7 @@ from cineflow.io import read_csv, read_parquet, write_csv, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.seeding import seed_everything
-from cineflow.train.tracking import log_fold_results
+from cineflow.tracking import log_fold_results
 
 with to_log(snakemake.log[0]), job_device() as device:
     seed_everything(snakemake.params.seed, snakemake.threads, snakemake.config["deterministic"])

@@ -9,7 +9,7 @@ from cineflow.evaluate.summary import read_predictions
 from cineflow.io import read_json, read_parquet
 from cineflow.logs import to_log
 from cineflow.seeding import seed_everything
-from cineflow.train.tracking import log_fold_results
+from cineflow.tracking import log_fold_results
 
 with to_log(snakemake.log[0]), job_device() as device:
     seed_everything(snakemake.params.seed, snakemake.threads, snakemake.config["deterministic"])

@@ -8,7 +8,7 @@ from cineflow.io import read_csv, read_json, read_parquet, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
 from cineflow.report.plots import Inputs, render_figures
-from cineflow.train.tracking import log_fold_results
+from cineflow.tracking import log_fold_results
 
 with to_log(snakemake.log[0]):
     fold_metrics = [read_json(p) for p in snakemake.input.metrics]

@@ -4,13 +4,13 @@ import pandas as pd
 
 from cineflow.config import EvalConfig
 from cineflow.evaluate.subgroups import subgroup_metrics
-from cineflow.evaluate.tasks import Task
 from cineflow.io import read_json, read_parquet, write_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
+from cineflow.tasks import Task
 
 with to_log(snakemake.log[0]):
-    task = Task.of_metrics(read_json(snakemake.input.metrics[0]))
+    task = Task.from_dict(read_json(snakemake.input.metrics[0])["task"])
     attributes = pd.DataFrame(snakemake.params.attributes, columns=["video_id", *snakemake.params.subgroups])
     result = subgroup_metrics(task, read_parquet(snakemake.input.oof), attributes,
                               snakemake.params.subgroups, EvalConfig.from_dict(snakemake.params.evaluate),

@@ -1,40 +1,40 @@
-"""Rule train: one model on one fold."""
+"""Rule train: one model on one fold, in this process or (models.<name>.gpus > 1) in one process per GPU."""
+
+from dataclasses import asdict
 
 import torch
 
-from cineflow.config import ModelConfig, TrackingConfig
+from cineflow.config import ModelConfig
 from cineflow.devices import job_device
-from cineflow.io import read_csv, read_json, read_parquet
+from cineflow.io import read_json
 from cineflow.logs import to_log
 from cineflow.provenance import provenance
-from cineflow.seeding import seed_everything
-from cineflow.train.fold import FoldPaths, train_fold
-from cineflow.train.launch import launch
-from cineflow.train.tracking import open_trackers, run_name
+from cineflow.tracking import run_name
+from cineflow.train.fold import FoldPaths
+from cineflow.train.launch import FoldJob, launch, run_job
 
-run = run_name(snakemake.wildcards.model, snakemake.wildcards.fold)
-resources = snakemake.config["resources"]
-cfg = ModelConfig.from_dict(snakemake.params.model)
-paths = FoldPaths(model=snakemake.output.model, last=snakemake.output.last, history=snakemake.output.history,
-                  state=snakemake.params.state)
-norm = getattr(snakemake.input, "norm", None)  # only for models.<name>.normalise: fold
-fold = dict(norm=read_json(norm) if norm else None, seed=snakemake.params.seed, workers=resources["loader_workers"])
-if cfg.gpus > 1:  # several processes on one fold: torchrun, each GPU its own process (the job's visible GPUs)
-    with to_log(snakemake.log[0]):
+
+def job(device: torch.device) -> FoldJob:
+    resources = snakemake.config["resources"]
+    paths = FoldPaths(model=snakemake.output.model, last=snakemake.output.last, history=snakemake.output.history,
+                      state=snakemake.params.state)
+    norm = getattr(snakemake.input, "norm", None)  # only for models.<name>.normalise: fold
+    return FoldJob(model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
+                   manifest=snakemake.input.manifest, paths=asdict(paths), seed=snakemake.params.seed,
+                   workers=resources["loader_workers"], threads=resources["train_threads"],
+                   deterministic=snakemake.config["deterministic"], norm=read_json(norm) if norm else None,
+                   provenance=provenance(snakemake.config, device), tracking=snakemake.config["tracking"],
+                   tracking_dir=snakemake.params.tracking,
+                   run=run_name(snakemake.wildcards.model, snakemake.wildcards.fold))
+
+
+gpus = ModelConfig.from_dict(snakemake.params.model).gpus
+with to_log(snakemake.log[0]):
+    if gpus > 1:  # torchrun, each GPU its own process (the job's visible GPUs)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        print(f"{cfg.gpus} processes on {device}")
-        launch(dict(fold, model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
-                    manifest=snakemake.input.manifest, paths=vars(paths),
-                    provenance=provenance(snakemake.config, device), threads=resources["train_threads"],
-                    deterministic=snakemake.config["deterministic"]),
-               cfg.gpus, snakemake.params.job)
-else:
-    with to_log(snakemake.log[0]), open_trackers(TrackingConfig.from_dict(snakemake.config["tracking"]),
-                                                 snakemake.params.tracking, run) as trackers, job_device() as device:
-        seed_everything(snakemake.params.seed, resources["train_threads"], snakemake.config["deterministic"])
-        print(f"device: {device}")
-        train_fold(cfg, snakemake.params.classes, read_csv(snakemake.input.split),
-                   read_parquet(snakemake.input.manifest), paths=paths, device=device, provenance=provenance(snakemake.config, device), trackers=trackers,
-                   **fold)
-        for tracker in trackers:
-            tracker.log_artifacts([paths.model, paths.history], "checkpoint")
+        print(f"{gpus} processes on {device}")
+        launch(job(device), gpus, snakemake.params.job)
+    else:
+        with job_device() as device:
+            print(f"device: {device}")
+            run_job(job(device), device)

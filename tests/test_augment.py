@@ -3,7 +3,7 @@
 import torch
 
 from cineflow.config import resolve
-from cineflow.data.augment import augment
+from cineflow.data.augment import augment, augmentations
 
 
 def clips(batch=4):
@@ -22,7 +22,7 @@ def ops(**on):
 
 
 def run(x, cfg, seed=0):
-    return augment(x, cfg, torch.Generator().manual_seed(seed))
+    return augment(x, augmentations(cfg), torch.Generator().manual_seed(seed))
 
 
 def test_nothing_on_is_the_identity():

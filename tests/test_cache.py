@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from cineflow.config import CacheConfig
-from cineflow.data.cache import cache_shard, leave_out, listed_in, load_frames, resample_indices, sector_mask
+from cineflow.data.cache import cache_shard, leave_out, listed_in
+from cineflow.data.preprocess import resample_indices, sector_mask
+from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_avi
 from helpers import settings
 from helpers.media import gradient_clip, ultrasound, write_dicom, write_image
@@ -129,11 +131,11 @@ def test_resampling_to_a_target_fps_is_recorded(tmp_path):
 def test_shard_store_holds_a_shard_in_one_file_that_every_reader_reads_as_the_per_video_files(tmp_path):
     """cache.store: shards writes one .npy per shard; each video's frames, as the loader, evaluation and
     normalisation read them through the manifest row, are those of cache.store: files."""
-    from cineflow.data.cache import SHARD_FILE, video_frames
     from cineflow.data.clips import ClipDataset
     from cineflow.data.normalisation import channel_stats
     from cineflow.data.sampling import ClipSpec
-    from cineflow.evaluate.inference import iter_clips
+    from cineflow.data.store import SHARD_FILE, video_frames
+    from cineflow.models.inference import iter_clips
 
     rng = np.random.default_rng(1)
     files = {}

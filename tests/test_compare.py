@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cineflow.evaluate.compare import compare_models, delong, holm
-from cineflow.evaluate.tasks import Binary, Regression
+from cineflow.evaluate.compare import compare_models, holm
+from cineflow.tasks import Binary, Regression
+from cineflow.tasks.metrics import delong
 
 
 def delong_by_placements(y, a, b):

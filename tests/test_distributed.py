@@ -20,11 +20,11 @@ from test_trainer import model_cfg
 from cineflow.data.normalisation import fold_normalisation
 from cineflow.data.sampling import ClipSpec
 from cineflow.data.splits import fold_rows
-from cineflow.evaluate.inference import predict_videos
-from cineflow.evaluate.tasks import task_for
-from cineflow.train import checkpoint
+from cineflow.models.inference import predict_videos
+from cineflow.models.trained import TrainedModel, load_checkpoint
+from cineflow.tasks import task_for
 from cineflow.train.distributed import Group
-from cineflow.train.launch import launch
+from cineflow.train.launch import FoldJob, launch
 from helpers import SNAKEMAKE, TINY
 from helpers.workflow import copy_repo, write_config
 
@@ -50,11 +50,11 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
     norm = fold_normalisation(split, manifest, seed=1)
     cfg = model_cfg(tiny_config, epochs=2, gpus=2, batch_size=2, augment={"shift": {"p": 1.0, "pixels": 2}})
     out = tmp_path / "out"
-    launch(dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
-                manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
-                paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
-                       "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
-                workers=0, threads=1), 2, tmp_path / "job.json")
+    launch(FoldJob(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
+                   manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
+                   paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
+                          "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
+                   workers=0, threads=1, deterministic="warn"), 2, tmp_path / "job.json")
 
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1, 2]  # written once, by the first process
@@ -64,8 +64,8 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
 
     # the last epoch's val metrics, from the two processes' gathered scores, are those of scoring every
     # val video once in one process with the same weights
-    last = checkpoint.load(out / "last.pt")
-    model, _ = checkpoint.load_model(out / "model.pt")
+    last = load_checkpoint(out / "last.pt")
+    model = TrainedModel.load(out / "model.pt").module
     model.load_state_dict(last["state_dict"])
     val = fold_rows(split, manifest, "val")
     probs = predict_videos(model, val, norm["mean"], norm["std"], ClipSpec.of(cfg), 1, torch.device("cpu"),
@@ -84,16 +84,16 @@ def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(
     norm = fold_normalisation(folds[0], manifest, seed=1)
     cfg = model_cfg(tiny_config, epochs=8, gpus=2, batch_size=2)  # epochs to spare: the kill lands mid-run
 
-    def job(out: Path) -> dict:
-        return dict(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
-                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
-                    paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
-                           "history": str(out / "history.csv"), "state": str(out / "state.pt")},
-                    workers=0, threads=1)
+    def job(out: Path) -> FoldJob:
+        return FoldJob(model=asdict(cfg), classes=tiny_config["data"]["classes"], split=str(tmp_path / "split.csv"),
+                       manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
+                       paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
+                              "history": str(out / "history.csv"), "state": str(out / "state.pt")},
+                       workers=0, threads=1, deterministic="warn")
 
     launch(job(tmp_path / "full"), 2, tmp_path / "full.json")
     # the same run, killed (SIGKILL to torchrun and both processes) once an epoch is saved
-    (tmp_path / "killed.json").write_text(json.dumps(job(tmp_path / "killed")))
+    (tmp_path / "killed.json").write_text(json.dumps(asdict(job(tmp_path / "killed"))))
     src = str(Path(__file__).resolve().parents[1] / "src")
     run = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                             "-m", "cineflow.train.launch", str(tmp_path / "killed.json")],
@@ -105,7 +105,7 @@ def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(
     for process in [*psutil.Process(run.pid).children(recursive=True), psutil.Process(run.pid)]:
         process.send_signal(signal.SIGKILL)  # torchrun starts its workers in sessions of their own
     run.wait()
-    state = checkpoint.load(tmp_path / "killed" / "state.pt")
+    state = load_checkpoint(tmp_path / "killed" / "state.pt")
     assert state["epoch"] < cfg.epochs and not (tmp_path / "killed" / "history.csv").exists()
 
     capfd.readouterr()
@@ -115,8 +115,8 @@ def test_a_killed_two_process_training_resumes_and_matches_an_uninterrupted_one(
     full = pd.read_csv(tmp_path / "full" / "history.csv").drop(columns="seconds")
     resumed = pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(full, resumed)
-    a = checkpoint.load(tmp_path / "full" / "last.pt")["state_dict"]
-    b = checkpoint.load(tmp_path / "killed" / "last.pt")["state_dict"]
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "killed" / "last.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from cineflow.config import CacheConfig, GradcamConfig
-from cineflow.data.cache import SourceView, cache_config, cache_shard, load_frames, source_view
+from cineflow.data.cache import cache_shard
 from cineflow.data.clips import read_clip
+from cineflow.data.preprocess import SourceView, cache_config, source_view
 from cineflow.data.readers import read_video
+from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_mp4
 from cineflow.evaluate.gradcam import (
     clip_attention,
@@ -19,8 +21,8 @@ from cineflow.evaluate.gradcam import (
     select_videos,
     write_panels,
 )
-from cineflow.evaluate.tasks import Binary, Regression
 from cineflow.models.architectures import build_model
+from cineflow.tasks import Binary, Regression
 from helpers import settings
 from helpers.media import ultrasound, write_dicom, write_image
 

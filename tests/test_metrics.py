@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cineflow.evaluate.metrics import (
+from cineflow.evaluate.summary import summarize
+from cineflow.report.model_card import ci_text, mean_sd
+from cineflow.tasks.metrics import (
     binary_metrics,
     binned_mae,
     bland_altman,
@@ -12,8 +14,6 @@ from cineflow.evaluate.metrics import (
     is_better,
     tune_threshold,
 )
-from cineflow.evaluate.summary import summarize
-from cineflow.report.model_card import ci_text, mean_sd
 
 
 def test_binary_metrics_on_a_worked_example():
@@ -165,8 +165,8 @@ def test_repeated_cross_validation_pools_each_video_once_and_gives_the_spread_ov
         m = binary_metrics(y, score, 0.5)
         name = f"{k}" if repeat == 0 else f"{k}_r{repeat}"
         write_csv(tmp / f"p{name}.csv", predictions)
-        write_json(tmp / f"m{name}.json", {"fold": k, "repeat": repeat, "name": name, "task": "binary",
-                                           "classes": ["NORMAL", "REDUCED"], "threshold": 0.5, "metrics": m})
+        write_json(tmp / f"m{name}.json", {"fold": k, "repeat": repeat, "name": name, "threshold": 0.5,
+                                           "task": {"name": "binary", "classes": ["NORMAL", "REDUCED"]}, "metrics": m})
         return tmp / f"m{name}.json", tmp / f"p{name}.csv"
 
     import tempfile

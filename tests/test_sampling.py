@@ -8,7 +8,7 @@ import torch
 from cineflow.config import ConfigError
 from cineflow.data.clips import ClipDataset
 from cineflow.data.sampling import ClipSpec, eval_clips, train_clip
-from cineflow.evaluate.inference import predict_videos
+from cineflow.models.inference import predict_videos
 
 
 def test_random_clip_has_period_and_pads_short_videos():

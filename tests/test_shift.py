@@ -18,7 +18,7 @@ from cineflow.data.splits import fold_rows, make_splits
 from cineflow.data.video_io import write_avi, write_mp4
 from cineflow.evaluate.predict import predict_new_videos
 from cineflow.evaluate.shift import reference_of, save_reference
-from cineflow.train.checkpoint import load_model
+from cineflow.models.trained import TrainedModel
 from cineflow.train.fold import FoldPaths, train_fold
 
 DEVICE = torch.device("cpu")
@@ -65,9 +65,9 @@ def trained(tmp_path_factory):
                fold_normalisation(split, manifest, seed=1), FoldPaths(out / "model.pt", out / "last.pt",
                                                                       out / "history.csv", out / "state.pt"),
                seed=1, device=DEVICE)
-    model, ckpt = load_model(out / "model.pt")
+    trained = TrainedModel.load(out / "model.pt", DEVICE)
     evaluate = EvalConfig.from_dict(cfg["evaluate"])
-    ref = reference_of(model, ckpt, fold_rows(split, manifest, "train"), fold_rows(split, manifest, "val"), evaluate,
+    ref = reference_of(trained, fold_rows(split, manifest, "train"), fold_rows(split, manifest, "val"), evaluate,
                        DEVICE, 0)
     save_reference(out / "shift_reference.npz", ref)
     return root, out, evaluate, split, manifest

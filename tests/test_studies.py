@@ -145,7 +145,7 @@ def test_echonet_dynamic_as_published(tmp_path):
     assert manifest["ef"].round(6).tolist() == table.sort_values("FileName")["EF"].round(6).tolist()
     (metrics, history), = train_study(workdir, "echonet_videomae").values()
     # VideoMAE on clips cached at 32 px from 112 px AVIs, validated every 2 updates
-    assert metrics["task"] == "regression" and np.isfinite(metrics["metrics"]["mae"])
+    assert metrics["task"]["name"] == "regression" and np.isfinite(metrics["metrics"]["mae"])
     assert len(history) > 2 and (history["step"].iloc[:-1] % 2 == 0).all()  # and the last update
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from cineflow.config import EvalConfig
 from cineflow.evaluate.subgroups import subgroup_metrics
-from cineflow.evaluate.tasks import Binary
 from cineflow.report.plots import forest_figure
+from cineflow.tasks import Binary
 from helpers import settings
 
 

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from cineflow.config import ConfigError, ModelConfig, check_models, load_schema, resolve
-from cineflow.evaluate.metrics import multiclass_metrics, regression_metrics
-from cineflow.evaluate.tasks import TASKS, Binary, Multiclass, Regression, task_for
 from cineflow.models.losses import LOSSES
+from cineflow.tasks import TASKS, Binary, Multiclass, Regression, task_for
+from cineflow.tasks.metrics import multiclass_metrics, regression_metrics
 from cineflow.train.fold import model_task
 
 CLASSES = ["NORMAL", "REDUCED"]

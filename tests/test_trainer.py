@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig, load_schema
+from cineflow.data.augment import augmentations
 from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.normalisation import fold_normalisation
 from cineflow.data.sampling import ClipSpec
@@ -19,12 +20,13 @@ from cineflow.data.splits import fold_rows
 from cineflow.evaluate.fold import evaluate_fold
 from cineflow.evaluate.gradcam import render_fold
 from cineflow.models.architectures import build_model
+from cineflow.models.trained import TrainedModel, load_checkpoint
 from cineflow.seeding import seed_everything
-from cineflow.train import checkpoint, loop
+from cineflow.tracking import open_trackers
 from cineflow.train import fold as fold_module
+from cineflow.train import loop
 from cineflow.train.fold import FoldPaths, train_fold
 from cineflow.train.precision import Precision
-from cineflow.train.tracking import open_trackers
 from helpers import settings
 
 DEVICE = torch.device("cpu")
@@ -56,7 +58,7 @@ def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny
     manifest, _, folds = tiny_dataset
     rows = fold_rows(folds[0], manifest, "train")
     clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec.of(cfg), seed=1)
-    prepare = Prepare([0.3], [0.2], cfg.augment, seed=1)
+    prepare = Prepare([0.3], [0.2], augmentations(cfg.augment), seed=1)
     batches = [[0, 1, 2], [3, 4, 5]]
     in_process = list(loop.training_loader(clips, batches, 0, DEVICE, prepare))
     in_workers = list(loop.training_loader(clips, batches, 2, DEVICE, prepare))
@@ -66,7 +68,7 @@ def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny
         assert step0 == step1 and torch.equal(y0, y1)
         assert torch.equal(prepare(raw, 0, int(step0)), ready)
         # the augmentation did act (shift p=1): equal batches are not plain normalisations of the same read
-        assert not torch.equal(ready, Prepare([0.3], [0.2], {}, seed=1)(raw, 0, int(step0)))
+        assert not torch.equal(ready, Prepare([0.3], [0.2], augmentations({}), seed=1)(raw, 0, int(step0)))
     run(tiny_config, tiny_dataset, tmp_path / "w0", cfg, workers=0)
     run(tiny_config, tiny_dataset, tmp_path / "w2", cfg, workers=2)
     a = torch.load(tmp_path / "w0" / "model.pt", weights_only=True)["state_dict"]
@@ -124,7 +126,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
     monkeypatch.setattr(loop, "predict_videos", dies)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
-    state = checkpoint.load(tmp_path / "resumed" / "state" / "state.pt")
+    state = load_checkpoint(tmp_path / "resumed" / "state" / "state.pt")
     assert {k: state[k] for k in saved} == saved
     monkeypatch.setattr(loop, "predict_videos", real)
 
@@ -197,7 +199,7 @@ def test_deterministic_modes_set_torch_and_the_schema_refuses_others():
 def test_changed_config_does_not_resume(tiny_config, tiny_dataset, tmp_path, capfd):
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    checkpoint.save(state_dir / "state.pt", {"key": "from another config", "epoch": 1})
+    torch.save({"key": "from another config", "epoch": 1}, state_dir / "state.pt")
     run(tiny_config, tiny_dataset, tmp_path, model_cfg(tiny_config, epochs=1))
     assert "training from scratch" in capfd.readouterr().err
 
@@ -214,7 +216,8 @@ def test_regression_on_ef_trains_evaluates_and_explains(tiny_config, tiny_datase
     mc = settings(EvalConfig, "evaluate", eval_clips=2, block=3, mc_dropout=4, regression_bins=[40, 55],
                   cutoffs=[40, 50])
     metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest, mc, DEVICE, seed=5)
-    assert metrics["task"] == "regression" and metrics["target"] == "ef" and metrics["threshold"] is None
+    assert metrics["task"] == {"name": "regression", "classes": tiny_config["data"]["classes"], "target": "ef"}
+    assert metrics["threshold"] is None
     truth = predictions.merge(manifest[["video_id", "ef"]], on="video_id")
     assert np.allclose(truth["target"], truth["ef"]) and np.allclose(truth["error"], truth["prediction"] - truth["ef"])
     m = metrics["metrics"]
@@ -255,7 +258,7 @@ def test_multiclass_with_the_whole_training_recipe(tiny_config, tiny_dataset, tm
     assert last["epoch"] == 2 and last["task"]["name"] == "multiclass"
     metrics, predictions = evaluate_fold(tmp_path / "model.pt", folds[0], manifest,
                                          settings(EvalConfig, "evaluate", eval_clips=1, block=4), DEVICE)
-    assert metrics["task"] == "multiclass" and len(metrics["metrics"]["confusion_matrix"]) == 3
+    assert metrics["task"]["name"] == "multiclass" and len(metrics["metrics"]["confusion_matrix"]) == 3
     assert 0 <= metrics["metrics"]["ece"] <= 1 and metrics["metrics"]["reliability"]
     assert set(predictions["prediction"]) <= set(classes)
     assert np.allclose(predictions[[f"score_{c}" for c in classes]].sum(axis=1), 1, atol=1e-5)
@@ -349,5 +352,5 @@ def test_videomae_trains_on_clips_cached_at_another_size_than_the_source(tiny_co
     history = run(tiny_config, tiny_dataset, tmp_path, cfg)
     ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert len(history) == 1 and ckpt["input_size"] == [4, 24, 24]
-    model, _ = checkpoint.load_model(tmp_path / "model.pt")  # rebuilt at the same geometry
+    model = TrainedModel.load(tmp_path / "model.pt").module  # rebuilt at the same geometry
     assert model(torch.zeros(1, 1, 4, 24, 24)).shape == (1, 2)

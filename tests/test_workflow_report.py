@@ -43,7 +43,7 @@ def test_models_side_by_side_are_compared_in_the_report(workflow):
     regression = json.loads((results / "tiny_ef" / "summary.json").read_text())
     assert {"mae", "rmse", "r2", "pearson_r"} <= set(regression["metrics"])
     fold = json.loads((results / "tiny_ef" / "fold_0" / "metrics.json").read_text())
-    assert fold["task"] == "regression" and fold["loss"] == "weighted_mse" and fold["monitor"] == "mae"
+    assert fold["task"]["name"] == "regression" and fold["loss"] == "weighted_mse" and fold["monitor"] == "mae"
     predictions = pd.read_csv(results / "tiny_ef" / "fold_0" / "predictions.csv")
     assert np.allclose(predictions["error"], predictions["prediction"] - predictions["target"])
     assert (results / "tiny_ef" / "fold_0" / "last.pt").is_file()

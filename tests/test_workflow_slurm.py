@@ -33,7 +33,7 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
     """`snakemake --profile slurm` end to end on a real cluster. Fold 0's training is cancelled with scancel
     (SIGTERM) after its first epoch; the profile's retry resumes it from its last state. Every result equals
     the local run's, and the GPU rules asked SLURM for a GPU."""
-    from cineflow.train import checkpoint
+    from cineflow.models.trained import load_checkpoint
 
     workdir = copy_repo(tmp_path / "cluster")
     config = yaml.safe_load(yaml.safe_dump(CONFIG))
@@ -54,7 +54,7 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
                if j["Comment"] == "rule_train_wildcards_tiny_0" and j["JobState"] == "RUNNING")
     subprocess.run(["scontrol", "suspend", job["JobId"]], env=cluster, check=True, timeout=30)
     assert state.exists(), "fold 0's training finished before it could be cancelled"
-    done = checkpoint.load(state)["epoch"]  # epochs saved when SLURM stopped the job
+    done = load_checkpoint(state)["epoch"]  # epochs saved when SLURM stopped the job
     subprocess.run(["scancel", job["JobId"]], env=cluster, check=True, timeout=30)
     assert run.wait(timeout=800) == 0, tail()
     log.close()

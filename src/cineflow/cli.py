@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cineflow.config import EvalConfig, GradcamConfig, section
+from cineflow.config import EvalConfig, GradcamConfig, schema_default, section
 from cineflow.devices import job_device
 from cineflow.evaluate.predict import predict_new_videos
 from cineflow.evaluate.summary import read_fold_files
@@ -22,9 +22,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "fold models")
     p.add_argument("--out", required=True, help="predictions file, .csv or .parquet")
     p.add_argument("--gradcam", metavar="DIR", help="also write one Grad-CAM MP4 (PNG for images) per video here")
-    p.add_argument("--eval-clips", default="4", help='clips per video, or "all" (test-time augmentation)')
-    p.add_argument("--mc-dropout", type=int, default=0, help="MC dropout passes per clip (0 = off)")
-    p.add_argument("--seed", type=int, default=42)
+    # defaults: the schema's (evaluate.eval_clips, evaluate.mc_dropout, seed), as in a run's config.yaml
+    p.add_argument("--eval-clips", default=str(schema_default("evaluate", "eval_clips")),
+                   help='clips per video, or "all" (test-time augmentation); default: %(default)s')
+    p.add_argument("--mc-dropout", type=int, default=schema_default("evaluate", "mc_dropout"),
+                   help="MC dropout passes per clip (0 = off); default: %(default)s")
+    p.add_argument("--seed", type=int, default=schema_default("seed"), help="default: %(default)s")
     return p.parse_args(argv)
 
 
@@ -36,7 +39,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     if not Path(args.summary).is_file():
         raise SystemExit(f"{args.summary} not found; run the workflow first (snakemake results/<model>/summary.json)")
     models, metrics, references = read_fold_files(args.summary)
-    seed_everything(args.seed, None)
+    seed_everything(args.seed, None, schema_default("deterministic"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for left in sweep_temporaries(out.parent):  # what a killed earlier run left

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cineflow.config import ConfigError, _from_dict
+from cineflow.config import ConfigError, from_dict
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ClusterConfig:
     constraint: str | None
     cpus_per_gpu: int | None
 
-    from_dict = classmethod(_from_dict)
+    from_dict = classmethod(from_dict)
 
     def cpu_job(self) -> dict:
         """Resources of a job without a GPU: its partition and the account."""

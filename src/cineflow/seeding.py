@@ -8,8 +8,10 @@ import random
 import numpy as np
 import torch
 
+from cineflow.config import schema_default
 
-def seed_everything(seed: int, threads: int | None = None, deterministic: bool | str = "warn") -> None:
+
+def seed_everything(seed: int, threads: int | None = None, deterministic: bool | str | None = None) -> None:
     """Seed Python/NumPy/torch and choose how deterministic the kernels are (the device comes from
     devices.job_device).
 
@@ -24,8 +26,10 @@ def seed_everything(seed: int, threads: int | None = None, deterministic: bool |
         deterministic: the config's `deterministic`. True: deterministic kernels, and an error naming the op
             where a CUDA kernel has none (exact reruns, or a clear refusal). "warn": deterministic kernels where
             they exist, a warning elsewhere (runs on a GPU agree up to rounding). False: cuDNN may autotune and
-            pick the fastest kernels (fastest, reruns on a GPU differ).
+            pick the fastest kernels (fastest, reruns on a GPU differ). None: the schema's default.
     """
+    if deterministic is None:
+        deterministic = schema_default("deterministic")
     # cuBLAS is deterministic only with a fixed workspace, set before its first call (no effect on a CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)

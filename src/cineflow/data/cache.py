@@ -1,235 +1,25 @@
-"""The frame cache: decode each video once, preprocess it, store uint8 frames that training memory-maps.
-
-Preprocessing order: crop box -> drawn-outline ROI -> sector mask -> temporal resampling -> max frames -> resize
-(aspect kept, padded) -> grey/RGB. Every choice is recorded per video in the shard table.
+"""The frame cache: decode each video once (data.preprocess), store uint8 frames that training memory-maps
+(data.store), and record every choice per video in the shard table.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.readers import UnreadableVideo, read_video, rgb_to_grey
-from cineflow.data.roi import bounding_box, outline_inside
+from cineflow.data.preprocess import preprocess, read_as_cached
+from cineflow.data.readers import UnreadableVideo
+from cineflow.data.store import SHARD_FILE, ShardFile
 from cineflow.io import atomic_path
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
                  "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset"]
-SHARD_FILE = "frames.npy"  # cache.store: shards
-
-
-def crop_box(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
-    if not box:
-        return frames
-    x, y, w, h = box
-    height, width = frames.shape[1:3]
-    if x + w > width or y + h > height or w == 0 or h == 0:
-        raise UnreadableVideo(f"cache.crop {list(box)} lies outside the {width}x{height} frame; fix the box")
-    return frames[:, y: y + h, x: x + w]
-
-
-def sector_mask(frames: np.ndarray, min_fraction: float = 0.05) -> np.ndarray | None:
-    """Boolean [H, W] mask of the ultrasound fan: pixels that vary over time, cleaned and made convex.
-
-    Static burned-in text and thin moving lines (ECG traces) outside the fan are left out; None when
-    no sector can be found (a still image, or too little motion), so the frame is kept whole.
-    """
-    import cv2
-
-    if len(frames) < 2:
-        return None
-    step = max(1, len(frames) // 16)  # 16 frames spread over the loop are enough to see what moves
-    grey = frames[::step].mean(-1, dtype=np.float32)
-    spread = grey.std(0)
-    # speckle inside the fan varies a little, the heart wall a lot, the outside (text, black) barely:
-    # a cut well below the typical in-fan variation keeps the whole fan, not just the wall
-    moving = (spread > max(1.0, 0.35 * float(np.percentile(spread, 75)))).astype(np.uint8)
-    k = max(3, round(min(moving.shape) / 40) * 2 + 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, kernel)
-    count, components, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
-    if count < 2:
-        return None
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    points = cv2.findNonZero((components == largest).astype(np.uint8))
-    mask = np.zeros(moving.shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(points), 1)
-    if mask.mean() < min_fraction:
-        return None
-    return mask.astype(bool)
-
-
-def resample_indices(n_frames: int, source_fps: float, target_fps: float | None) -> np.ndarray:
-    """Frame indices that turn `source_fps` into `target_fps` (nearest frame); all frames when unknown."""
-    if not target_fps or source_fps <= 0 or n_frames < 2:
-        return np.arange(n_frames)
-    times = np.arange(0, n_frames / source_fps, 1.0 / target_fps)
-    return np.unique(np.minimum(np.round(times * source_fps).astype(int), n_frames - 1))
-
-
-def fit_frame(frame: np.ndarray, size: int, keep_aspect: bool, fill: list[int]) -> np.ndarray:
-    """One [H, W, C] frame resized to size x size; with keep_aspect, scaled to fit and padded with `fill`."""
-    import cv2
-
-    height, width, channels = frame.shape
-    if height == width == size:
-        return frame
-    if not keep_aspect or height == width:
-        return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels)
-    scale = size / max(height, width)
-    h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    canvas = np.empty((size, size, channels), np.uint8)
-    canvas[:] = fill_value(fill, channels)
-    top, left = (size - h) // 2, (size - w) // 2
-    resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-    canvas[top: top + h, left: left + w] = resized.reshape(h, w, channels)
-    return canvas
-
-
-def fill_value(fill: list[int], channels: int) -> list[int]:
-    """The RGB fill, or its grey level (ITU-R 601 weights, as OpenCV converts) for 1-channel frames."""
-    if channels == 3:
-        return list(fill)
-    return [round(0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2])]
-
-
-def select_region(frames: np.ndarray, fps: float, cfg: CacheConfig
-                  ) -> tuple[np.ndarray, np.ndarray | None, dict | None, np.ndarray]:
-    """The part of a video the cache keeps, before resizing: (the frames cropped to it, in the cache's colour,
-    outside the outline ROI filled; the sector mask or None; the outline ROI {fraction, box, inside} or None;
-    the source index of each frame kept). Caching and the Grad-CAM's way back to the source share it."""
-    frames = crop_box(frames, cfg.crop)
-    roi = None
-    if cfg.outline_roi:
-        frames, roi = outline_roi(frames, cfg)
-    if frames.shape[-1] != cfg.channels:  # read as RGB to see the outline's colour
-        frames = rgb_to_grey(frames)
-    mask = sector_mask(frames) if cfg.sector_mask else None
-    keep = resample_indices(len(frames), fps, cfg.fps)
-    if cfg.max_frames:
-        keep = keep[: cfg.max_frames]
-    return frames, mask, roi, keep
-
-
-@dataclass(frozen=True)
-class SourceView:
-    """Where a cached video's frames come from in its source, so that a map computed on the cache (a Grad-CAM)
-    can be drawn on the source frames at their own size, crop and aspect.
-
-    Attributes:
-        keep: the source frame index of each cached frame.
-        box: [x, y, width, height] in source pixels of the region a cached frame shows (cache.crop, and the
-            outline ROI's box with roi.crop).
-        mask: [H, W] bool over the whole source frame: what the model sees (the box, less what lies outside the
-            outline ROI or the ultrasound sector).
-        size: the cached frames' side.
-        keep_aspect: whether the region was scaled to fit and padded (else stretched).
-    """
-
-    keep: np.ndarray
-    box: list[int]
-    mask: np.ndarray
-    size: int
-    keep_aspect: bool
-
-    def to_source(self, maps: np.ndarray) -> np.ndarray:
-        """[T, h, w] maps on cached frames (any h, w: resized to the cache's side first) -> [T, H, W] float32 maps
-        on the source frames: the cache's padding cut off, scaled back to the region, placed where the region
-        lies, zero outside the mask."""
-        import cv2
-
-        x, y, width, height = self.box
-        top, left, h, w = 0, 0, self.size, self.size
-        if self.keep_aspect and height != width:  # as fit_frame pads
-            scale = self.size / max(height, width)
-            h, w = max(1, round(height * scale)), max(1, round(width * scale))
-            top, left = (self.size - h) // 2, (self.size - w) // 2
-        out = np.zeros((len(maps), *self.mask.shape), np.float32)
-        for t, m in enumerate(np.asarray(maps, np.float32)):
-            if m.shape != (self.size, self.size):
-                m = cv2.resize(m, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-            region = m[top: top + h, left: left + w]
-            out[t, y: y + height, x: x + width] = cv2.resize(region, (width, height), interpolation=cv2.INTER_LINEAR)
-        return out * self.mask
-
-
-def source_view(frames: np.ndarray, fps: float, cfg: CacheConfig) -> SourceView:
-    """The SourceView of a video read as the cache reads it (read_as_cached): the same crop, outline ROI, sector
-    mask and frame selection as when it was cached."""
-    region, sector, roi, keep = select_region(frames, fps, cfg)
-    x, y = (cfg.crop or [0, 0])[:2]
-    inside = np.ones(region.shape[1:3], bool) if sector is None else sector.copy()
-    if roi is not None:
-        rx, ry, rw, rh = roi["box"]
-        if cfg.roi["crop"]:
-            inside &= roi["inside"][ry: ry + rh, rx: rx + rw]
-            x, y = x + rx, y + ry
-        else:
-            inside &= roi["inside"]
-    mask = np.zeros(frames.shape[1:3], bool)
-    height, width = inside.shape
-    mask[y: y + height, x: x + width] = inside
-    return SourceView(keep=keep, box=[int(x), int(y), int(width), int(height)], mask=mask, size=cfg.size,
-                      keep_aspect=cfg.keep_aspect)
-
-
-def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
-    """[T,H,W,C] uint8 (C = cfg.channels, as read) -> ([T', size, size, C] uint8, what was done)."""
-    import cv2
-
-    frames, mask, roi, keep = select_region(frames, fps, cfg)
-    if mask is not None:
-        mask_u8 = mask.astype(np.uint8)
-        background = np.empty(frames.shape[1:], np.uint8)
-        background[:] = fill_value(cfg.fill, frames.shape[-1])
-    info = _info(fps, cfg, frames, mask, roi)
-    if mask is None and frames.shape[1:3] == (cfg.size, cfg.size):  # already the cached geometry
-        return np.ascontiguousarray(frames[keep]), info
-    out = np.empty((len(keep), cfg.size, cfg.size, cfg.channels), np.uint8)
-    for t, i in enumerate(keep):
-        frame = frames[i]
-        if mask is not None:
-            frame = cv2.copyTo(frame, mask_u8, background.copy()).reshape(frame.shape)
-        out[t] = fit_frame(frame, cfg.size, cfg.keep_aspect, cfg.fill)
-    return out, info
-
-
-def outline_roi(frames: np.ndarray, cfg: CacheConfig) -> tuple[np.ndarray, dict]:
-    """RGB frames with everything outside cache.roi's drawn outline (and the outline) set to `fill`, cropped
-    to the inside's bounding box with roi.crop; and {fraction, box, inside (the [H, W] mask)} of the inside."""
-    roi = cfg.roi
-    inside = outline_inside(frames, roi["outline_color"], roi["tolerance"])
-    frames = frames.copy()
-    frames[:, ~inside] = fill_value(cfg.fill, frames.shape[-1])
-    x, y, w, h = box = bounding_box(inside)
-    if roi["crop"]:
-        frames = frames[:, y: y + h, x: x + w]
-    return frames, {"fraction": float(inside.mean()), "box": box, "inside": inside}
-
-
-def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | None, roi: dict | None) -> dict:
-    fraction = float(mask.mean()) if mask is not None else 1.0
-    info = {"fps": float(cfg.fps) if cfg.fps and fps > 0 and len(frames) > 1 else float(fps),
-            "mask_fraction": fraction * (roi["fraction"] if roi else 1.0)}
-    if roi and cfg.roi["crop"]:
-        x, y = roi["box"][:2]
-        x0, y0 = (cfg.crop or [0, 0])[:2]
-        info["crop"] = json.dumps([x0 + x, y0 + y, *roi["box"][2:]])  # in source pixels
-    return info
-
-
-def cache_config(preprocess: dict | str) -> CacheConfig:
-    """The cache settings a video was cached with, from its manifest row's `preprocess` (JSON) or a checkpoint's
-    (a dict): every setting but where the frames went."""
-    settings = json.loads(preprocess) if isinstance(preprocess, str) else preprocess
-    return CacheConfig.from_dict({**settings, "shards": 1, "store": "files"})
 
 
 def leave_out(listed_in: str, settings_fixed: bool = False) -> str:
@@ -242,13 +32,6 @@ def leave_out(listed_in: str, settings_fixed: bool = False) -> str:
 def listed_in(layout: str) -> str:
     """Whether a data layout lists its videos in a table or finds them in a folder."""
     return "folder" if layout == "imagefolder" else "table"
-
-
-def read_as_cached(source: str | Path, cfg: CacheConfig) -> tuple[np.ndarray, float]:
-    """(frames, fps) of a video read as the cache reads it: its reader, grey where the cache is grey (RGB while an
-    outline's colour must be seen), and cache.source_fps where the file carries no rate (frame folders)."""
-    frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
-    return frames, fps or float(cfg.source_fps or 0.0)
 
 
 def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table")) -> dict:
@@ -302,55 +85,3 @@ def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg
             row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg, fix)
             rows.append(dict(row, video_id=video.video_id))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)
-
-
-class ShardFile:
-    """One .npy holding a shard's videos' frames back to back, written as they are decoded (a shard can
-    hold more than memory): room for the header is kept at the start and filled in once the frame count
-    is known, and the file is renamed into place only when complete."""
-
-    HEADER = 128  # bytes: magic, version, length and the header text, padded; 64-byte aligned data
-
-    def __init__(self, path: str | Path, frame_shape: tuple[int, int, int]):
-        self.path, self.frame_shape, self.frames = Path(path), tuple(frame_shape), 0
-
-    def __enter__(self) -> "ShardFile":
-        self._atomic = atomic_path(self.path)
-        self._fh = open(self._atomic.__enter__(), "wb")
-        self._fh.write(bytes(self.HEADER))
-        return self
-
-    def append(self, frames: np.ndarray) -> int:
-        """Add one video's [T, H, W, C] uint8 frames; returns the index of its first frame."""
-        if frames.dtype != np.uint8 or frames.shape[1:] != self.frame_shape:
-            raise ValueError(f"a shard holds uint8 frames of {self.frame_shape}, got {frames.dtype} {frames.shape[1:]}")
-        offset = self.frames
-        self._fh.write(np.ascontiguousarray(frames).data)
-        self.frames += len(frames)
-        return offset
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if exc[0] is None:
-                text = repr({"descr": "|u1", "fortran_order": False, "shape": (self.frames, *self.frame_shape)})
-                text = text.ljust(self.HEADER - 11) + "\n"
-                self._fh.seek(0)
-                self._fh.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1"))
-        finally:
-            self._fh.close()
-            self._atomic.__exit__(*exc)
-
-
-def load_frames(frames_path: str | Path, offset: int = 0, count: int | None = None) -> np.ndarray:
-    """Memory-mapped [T, H, W, C] uint8 frames: a clip is read without decoding or copying the video.
-    `offset` and `count` pick one video's frames out of a shard file."""
-    frames = np.load(frames_path, mmap_mode="r")
-    return frames if offset == 0 and count is None else frames[offset:None if count is None else offset + count]
-
-
-def video_frames(row) -> np.ndarray:
-    """The frames of one manifest row (a dict, Series or itertuples row): its own file, or its part of
-    its shard's file."""
-    get = row.get if hasattr(row, "get") else lambda key, default=None: getattr(row, key, default)
-    count = get("n_frames")  # None: the whole file
-    return load_frames(get("frames_path"), int(get("frame_offset", 0) or 0), None if count is None else int(count))

@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from cineflow.data.augment import augment
-from cineflow.data.cache import load_frames
+from cineflow.data.augment import Op, augment
 from cineflow.data.sampling import ClipSpec, train_clip
+from cineflow.data.store import load_frames
 
 
 def read_clip(frames: np.ndarray, indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -121,7 +121,7 @@ class Prepare:
 
     mean: list[float]
     std: list[float]
-    augment: dict
+    augment: dict[str, Op]  # data.augment.augmentations of the model's section
     seed: int
 
     def __call__(self, x: torch.Tensor, epoch: int, step: int) -> torch.Tensor:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from cineflow.config import SplitConfig, unsafe_name
+from cineflow.config import SplitConfig, schema_default, unsafe_name
 
 REQUIRED = ["path", "label", "group"]
 OPTIONAL = ["video_id", "augment", "split"]
 FIELDS = REQUIRED + OPTIONAL
 PARTITIONS = ["train", "val", "test"]
 MISSING_SUBGROUP = "missing"  # the value of an empty subgroup cell
-ORIGINAL_TAGS = ("orig", "original", "none", "")  # data.augment_original's default
 
 
 class LabelsError(ValueError):
@@ -36,8 +35,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: str = "labels table",
-             targets: list[str] | tuple[str, ...] = ("ef",),
-             originals: list[str] | tuple[str, ...] = ORIGINAL_TAGS,
+             targets: list[str] | tuple[str, ...] | None = None, originals: list[str] | tuple[str, ...] | None = None,
              subgroups: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Return the table with `video_id`, `augment` and `split` filled; raise LabelsError naming the row and fix.
 
@@ -50,11 +48,33 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
         classes: data.classes.
         root: data.root; every path must stay under it.
         source: the table's file, for messages.
-        targets: the numeric columns the table may carry.
-        originals: data.augment_original, the tags (any case) of original videos.
+        targets: the numeric columns the table may carry; None: data.targets' default.
+        originals: data.augment_original, the tags (any case) of original videos; None: its default.
         subgroups: data.subgroups, text columns the results are split by (an empty cell is "missing").
     """
-    targets, subgroups = list(targets), list(subgroups)
+    targets = list(schema_default("data", "targets") if targets is None else targets)
+    originals = schema_default("data", "augment_original") if originals is None else originals
+    subgroups = list(subgroups)
+    check_columns(table, source, targets, subgroups)
+    table = filled(table, originals, subgroups)
+    root = Path(root).resolve()
+    for i, row in enumerate(table.itertuples(index=False), start=1):
+        check_row(row, f"{source} row {i} (path '{row.path}')", classes, root)
+    duplicated = table["video_id"].duplicated(keep=False)
+    if duplicated.any():
+        rows = [i + 1 for i in table.index[duplicated]]
+        ids = sorted(set(table.loc[duplicated, "video_id"]))
+        raise LabelsError(f"{source}: duplicate video_id {ids[:5]} at rows {rows[:10]}; ids must be unique "
+                          "(file stems are used when there is no video_id column)")
+    for column in targets:
+        if column in table:
+            table[column] = numeric(table, column, source)
+    _check_fixed_split(table, source)
+    return table
+
+
+def check_columns(table: pd.DataFrame, source: str, targets: list[str], subgroups: list[str]) -> None:
+    """The required columns are there, the subgroup columns named exist, and no column is unknown."""
     allowed = REQUIRED + OPTIONAL + targets + subgroups
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
@@ -69,6 +89,11 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
     if unknown:
         raise LabelsError(f"{source}: unknown column(s) {unknown}; allowed: {allowed}. Rename or drop them, "
                           "list numeric target columns in data.targets, or subgroup columns in data.subgroups.")
+
+
+def filled(table: pd.DataFrame, originals, subgroups: list[str]) -> pd.DataFrame:
+    """A copy with text cells stripped, `video_id` (the file stem where absent), `augment` ("" for the tags in
+    `originals`) and `split` (lower case) filled, and empty subgroup cells "missing"."""
     table = table.reset_index(drop=True).copy()
     for column in subgroups:
         table[column] = table[column].fillna("").astype(str).str.strip().replace("", MISSING_SUBGROUP)
@@ -83,46 +108,41 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
     table["split"] = table["split"].str.lower()
     original = table["augment"].str.lower().isin([tag.lower() for tag in originals])
     table["augment"] = table["augment"].where(~original, "")
-    root = Path(root).resolve()
-    for i, row in enumerate(table.itertuples(index=False), start=1):
-        where = f"{source} row {i} (path '{row.path}')"
-        if not row.path:
-            raise LabelsError(f"{where}: empty path")
-        if not (root / row.path).resolve().is_relative_to(root):
-            raise LabelsError(f"{where}: path leaves the data root {root}; keep videos under data.root")
-        if not row.label:
-            raise LabelsError(f"{where}: missing label; give one of {classes} or drop the row")
-        if row.label not in classes:
-            raise LabelsError(f"{where}: label '{row.label}' is not among data.classes {classes}; "
-                              "fix the label or add the class to the config")
-        if not row.group:
-            raise LabelsError(f"{where}: missing group (patient/scan id); every row needs one so no "
-                              "patient crosses partitions")
-        if row.split and row.split not in PARTITIONS:
-            raise LabelsError(f"{where}: split '{row.split}' is not one of {PARTITIONS}; fix it or leave it empty")
-        if not row.video_id:
-            raise LabelsError(f"{where}: empty video_id; fill it or drop the video_id column")
-        reason = unsafe_name(row.video_id)
-        if reason:
-            raise LabelsError(f"{where}: video_id '{row.video_id:.60}' cannot name files: {reason}. Ids become "
-                              "file names under results/; use letters, digits, spaces, '-' or '_'")
-    duplicated = table["video_id"].duplicated(keep=False)
-    if duplicated.any():
-        rows = [i + 1 for i in table.index[duplicated]]
-        ids = sorted(set(table.loc[duplicated, "video_id"]))
-        raise LabelsError(f"{source}: duplicate video_id {ids[:5]} at rows {rows[:10]}; ids must be unique "
-                          "(file stems are used when there is no video_id column)")
-    for column in targets:
-        if column not in table:
-            continue
-        values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().any():
-            i = int(table.index[values.isna()][0]) + 1
-            raise LabelsError(f"{source} row {i} (path '{table['path'][i - 1]}'): {column} is empty, NaN or not "
-                              f"a number ('{table[column][i - 1]}'); fill it or drop the row")
-        table[column] = values.astype(float)
-    _check_fixed_split(table, source)
     return table
+
+
+def check_row(row, where: str, classes: list[str], root: Path) -> None:
+    """One filled row (an itertuples row): a path under `root`, a known label, a group, a known split, a safe id."""
+    if not row.path:
+        raise LabelsError(f"{where}: empty path")
+    if not (root / row.path).resolve().is_relative_to(root):
+        raise LabelsError(f"{where}: path leaves the data root {root}; keep videos under data.root")
+    if not row.label:
+        raise LabelsError(f"{where}: missing label; give one of {classes} or drop the row")
+    if row.label not in classes:
+        raise LabelsError(f"{where}: label '{row.label}' is not among data.classes {classes}; "
+                          "fix the label or add the class to the config")
+    if not row.group:
+        raise LabelsError(f"{where}: missing group (patient/scan id); every row needs one so no "
+                          "patient crosses partitions")
+    if row.split and row.split not in PARTITIONS:
+        raise LabelsError(f"{where}: split '{row.split}' is not one of {PARTITIONS}; fix it or leave it empty")
+    if not row.video_id:
+        raise LabelsError(f"{where}: empty video_id; fill it or drop the video_id column")
+    reason = unsafe_name(row.video_id)
+    if reason:
+        raise LabelsError(f"{where}: video_id '{row.video_id:.60}' cannot name files: {reason}. Ids become "
+                          "file names under results/; use letters, digits, spaces, '-' or '_'")
+
+
+def numeric(table: pd.DataFrame, column: str, source: str) -> pd.Series:
+    """The target `column` as floats; a LabelsError naming the first row that is empty or not a number."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    if values.isna().any():
+        i = int(table.index[values.isna()][0]) + 1
+        raise LabelsError(f"{source} row {i} (path '{table['path'][i - 1]}'): {column} is empty, NaN or not "
+                          f"a number ('{table[column][i - 1]}'); fill it or drop the row")
+    return values.astype(float)
 
 
 def _check_fixed_split(table: pd.DataFrame, source: str) -> None:

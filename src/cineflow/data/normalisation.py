@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cineflow.data.cache import video_frames
+from cineflow.data.store import video_frames
 
 
 def channel_stats(rows: pd.DataFrame, max_videos: int = 64, seed: int = 0) -> tuple[list[float], list[float]]:

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from cineflow.config import ModelConfig
 from cineflow.registry import Registry
 
 
@@ -22,11 +23,10 @@ class ClipSpec:
     fused: bool = False  # the model reads every clip backward itself (fuse_directions)
 
     @classmethod
-    def of(cls, model: dict | object) -> "ClipSpec":
-        """From a ModelConfig or its dict (as stored in checkpoints)."""
-        get = model.get if isinstance(model, dict) else lambda k, d=None: getattr(model, k, d)
-        return cls(get("clip_sampling", "random"), get("clip_length"), get("clip_period", 1), get("clip_offset", 0),
-                   bool(get("fuse_directions")))
+    def of(cls, model: ModelConfig) -> "ClipSpec":
+        """The clips of a model's config entry."""
+        return cls(model.clip_sampling, model.clip_length, model.clip_period, model.clip_offset,
+                   bool(model.fuse_directions))
 
 
 # (n_frames, spec, rng or None for evaluation, n_clips at evaluation) -> clips

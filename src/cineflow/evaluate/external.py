@@ -17,8 +17,8 @@ import torch
 
 from cineflow.config import EvalConfig
 from cineflow.evaluate.predict import predict_new_videos
-from cineflow.evaluate.tasks import Task
-from cineflow.train.checkpoint import preprocess_of
+from cineflow.models.trained import preprocess_of
+from cineflow.tasks import Task
 
 # (manifest column, what it is) of the input checks between the training and the external videos
 CHECKED = [("source_fps", "frame rate"), ("height", "frame height"), ("width", "frame width"),
@@ -91,7 +91,7 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
     """
     predicted = predict_new_videos(table[["video_id", "path"]], model_paths, fold_metrics, cfg, work_dir, device,
                                    seed, references=references, root=root)
-    task = Task.of_metrics(fold_metrics[0])
+    task = Task.from_dict(fold_metrics[0]["task"])
     ok = predicted[predicted["status"] == "ok"].reset_index(drop=True)
     skipped = predicted.loc[predicted["status"] != "ok", ["video_id", "path", "reason"]].to_dict("records")
     if ok.empty:
@@ -103,7 +103,7 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
     extra = ["fold_sd", "shift_score", "in_distribution", "shift_reasons"]
     out = out.merge(ok[["video_id", *[c for c in extra if c in ok]]], on="video_id", how="left")
     pooled = task.pooled(out, cfg, seed)
-    metrics = {"task": task.name, "classes": list(task.classes), "target": fold_metrics[0].get("target"),
+    metrics = {"task": task.as_dict(),
                "threshold": None if threshold is None else float(threshold), "n_models": len(model_paths),
                **pooled, "skipped": skipped, "n_skipped": len(skipped),
                "shift": {"n_out_of_distribution": int((~out["in_distribution"].astype(bool)).sum()),

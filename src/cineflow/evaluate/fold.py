@@ -9,11 +9,8 @@ import pandas as pd
 import torch
 
 from cineflow.config import EvalConfig
-from cineflow.data.sampling import ClipSpec
 from cineflow.data.splits import fold_rows
-from cineflow.evaluate.inference import score_videos
-from cineflow.evaluate.tasks import Task
-from cineflow.train.checkpoint import load_model
+from cineflow.models.trained import TrainedModel
 
 
 def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
@@ -28,22 +25,20 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
         device: where the model runs.
         seed: seeds the MC dropout passes.
     """
-    model, ckpt = load_model(model_path)
-    model.to(device)
-    task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
+    trained = TrainedModel.load(model_path, device)
+    task, spec = trained.task, trained.spec
 
     def scores(rows: pd.DataFrame):
-        return score_videos(model, rows, norm["mean"], norm["std"], ClipSpec.of(spec), cfg.eval_clips, device,
-                            block=cfg.block, output=ckpt["output"], mc_passes=cfg.mc_dropout, seed=seed)
+        return trained.score(rows, cfg.eval_clips, device, cfg.block, mc_passes=cfg.mc_dropout, seed=seed)
 
     val_rows, test_rows = fold_rows(split, manifest, "val"), fold_rows(split, manifest, "test")
     y_val, y_test = task.targets(val_rows), task.targets(test_rows)
     results, predictions = task.evaluate(y_val, scores(val_rows), y_test, scores(test_rows), test_rows, cfg)
     metrics = {
-        "task": task.name, "classes": list(task.classes), "loss": ckpt["loss"], "monitor": ckpt["monitor"],
+        "task": task.as_dict(), "loss": trained.loss, "monitor": trained.monitor,
         "n_test": int(len(test_rows)), "n_val": int(len(val_rows)),
-        "eval_clips": cfg.eval_clips, "clip_sampling": spec.get("clip_sampling", "random"),
-        "mc_dropout": cfg.mc_dropout, "best_epoch": ckpt["best_epoch"], **results,
-        "trained_on": (ckpt.get("provenance") or {}).get("hardware", {}),
+        "eval_clips": cfg.eval_clips, "clip_sampling": spec.clip_sampling,
+        "mc_dropout": cfg.mc_dropout, "best_epoch": trained.progress["best_epoch"], **results,
+        "trained_on": trained.provenance.get("hardware", {}),
     }
     return metrics, predictions

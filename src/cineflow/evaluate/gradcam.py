@@ -15,16 +15,17 @@ import pandas as pd
 import torch
 
 from cineflow.config import CacheConfig, GradcamConfig
-from cineflow.data.cache import cache_config, read_as_cached, source_view, video_frames
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.preprocess import cache_config, read_as_cached, source_view
 from cineflow.data.readers import UnreadableVideo
-from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.sampling import eval_clips
+from cineflow.data.store import video_frames
 from cineflow.data.video_io import write_mp4
-from cineflow.evaluate.tasks import Task
+from cineflow.figures import plt, save_png
 from cineflow.io import atomic_path, write_csv
 from cineflow.models.architectures import frame_attention, get_module
-from cineflow.report.plots import attention_figure, save_png
-from cineflow.train.checkpoint import load_model
+from cineflow.models.trained import TrainedModel
+from cineflow.tasks import Task
 
 INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention", "drawn_on"]
 
@@ -181,6 +182,15 @@ def write_panels(path_stem: Path, panels: np.ndarray, fps: float) -> str:
     return path_stem.with_suffix(".mp4").name
 
 
+def attention_figure(weights: np.ndarray, title: str):
+    """A model's temporal attention over the frames of one clip."""
+    fig, ax = plt.subplots(figsize=(4, 1.8))
+    ax.bar(np.arange(len(weights)), weights, color="C4")
+    ax.set(xlabel="frame", ylabel="attention", title=title)
+    ax.title.set_fontsize(8)
+    return fig
+
+
 @torch.no_grad()
 def clip_attention(model: torch.nn.Module, clip: torch.Tensor) -> np.ndarray | None:
     """[T] temporal attention of the model on this clip (None for models without attention pooling)."""
@@ -203,18 +213,17 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, ckpt = load_model(model_path)
-    model.to(device)
-    task, norm, spec = Task.from_dict(ckpt["task"]), ckpt["normalisation"], ckpt["model"]
+    trained = TrainedModel.load(model_path, device)
+    model, task, norm = trained.module, trained.task, trained.normalisation
     layer = cfg.target_layer or model.cam_layer
     chosen = select_videos(predictions, task, threshold, cfg.n_videos, cfg.select)
     rows = []
     for pick in chosen.itertuples(index=False):
         video = manifest.loc[manifest["video_id"] == pick.video_id].iloc[0]
-        indices = eval_clips(int(video["n_frames"]), ClipSpec.of(spec), 1)[0]
+        indices = eval_clips(int(video["n_frames"]), trained.clip_spec, 1)[0]
         raw = read_clip(video_frames(video), indices)
         clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)  # for clip_attention too
-        heat = clip_cam(model, clip, task.cam_output(pick.prediction, ckpt["output"]), layer)
+        heat = clip_cam(model, clip, task.cam_output(pick.prediction, trained.output), layer)
         panels, rate, drawn = on_source(video, cache_config(video["preprocess"]), indices, heat, raw,
                                         task.caption(pick), cfg)
         print(f"{pick.video_id}: drawn on the {drawn}")

@@ -15,15 +15,16 @@ import pandas as pd
 import torch
 
 from cineflow.config import ConfigError, EvalConfig, GradcamConfig, check_name
-from cineflow.data.cache import cache_config, cache_video, leave_out, video_frames
+from cineflow.data.cache import cache_video, leave_out
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.preprocess import cache_config
 from cineflow.data.readers import reader_suffixes
-from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.sampling import eval_clips
+from cineflow.data.store import video_frames
 from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
-from cineflow.evaluate.inference import score_videos
-from cineflow.evaluate.shift import embed_videos, load_reference, shift_table
-from cineflow.evaluate.tasks import Task
-from cineflow.train.checkpoint import load_model
+from cineflow.evaluate.shift import load_reference, shift_table
+from cineflow.models.trained import TrainedModel
+from cineflow.tasks import Task
 
 STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
 # what prepare keeps of each cached video: its source (Grad-CAMs are drawn on it), where its frames are, and what
@@ -101,27 +102,22 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         root: the folder the paths of a `source` table are relative to.
     """
     work_dir = Path(work_dir)
-    models = [load_model(p) for p in model_paths]
-    ckpt = models[0][1]
-    if ckpt.get("preprocess") is None:
+    models = [TrainedModel.load(p, device) for p in model_paths]
+    if models[0].preprocess is None:
         raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
-    task = Task.from_dict(ckpt["task"])
+    task = models[0].task
     videos, root = (source, Path(root)) if isinstance(source, pd.DataFrame) else find_videos(source)
     listed = "table" if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else "folder"
-    rows, status = prepare(videos, root, ckpt["preprocess"], work_dir / "frames", listed)
+    rows, status = prepare(videos, root, models[0].preprocess, work_dir / "frames", listed)
     if rows.empty:
         return status
     means, spreads, embeddings = [], [], []
-    for model, c in models:
-        model.to(device)
-        norm, spec = c["normalisation"], ClipSpec.of(c["model"])
-        scores = score_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device, cfg.block,
-                              c["output"], cfg.mc_dropout, seed)
+    for trained in models:
+        scores = trained.score(rows, cfg.eval_clips, device, cfg.block, cfg.mc_dropout, seed)
         means.append(scores.mean)
         spreads.append(scores.spread)
         if references:
-            embeddings.append(embed_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device,
-                                           cfg.block))
+            embeddings.append(trained.embed(rows, cfg.eval_clips, device, cfg.block))
     mean = np.mean(means, axis=0)
     thresholds = [m["threshold"] for m in fold_metrics]
     threshold = float(np.mean(thresholds)) if thresholds and thresholds[0] is not None else None
@@ -141,13 +137,13 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         n_models=len(models))
 
 
-def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,
+def render_cams(models: list[TrainedModel], rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,
                 cam_dir: Path) -> list[str]:
     """The fold models' CAMs of each video's first evaluation clip, averaged, drawn on the source's frames as
     original | overlay (gradcam.on_source).
 
     Args:
-        models: (module, checkpoint) of each fold model.
+        models: the fold models, loaded.
         rows: the cached new videos.
         out: their predictions (one row per video, in order).
         task: which output to explain and the caption.
@@ -155,17 +151,17 @@ def render_cams(models, rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: 
         cam_dir: where the files go.
     """
     cam_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_config(models[0][1]["preprocess"])
+    cache = cache_config(models[0].preprocess)
     names = []
-    for row, pred in zip(rows.to_dict("records"), out.itertuples(index=False)):
+    for (_, row), pred in zip(rows.iterrows(), out.itertuples(index=False)):
         frames = video_frames(row)
         heats = []
-        for model, c in models:  # the folds of one model: one clip spec
-            indices = eval_clips(int(row["n_frames"]), ClipSpec.of(c["model"]), 1)[0]
+        for trained in models:  # the folds of one model: one clip spec
+            indices = eval_clips(int(row["n_frames"]), trained.clip_spec, 1)[0]
             raw = read_clip(frames, indices)
-            clip = to_tensor(raw, c["normalisation"]["mean"], c["normalisation"]["std"])
-            heats.append(clip_cam(model, clip, task.cam_output(pred.prediction, c["output"]),
-                                  cfg.target_layer or model.cam_layer))
+            clip = to_tensor(raw, trained.normalisation["mean"], trained.normalisation["std"])
+            heats.append(clip_cam(trained.module, clip, task.cam_output(pred.prediction, trained.output),
+                                  cfg.target_layer or trained.module.cam_layer))
         panels, rate, _ = on_source(row, cache, indices, np.mean(heats, axis=0), raw,
                                     task.prediction_caption(pred), cfg)
         names.append(write_panels(cam_dir / str(row["video_id"]), panels, rate))

@@ -26,10 +26,9 @@ import torch
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
-from cineflow.data.cache import video_frames
-from cineflow.data.sampling import ClipSpec
-from cineflow.evaluate.inference import iter_blocks
+from cineflow.data.store import video_frames
 from cineflow.io import atomic_path
+from cineflow.models.trained import TrainedModel
 
 HIST_BINS = 16
 # input checks: a value may lie this far (relative) outside the training range before it is flagged
@@ -37,48 +36,6 @@ TOLERANCE = 0.1
 MASK_TOLERANCE = 0.1  # absolute, on the sector fraction
 RANGES = {"source_fps": "frame rate", "height": "frame height", "width": "frame width",
           "source_frames": "frame count"}
-
-
-def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
-    """The output layer: its input is the embedding (pooled features, after the head's hidden layers)."""
-    layers = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no linear output layer in its head to take embeddings from")
-    return layers[-1]
-
-
-@torch.no_grad()
-def embed_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float], spec: ClipSpec,
-                 n_clips: int | str, device: torch.device, block: int = 16) -> np.ndarray:
-    """[N, D] embeddings: the input of the output layer, averaged over each video's evaluation clips (and over
-    the two reads of a bidirectional model).
-
-    Args:
-        model: the trained module (put in eval mode here).
-        rows: manifest rows of the videos.
-        mean: per-channel normalisation means.
-        std: per-channel normalisation standard deviations.
-        spec: which frames make a clip.
-        n_clips: evaluation clips per video, or "all".
-        device: where the model runs.
-        block: clips per forward pass.
-    """
-    model.eval()
-    captured: list[torch.Tensor] = []
-    hook = last_linear(model).register_forward_hook(lambda m, inputs, out: captured.append(inputs[0].float()))
-    sums, counts = None, np.zeros(len(rows))
-    try:
-        for _, owners, x in iter_blocks(rows, spec, n_clips, block, mean, std, device):
-            captured.clear()
-            model(x)
-            features = torch.stack(captured).mean(0).cpu().numpy()  # [B, D], the reads averaged
-            if sums is None:
-                sums = np.zeros((len(rows), features.shape[1]))
-            np.add.at(sums, owners, features)
-            np.add.at(counts, owners, 1)
-    finally:
-        hook.remove()
-    return sums / np.maximum(counts, 1)[:, None] if sums is not None else np.zeros((0, 0))
 
 
 def intensity_histogram(row) -> np.ndarray:
@@ -93,14 +50,13 @@ def mahalanobis(embeddings: np.ndarray, centre: np.ndarray, precision: np.ndarra
     return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", diff, precision, diff), 0.0))
 
 
-def reference_of(model: torch.nn.Module, ckpt: dict, train_rows: pd.DataFrame, val_rows: pd.DataFrame, cfg,
+def reference_of(trained: TrainedModel, train_rows: pd.DataFrame, val_rows: pd.DataFrame, cfg,
                  device: torch.device, seed: int) -> dict[str, np.ndarray]:
     """The reference of one fold model: a seeded sample of at most evaluate.shift_reference_videos original
     train videos (augmented copies left out) and every val video.
 
     Args:
-        model: the fold model.
-        ckpt: its checkpoint (normalisation, clip settings).
+        trained: the fold model, loaded.
         train_rows: the fold's train partition (manifest rows).
         val_rows: its val partition.
         cfg: the evaluate section.
@@ -110,10 +66,9 @@ def reference_of(model: torch.nn.Module, ckpt: dict, train_rows: pd.DataFrame, v
     originals = train_rows[train_rows["augment"].fillna("") == ""] if "augment" in train_rows else train_rows
     if len(originals) > cfg.shift_reference_videos:
         originals = originals.sample(cfg.shift_reference_videos, random_state=seed).sort_values("video_id")
-    norm, spec = ckpt["normalisation"], ClipSpec.of(ckpt["model"])
 
     def embed(rows):
-        return embed_videos(model, rows, norm["mean"], norm["std"], spec, cfg.eval_clips, device, cfg.block)
+        return trained.embed(rows, cfg.eval_clips, device, cfg.block)
 
     return fit_reference(embed(originals), embed(val_rows), originals, cfg.shift_quantile)
 
@@ -131,7 +86,7 @@ def fit_reference(train_embeddings: np.ndarray, val_embeddings: np.ndarray, trai
     """
     cov = LedoitWolf().fit(train_embeddings)
     distances = mahalanobis(val_embeddings, cov.location_, cov.precision_)
-    histograms = np.stack([intensity_histogram(r) for r in train_rows.to_dict("records")])
+    histograms = np.stack([intensity_histogram(r) for r in train_rows.itertuples(index=False)])
     centre = histograms.mean(0)
     hist_distances = np.abs(histograms - centre).sum(1)
     fitted = distances.mean() + stats.norm.ppf(quantile) * distances.std(ddof=1) if len(distances) > 1 else 0.0
@@ -155,7 +110,7 @@ def load_reference(path: str | Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def input_reasons(row: dict, histogram: np.ndarray, ref: dict[str, np.ndarray]) -> list[str]:
+def input_reasons(row: pd.Series, histogram: np.ndarray, ref: dict[str, np.ndarray]) -> list[str]:
     """The input checks a video (a cache row, and its intensity histogram) fails against one reference, each
     naming its value and range."""
     reasons = []
@@ -187,7 +142,7 @@ def shift_table(rows: pd.DataFrame, embeddings: list[np.ndarray], refs: list[dic
     ratios = [mahalanobis(e, r["centre"], r["precision"]) / float(r["threshold"]) for e, r in zip(embeddings, refs)]
     score = np.mean(ratios, axis=0)
     reasons = []
-    for i, row in enumerate(rows.to_dict("records")):
+    for i, (_, row) in enumerate(rows.iterrows()):
         # flagged only where every fold's training videos disagree: the most lenient fold's reasons
         histogram = intensity_histogram(row)
         found = min((input_reasons(row, histogram, ref) for ref in refs), key=len)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import EvalConfig
-from cineflow.evaluate.metrics import group_bootstrap
 from cineflow.evaluate.summary import first_repeat
-from cineflow.evaluate.tasks import Task
+from cineflow.tasks import Task
+from cineflow.tasks.metrics import group_bootstrap
 
 
 def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min_groups: int) -> dict:
@@ -27,8 +27,9 @@ def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min
         out["note"] = f"{n_groups} patient(s): too few for a CI (evaluate.min_subgroup is {min_groups})"
     elif cfg.bootstrap:
         out["ci"], out["nan_draws"] = group_bootstrap(table["group"].to_numpy(), headline, cfg.bootstrap, seed)
-    if task.name != "regression" and table["label"].nunique() < 2:
-        out["note"] = ((out["note"] + "; ") if out["note"] else "") + "one class only: ranking metrics undefined"
+    undefined = task.undefined_note(table)
+    if undefined:
+        out["note"] = ((out["note"] + "; ") if out["note"] else "") + undefined
     return out
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import EvalConfig
-from cineflow.evaluate.tasks import Task
 from cineflow.io import read_csv, read_json
+from cineflow.tasks import Task
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
@@ -77,7 +77,7 @@ def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str |
     metrics = [read_json(p) for p in metric_paths]
     summary = summarize(metrics)
     oof = out_of_fold({fold_key(m): read_predictions(p) for m, p in zip(metrics, prediction_paths)})
-    task = Task.of_metrics(metrics[0])
+    task = Task.from_dict(metrics[0]["task"])
     summary["pooled"] = task.pooled(first_repeat(oof), cfg, seed)
     if oof["repeat"].nunique() > 1:
         summary["repeats"] = repeat_spread(task, oof, cfg)

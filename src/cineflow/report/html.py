@@ -17,14 +17,15 @@ import yaml
 
 from cineflow.config import DataConfig
 from cineflow.data.layouts import leakage_warning
-from cineflow.evaluate.metrics import LOWER_IS_BETTER
 from cineflow.evaluate.summary import first_repeat, read_predictions
-from cineflow.evaluate.tasks import Task
+from cineflow.figures import png_bytes
 from cineflow.io import read_csv, read_json, read_parquet
 from cineflow.provenance import code_version, hardware, package_versions
 from cineflow.report import plots
 from cineflow.report.model_card import ci_text, mean_sd
 from cineflow.report.plots import read_index
+from cineflow.tasks import Task
+from cineflow.tasks.metrics import LOWER_IS_BETTER
 
 MIME = {".mp4": "video/mp4", ".png": "image/png"}
 MISTAKES_SHOWN = 30
@@ -190,6 +191,68 @@ def file_uri_of(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def per_fold_table(task: Task, fold_metrics: list[dict]) -> pd.DataFrame:
+    """One row per fold (and repeat): best epoch, test size, the task's cells and the headline metrics."""
+    repeated = any(m.get("repeat") for m in fold_metrics)
+    return pd.DataFrame([{**({"repeat": m.get("repeat", 0)} if repeated else {}), "fold": m["fold"],
+                          "best_epoch": m["best_epoch"], "n_test": m["n_test"],
+                          **task.fold_cells(m), **{k: round(m["metrics"][k], 4) for k in task.headline}}
+                         for m in fold_metrics])
+
+
+def cam_rows(name: str, task: Task, fold_metrics: list[dict], gradcam_dirs: list[str]) -> list[dict]:
+    """The model's Grad-CAMs, each a row of its fold's gradcam/index.csv with the file embedded."""
+    cams = []
+    for m, cam_dir in zip(fold_metrics, map(Path, gradcam_dirs)):
+        k = m["fold"]
+        index = read_predictions(cam_dir / "index.csv")
+        cams += [dict(row, fold=k, note=task.cam_note(row), uri=file_uri(cam_dir / row["file"]),
+                      image=row["file"].endswith(".png"), anchor=cam_anchor(name, k, row["video_id"]),
+                      attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
+                 for row in index.to_dict("records")]
+    return cams
+
+
+def model_section(model, config: dict, report_path: str | Path | None) -> tuple[dict, dict, Task, list[dict], list]:
+    """(the report's section of one model, its summary, task, external results and fold metrics), from the
+    model's result files (ReportFiles.models)."""
+    name, summary = model.name, read_json(model.summary)
+    fold_metrics = [read_json(p) for p in model.metrics]
+    first = fold_metrics[0]
+    task = Task.from_dict(first["task"])
+    subgroups = read_json(model.subgroups)
+    forest = [plots.forest_figure(subgroups, m) for m in task.headline[:2]]
+    externals = [read_json(p) for p in model.external]
+    cams = cam_rows(name, task, fold_metrics, model.gradcam)
+    plots_dir = Path(model.plots)
+    oof = first_repeat(read_parquet(model.oof))
+    pooled = summary["pooled"]
+    section = {
+        "name": name, "task": task.name,
+        "per_fold": per_fold_table(task, fold_metrics).to_html(index=False, classes="table", border=0),
+        "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
+        "pooled": {k: pooled["metrics"][k] for k in task.headline},
+        "ci": {k: ci_text(pooled, k) for k in task.headline},
+        "n_pooled": pooled["n"], "n_groups": pooled["n_groups"], "bootstrap": pooled["bootstrap"],
+        "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
+        "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},
+        "mc_dropout": first["mc_dropout"], "eval_clips": first["eval_clips"],
+        "repeats": {k: v for k, v in summary.get("repeats", {}).items() if k in task.headline},
+        "mistakes": mistakes_table(task, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
+        "mistakes_heading": task.mistakes_heading(oof), "mistakes_score": task.mistake_score_header,
+        "cams": cams,
+        "config": yaml.safe_dump(config["models"][name], sort_keys=False),
+        "forest": [file_uri_of(png_bytes(f)) for f in forest if f is not None],
+        "subgroup_notes": [f"{c} = {v['value']}: {v['note']}" for c, values in subgroups["subgroups"].items()
+                           for v in values if v["note"]],
+        "card": Path(os.path.relpath(model.card, Path(report_path).parent)).as_posix() if report_path else model.card,
+        "card_text": Path(model.card).read_text(encoding="utf-8"),
+        "external": [{"name": e["external"], "checks": e["checks"], "skipped": e["skipped"],
+                      "shift": e["shift"]} for e in externals],
+    }
+    return section, summary, task, externals, fold_metrics
+
+
 def build_report(files: ReportFiles, config: dict, title: str, report_path: str | Path | None = None) -> str:
     """The HTML report of `files` (the report rule's inputs); links (the model cards) are relative to
     `report_path`."""
@@ -198,56 +261,10 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
     manifest = read_parquet(files.manifest)
     summaries, sections, tasks, origins, externals = {}, [], {}, [], {}
     for model in files.models:
-        name = model.name
-        summary = read_json(model.summary)
-        summaries[name] = summary
-        fold_metrics = [read_json(p) for p in model.metrics]
-        first = fold_metrics[0]
-        task = Task.of_metrics(first)
-        tasks[name] = task
-        subgroups = read_json(model.subgroups)
-        forest = [plots.forest_figure(subgroups, m) for m in task.headline[:2]]
-        externals[name] = [read_json(p) for p in model.external]
-        repeated = any(m.get("repeat") for m in fold_metrics)
-        per_fold = pd.DataFrame([{**({"repeat": m.get("repeat", 0)} if repeated else {}), "fold": m["fold"],
-                                  "best_epoch": m["best_epoch"], "n_test": m["n_test"],
-                                  **task.fold_cells(m), **{k: round(m["metrics"][k], 4) for k in task.headline}}
-                                 for m in fold_metrics])
-        cams = []
-        for m, cam_dir in zip(fold_metrics, map(Path, model.gradcam)):
-            k = m["fold"]
-            index = read_predictions(cam_dir / "index.csv")
-            cams += [dict(row, fold=k, note=task.cam_note(row), uri=file_uri(cam_dir / row["file"]),
-                          image=row["file"].endswith(".png"),
-                          anchor=cam_anchor(name, k, row["video_id"]),
-                          attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
-                     for row in index.to_dict("records")]
-        plots_dir = Path(model.plots)
-        oof = first_repeat(read_parquet(model.oof))
-        pooled = summary["pooled"]
-        sections.append({
-            "name": name, "task": task.name, "per_fold": per_fold.to_html(index=False, classes="table", border=0),
-            "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
-            "pooled": {k: pooled["metrics"][k] for k in task.headline},
-            "ci": {k: ci_text(pooled, k) for k in task.headline},
-            "n_pooled": pooled["n"], "n_groups": pooled["n_groups"], "bootstrap": pooled["bootstrap"],
-            "video_level": {k: summary["metrics"][k]["mean"] for k in task.headline},
-            "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},
-            "mc_dropout": first["mc_dropout"], "eval_clips": first["eval_clips"],
-            "repeats": {k: v for k, v in summary.get("repeats", {}).items() if k in task.headline},
-            "mistakes": mistakes_table(task, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
-            "mistakes_heading": task.mistakes_heading(oof), "mistakes_score": task.mistake_score_header,
-            "cams": cams,
-            "config": yaml.safe_dump(config["models"][name], sort_keys=False),
-            "forest": [file_uri_of(plots.png_bytes(f)) for f in forest if f is not None],
-            "subgroup_notes": [f"{c} = {v['value']}: {v['note']}" for c, values in subgroups["subgroups"].items()
-                               for v in values if v["note"]],
-            "card": Path(os.path.relpath(model.card, Path(report_path).parent)).as_posix() if report_path else model.card,
-            "card_text": Path(model.card).read_text(encoding="utf-8"),
-            "external": [{"name": e["external"], "checks": e["checks"], "skipped": e["skipped"],
-                          "shift": e["shift"]} for e in externals[name]],
-        })
-        origins.append(origin_rows(name, fold_metrics))
+        section, summaries[model.name], tasks[model.name], externals[model.name], fold_metrics = model_section(
+            model, config, report_path)
+        sections.append(section)
+        origins.append(origin_rows(model.name, fold_metrics))
     columns, rows, best = comparison(summaries, tasks)
     external_names, external_table = external_rows(externals, summaries, tasks)
     compared = read_json(files.comparison)

@@ -6,22 +6,18 @@ Figures are written as PNG files (Snakemake report items) that the HTML report e
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
-
-from cineflow.evaluate.tasks import Task  # noqa: E402
-from cineflow.io import atomic_path, read_json  # noqa: E402
-from cineflow.registry import Registry  # noqa: E402
+from cineflow.figures import plt, save_png
+from cineflow.io import read_json
+from cineflow.registry import Registry
+from cineflow.tasks import Task
 
 Figure = Callable[["Inputs"], "plt.Figure | None"]
 # metadata: alt (the figure's alt text); a task lists the figures it has (Task.figures), in report order
@@ -42,20 +38,7 @@ class Inputs:
 
     @property
     def task(self) -> Task:
-        return Task.of_metrics(self.first)
-
-
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def save_png(fig, path: str | Path) -> None:
-    data = png_bytes(fig)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
+        return Task.from_dict(self.first["task"])
 
 
 def _folds(oof: pd.DataFrame):
@@ -93,7 +76,7 @@ def pr_figure(d: Inputs):
 
 @FIGURES.register(name="confusion", alt="Confusion matrix")
 def confusion_figure(d: Inputs):
-    classes = d.first["classes"]
+    classes = list(d.task.classes)
     m = np.asarray(d.summary["confusion_matrix"])
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(classes), 1 + 0.6 * len(classes)))
     ax.imshow(m, cmap="Blues")
@@ -132,7 +115,7 @@ def scatter_figure(d: Inputs):
     values = d.oof[["target", "prediction"]].to_numpy()
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
-    target = d.first["target"]
+    target = d.task.target
     ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="Prediction vs truth (test)")
     ax.legend(fontsize=7)
     return fig
@@ -149,7 +132,7 @@ def bland_altman_figure(d: Inputs):
         ax.axhline(value, ls=ls, color="k", lw=1)
         ax.annotate(f"{name} {value:.1f}", (1, value), xycoords=("axes fraction", "data"), fontsize=7,
                     ha="right", va="bottom")
-    target = d.first["target"]
+    target = d.task.target
     ax.set(xlabel=f"mean of true and predicted {target}", ylabel="predicted - true", title="Bland-Altman (test)")
     return fig
 
@@ -163,7 +146,7 @@ def bin_mae_figure(d: Inputs):
     for bar, b in zip(bars, labels):
         ax.annotate(f"n={bins[b]['n']}", (bar.get_x() + bar.get_width() / 2, np.nan_to_num(bar.get_height())),
                     ha="center", va="bottom", fontsize=7)
-    ax.set(xlabel=f"true {d.first['target']}", ylabel="MAE", title="MAE per target bin (pooled)")
+    ax.set(xlabel=f"true {d.task.target}", ylabel="MAE", title="MAE per target bin (pooled)")
     return fig
 
 
@@ -196,15 +179,6 @@ def learning_curves(d: Inputs):
     axes[1].set(xlabel="epoch", title="Validation metric")
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
-    return fig
-
-
-def attention_figure(weights: np.ndarray, title: str):
-    """A model's temporal attention over the frames of one clip."""
-    fig, ax = plt.subplots(figsize=(4, 1.8))
-    ax.bar(np.arange(len(weights)), weights, color="C4")
-    ax.set(xlabel="frame", ylabel="attention", title=title)
-    ax.title.set_fontsize(8)
     return fig
 
 

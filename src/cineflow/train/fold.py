@@ -1,32 +1,36 @@
-"""Training one fold: build what the config names, run its stages (each with its own optimizer, schedule
-and trainable part) with early stopping on a val metric, keep the best checkpoint, and save a resume
-state at every validation (train.resume): after every epoch, or every val_every_steps updates."""
+"""Training one fold in named steps, as nnU-Net names them: `setup` builds what the config names (the
+phase that decides every random draw before training); a `StageRunner` runs the stages (each with its own
+optimizer, schedule and trainable part), owns stage changes, early stopping on a val metric and the resume
+state saved at every validation (train.resume: after every epoch, or every val_every_steps updates); the
+epoch itself is train.loop's; `finish` keeps the best weights as the fold's TrainedModel."""
 
 from __future__ import annotations
 
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from cineflow.config import ModelConfig, Stage, model_stages
-from cineflow.data.cache import video_frames
+from cineflow.data.augment import augmentations
 from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.normalisation import model_normalisation
-from cineflow.data.sampling import ClipSpec
 from cineflow.data.splits import fold_rows
-from cineflow.evaluate.metrics import LOWER_IS_BETTER, is_better
-from cineflow.evaluate.tasks import Task, task_for
+from cineflow.data.store import video_frames
 from cineflow.io import write_csv
 from cineflow.models.architectures import build_model, init_output_bias, stem_channels
 from cineflow.models.losses import LOSSES, build_loss, n_outputs
+from cineflow.models.trained import TrainedModel, preprocess_of
 from cineflow.provenance import config_hash, source_hash
-from cineflow.train import checkpoint, distributed
+from cineflow.tasks import Task, task_for
+from cineflow.tasks.metrics import LOWER_IS_BETTER, is_better
+from cineflow.train import distributed
 from cineflow.train.batching import epoch_batches
 from cineflow.train.loop import compiled, loader_workers, to_channels_last, train_one_epoch, training_loader, validate
 from cineflow.train.optim import Schedule, apply_trainable, build_optimizer, build_scheduler
@@ -99,6 +103,240 @@ def record(state: ResumeState, row: dict, scores: dict, stage: Stage, model: tor
     return improved
 
 
+@dataclass
+class Fold:
+    """What one fold's stages train with, built once by `setup`."""
+
+    cfg: ModelConfig
+    record: TrainedModel  # what the checkpoints will say about the weights (no module)
+    stages: list[Stage]
+    model: torch.nn.Module  # the plain module: its weights are the checkpoint's
+    forward: torch.nn.Module  # what the batches go through: the module, in DDP and/or compiled
+    criterion: torch.nn.Module
+    precision: Precision
+    train_ds: ClipDataset
+    prepare: Prepare
+    workers: int
+    batch_targets: np.ndarray
+    updates_per_epoch: int
+    val_rows: pd.DataFrame
+    y_val: np.ndarray
+    group: distributed.Group
+    seed: int
+    device: torch.device
+
+
+def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_rows: pd.DataFrame,
+          manifest: pd.DataFrame, norm: dict | None, seed: int, device: torch.device, workers: int | str,
+          provenance: dict | None) -> Fold:
+    """Build the fold's model, loss, data and schedule from the config, in the order that fixes every random
+    draw (the weights are initialised right after the seed).
+
+    Args: as for `train_fold`; `train_rows` and `val_rows` are the fold's partitions of the manifest.
+    """
+    group = distributed.group()
+    task, loss_name, monitor = model_task(cfg, classes)
+    stages = model_stages(cfg, monitor)
+    for stage in stages:
+        for metric in (stage.monitor, stage.stop_on):
+            task.check(loss_name, LOSSES.meta(loss_name)["task"], metric, "models/<name>/stages")
+    channels = int(manifest["channels"].iloc[0])
+    norm = model_normalisation(cfg.normalise, channels, norm)
+    record = TrainedModel(
+        spec=cfg, task=task, loss=loss_name, output=LOSSES.meta(loss_name)["output"], monitor=monitor,
+        n_outputs=n_outputs(loss_name, len(classes)), in_channels=stem_channels(channels, cfg.pretrained, cfg.weights),
+        # the cached clips' size (the manifest's height and width are the source's)
+        input_size=(cfg.clip_length, *map(int, video_frames(train_rows.iloc[0]).shape[1:3])),
+        normalisation=norm, preprocess=preprocess_of(manifest), provenance=provenance or {})
+    y_train = task.targets(train_rows)
+    train_ds = ClipDataset(train_rows, y_train, record.clip_spec, seed=seed)
+    prepare = Prepare(norm["mean"], norm["std"], augmentations(cfg.augment), seed)
+    torch.manual_seed(seed)
+    model = build_model(cfg.arch, record.n_outputs, record.in_channels, cfg.pretrained, cfg.weights,
+                        record.input_size, weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions,
+                        **cfg.arch_params)
+    if task.output_bias(y_train) is not None:
+        init_output_bias(model, task.output_bias(y_train))
+    if cfg.channels_last:
+        to_channels_last(model)
+    model.to(device)
+    forward = model
+    if group.world > 1:
+        # built while every parameter trains, so that parameters unfrozen later are synchronised too; in
+        # the frozen epochs they get no gradient, which DDP must be told to expect
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=any(s.train != "all" for s in stages))
+    batch_targets = task.batch_targets(y_train)
+    steps = len(group.equal_share(len(epoch_batches(cfg.sampler, batch_targets, cfg.batch_size, seed, 0))))
+    return Fold(cfg=cfg, record=record, stages=stages, model=model, forward=compiled(forward, cfg.compile),
+                criterion=build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device),
+                precision=Precision(cfg.amp, device), train_ds=train_ds, prepare=prepare,
+                workers=loader_workers(workers, device), batch_targets=batch_targets,
+                updates_per_epoch=-(-steps // cfg.accumulate), val_rows=val_rows, y_val=task.targets(val_rows),
+                group=group, seed=seed, device=device)
+
+
+def resume_key(fold: Fold, train_rows: pd.DataFrame) -> str:
+    """What a resume state must have been saved for: config, classes, seed, code, normalisation, process
+    count and the fold's videos (a changed one trains afresh)."""
+    norm = fold.record.normalisation
+    return config_hash({"model": asdict(fold.cfg), "classes": fold.record.classes, "seed": fold.seed,
+                        "code": source_hash(), "norm": [norm["mean"], norm["std"]], "processes": fold.group.world,
+                        "train": train_rows["video_id"].tolist(), "val": fold.val_rows["video_id"].tolist()})
+
+
+@dataclass
+class _Meter:
+    """The training loss and time since the last validation."""
+
+    tic: float
+    loss_sum: float = 0.0
+    loss_n: int = 0
+
+
+class StageRunner:
+    """Runs a fold's stages from its resume state: the stage in progress, its optimizer and schedule, early
+    stopping, validations and the resume file. One instance per training job.
+
+    Args:
+        fold: what `setup` built.
+        state: the run's progress (fresh, or loaded by ResumeState.load), updated in place.
+        saved: the loaded resume file's optimizer, scheduler, scaler and RNG states, restored when the stage
+            they belong to starts; None for a fresh run.
+        state_path: where the resume state is saved at every validation.
+        trackers: told every validation.
+    """
+
+    def __init__(self, fold: Fold, state: ResumeState, saved: dict | None, state_path: str,
+                 trackers: list = ()):
+        self.fold, self.state, self.saved, self.state_path, self.trackers = fold, state, saved, state_path, trackers
+        self.optimizer = self.schedule = None
+
+    def run(self) -> None:
+        """Every stage to its end or its early stop."""
+        stages = self.fold.stages
+        while self.state.stage < len(stages):
+            stage = stages[self.state.stage]
+            if self._over(stage):
+                self._next_stage()
+                continue
+            if self.optimizer is None:
+                self._start(stage)
+            self._epoch(stage)
+
+    def _over(self, stage: Stage) -> bool:
+        state = self.state
+        stopped = bool(stage.patience) and state.bad >= stage.patience
+        if stopped:
+            print(f"stage {state.stage + 1}: no better val {stage.stop_on} for {state.bad} validations",
+                  file=sys.stderr, flush=True)
+        return stopped or state.epoch - state.stage_start >= stage.epochs
+
+    def _next_stage(self) -> None:
+        state = self.state
+        state.epoch += bool(state.step)  # stopped inside an epoch: the next stage starts with the next one
+        state.step, state.epoch_metric = 0, None
+        state.stage, state.stage_start, state.stage_updates, state.best_stop, state.bad = (
+            state.stage + 1, state.epoch, 0, None, 0)
+        self.optimizer = None
+        if self.saved is not None:  # saved at the end of the stage: the next one starts with a new optimizer
+            ResumeState.restore(self.saved, None, None, self.fold.precision.scaler)
+            self.saved = None
+
+    def _start(self, stage: Stage) -> None:
+        """The stage's optimizer and schedule, with the resume file's states when it was saved in this stage."""
+        fold = self.fold
+        self.optimizer = build_optimizer(fold.model, stage)
+        self.schedule = Schedule(build_scheduler(self.optimizer, stage, fold.updates_per_epoch,
+                                                 lower_is_better=stage.stop_on in LOWER_IS_BETTER))
+        print(f"stage {self.state.stage + 1}/{len(fold.stages)}: {stage.epochs} epochs, {stage.optimizer} lr "
+              f"{stage.lr:g}{f' (backbone {stage.backbone_lr:g})' if stage.backbone_lr else ''}, {stage.scheduler}",
+              file=sys.stderr, flush=True)
+        if self.saved is not None:
+            ResumeState.restore(self.saved, self.optimizer, self.schedule, self.fold.precision.scaler)
+            self.saved = None
+
+    def _updated(self) -> None:
+        state = self.state
+        state.updates, state.stage_updates = state.updates + 1, state.stage_updates + 1
+        self.schedule.update(state.stage_updates)
+
+    def _epoch(self, stage: Stage) -> None:
+        """The rest of the epoch in progress, in chunks that end at each validation (val_every_steps)."""
+        fold, state, cfg = self.fold, self.state, self.fold.cfg
+        in_stage = state.epoch - state.stage_start
+        meter = _Meter(time.time())
+        fold.train_ds.set_epoch(state.epoch)
+        batches = epoch_batches(cfg.sampler, fold.batch_targets, cfg.batch_size, fold.seed, state.epoch)
+        steps = fold.group.equal_share(len(batches)).tolist()  # all of them in a single process
+        epoch_done = False
+        while not epoch_done:
+            fold.model.train()  # again after every validation, which leaves the model in eval mode
+            trains = apply_trainable(fold.model, stage, in_stage)
+            start, stop = state.step, chunk_end(state.step, len(steps), state.updates, cfg.val_every_steps,
+                                                cfg.accumulate)
+            loader = training_loader(fold.train_ds, batches, fold.workers, fold.device, fold.prepare,
+                                     steps[start:stop])
+            meter.loss_sum += (stop - start) * fold.group.mean(train_one_epoch(
+                fold.forward, loader, fold.criterion, self.optimizer, fold.precision, fold.device, fold.prepare,
+                state.epoch, accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm,
+                channels_last=cfg.channels_last, desc=f"stage {state.stage + 1} epoch {in_stage + 1}/{stage.epochs}",
+                on_update=self._updated))
+            meter.loss_n += stop - start
+            state.step = stop
+            epoch_done = stop == len(steps)
+            due = (cfg.val_every_steps is None and epoch_done) or (epoch_done and in_stage + 1 == stage.epochs) or (
+                cfg.val_every_steps is not None and state.updates % cfg.val_every_steps == 0)
+            if due:
+                self._validation(stage, trains, epoch_done, len(steps), meter)
+            if epoch_done:
+                self.schedule.epoch(in_stage + 1, state.epoch_metric)
+                state.epoch, state.step, state.epoch_metric = state.epoch + 1, 0, None
+            if due:
+                if fold.group.main:
+                    state.save(self.state_path, fold.model, self.optimizer, self.schedule, fold.precision.scaler)
+                if stage.patience and state.bad >= stage.patience:
+                    return
+
+    def _validation(self, stage: Stage, trains: str, epoch_done: bool, n_steps: int, meter: _Meter) -> None:
+        """Score the val videos, add the history row, keep the weights when they are the best, tell the trackers."""
+        fold, state = self.fold, self.state
+        fold.group.same_buffers(fold.model)
+        record_ = fold.record
+        scores = validate(fold.model, fold.val_rows, fold.y_val, record_.task, record_.normalisation,
+                          record_.clip_spec, fold.device, fold.cfg.batch_size, record_.output, fold.group)
+        row = {"epoch": state.epoch + 1 if epoch_done else round(state.epoch + state.step / n_steps, 3),
+               "step": state.updates, "stage": state.stage + 1, "trains": trains,
+               "train_loss": meter.loss_sum / max(1, meter.loss_n), "val_loss": scores["loss"],
+               **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
+               "lr": self.optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - meter.tic, 3)}
+        improved = record(state, row, scores, stage, fold.model)
+        for tracker in self.trackers:
+            tracker.log_epoch(len(state.history), {k: v for k, v in row.items() if isinstance(v, float)})
+        print(f"epoch {row['epoch']} step {state.updates} ({trains}): train_loss={row['train_loss']:.4f} "
+              f"val_loss={scores['loss']:.4f} val_{stage.monitor}={scores[stage.monitor]:.4f}"
+              f"{' *' if improved else ''}", file=sys.stderr, flush=True)
+        meter.tic, meter.loss_sum, meter.loss_n = time.time(), 0.0, 0
+
+
+def finish(fold: Fold, state: ResumeState, paths: FoldPaths) -> pd.DataFrame:
+    """Write the best and the last weights as TrainedModel checkpoints and the history (the first process), and
+    drop the resume state: a forced rerun trains afresh. Returns the history."""
+    table = pd.DataFrame(state.history)
+    if fold.group.main:
+        if state.best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
+            state.best_state, state.best_row = fold.model.state_dict(), len(state.history) - 1
+        best = state.history[state.best_row]
+        replace(fold.record, progress={"best_epoch": best["epoch"], "best_step": best["step"],
+                                       "best_score": state.best_score}).save(paths.model, state.best_state)
+        replace(fold.record, progress={"epoch": state.epoch, "step": state.updates}).save(
+            paths.last, fold.model.state_dict())
+        write_csv(paths.history, table)
+        Path(paths.state).unlink(missing_ok=True)
+    fold.group.barrier()  # the other processes return once the first has written the results
+    return table
+
+
 def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifest: pd.DataFrame, norm: dict,
                paths: FoldPaths, seed: int, device: torch.device, provenance: dict | None = None,
                trackers: list = (), workers: int | str = "auto") -> pd.DataFrame:
@@ -118,151 +356,20 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
         seed: the run's seed (weights, sampling, augmentation).
         device: where the model trains.
         provenance: the block the checkpoints carry (provenance.provenance).
-        trackers: experiment trackers (train.tracking), each told the params and every epoch.
+        trackers: experiment trackers (cineflow.tracking), each told the params and every validation.
         workers: resources.loader_workers (see loop.loader_workers).
     """
-    group = distributed.group()
     train_rows, val_rows = (fold_rows(split, manifest, p) for p in ("train", "val"))
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
-    task, loss_name, monitor = model_task(cfg, classes)
-    stages = model_stages(cfg, monitor)
-    for stage in stages:
-        for metric in (stage.monitor, stage.stop_on):
-            task.check(loss_name, LOSSES.meta(loss_name)["task"], metric, "models/<name>/stages")
-    output = LOSSES.meta(loss_name)["output"]
-    norm = model_normalisation(cfg.normalise, int(manifest["channels"].iloc[0]), norm)
-    in_channels = stem_channels(int(manifest["channels"].iloc[0]), cfg.pretrained, cfg.weights)
-    # the cached clips' size (the manifest's height and width are the source's)
-    input_size = (cfg.clip_length, *map(int, video_frames(train_rows.iloc[0]).shape[1:3]))
-    spec = ClipSpec.of(cfg)
-    y_train, y_val = task.targets(train_rows), task.targets(val_rows)
-    train_ds = ClipDataset(train_rows, y_train, spec, seed=seed)
-    prepare, n_workers = Prepare(norm["mean"], norm["std"], cfg.augment, seed), loader_workers(workers, device)
-
-    torch.manual_seed(seed)
-    n_out = n_outputs(loss_name, len(classes))
-    model = build_model(cfg.arch, n_out, in_channels, cfg.pretrained, cfg.weights, input_size,
-                        weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions, **cfg.arch_params)
-    if task.output_bias(y_train) is not None:
-        init_output_bias(model, task.output_bias(y_train))
-    if cfg.channels_last:
-        to_channels_last(model)
-    model.to(device)
-    forward = model
-    if group.world > 1:
-        # built while every parameter trains, so that parameters unfrozen later are synchronised too; in
-        # the frozen epochs they get no gradient, which DDP must be told to expect
-        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=any(s.train != "all" for s in stages))
-    forward = compiled(forward, cfg.compile)
-    criterion = build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device)
-    precision = Precision(cfg.amp, device)
-    batch_targets = task.batch_targets(y_train)
-    steps_per_epoch = len(group.equal_share(len(epoch_batches(cfg.sampler, batch_targets, cfg.batch_size, seed, 0))))
-    updates_per_epoch = -(-steps_per_epoch // cfg.accumulate)
-
-    key = config_hash({"model": asdict(cfg), "classes": classes, "seed": seed, "code": source_hash(),
-                       "norm": [norm["mean"], norm["std"]], "processes": group.world,
-                       "train": train_rows["video_id"].tolist(), "val": val_rows["video_id"].tolist()})
-    state, saved = ResumeState.load(paths.state, key, model)
+    fold = setup(cfg, classes, train_rows, val_rows, manifest, norm, seed, device, workers, provenance)
+    state, saved = ResumeState.load(paths.state, resume_key(fold, train_rows), fold.model)
+    task = fold.record.task
     for tracker in trackers:
-        tracker.log_params({**asdict(cfg), "loss": loss_name, "monitor": monitor, "task": task.name})
-    print(f"task {task.name}, loss {loss_name}, monitor {monitor}, precision {precision.name}, {len(stages)} "
-          f"stage(s), {sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr, flush=True)
-
-    optimizer = schedule = None
-    while state.stage < len(stages):
-        stage = stages[state.stage]
-        stopped = bool(stage.patience) and state.bad >= stage.patience
-        if stopped or state.epoch - state.stage_start >= stage.epochs:
-            if stopped:
-                print(f"stage {state.stage + 1}: no better val {stage.stop_on} for {state.bad} validations",
-                      file=sys.stderr, flush=True)
-            state.epoch += bool(state.step)  # stopped inside an epoch: the next stage starts with the next one
-            state.step, state.epoch_metric = 0, None
-            state.stage, state.stage_start, state.stage_updates, state.best_stop, state.bad = (
-                state.stage + 1, state.epoch, 0, None, 0)
-            optimizer = None
-            if saved is not None:  # saved at the end of the stage: the next one starts with a new optimizer
-                ResumeState.restore(saved, None, None, precision.scaler)
-                saved = None
-            continue
-        if optimizer is None:
-            optimizer = build_optimizer(model, stage)
-            schedule = Schedule(build_scheduler(optimizer, stage, updates_per_epoch,
-                                                lower_is_better=stage.stop_on in LOWER_IS_BETTER))
-            print(f"stage {state.stage + 1}/{len(stages)}: {stage.epochs} epochs, {stage.optimizer} lr {stage.lr:g}"
-                  f"{f' (backbone {stage.backbone_lr:g})' if stage.backbone_lr else ''}, {stage.scheduler}",
-                  file=sys.stderr, flush=True)
-            if saved is not None:
-                ResumeState.restore(saved, optimizer, schedule, precision.scaler)
-                saved = None
-        in_stage = state.epoch - state.stage_start
-        tic, loss_sum, loss_n = time.time(), 0.0, 0
-        train_ds.set_epoch(state.epoch)
-        batches = epoch_batches(cfg.sampler, batch_targets, cfg.batch_size, seed, state.epoch)
-        steps = group.equal_share(len(batches)).tolist()  # all of them in a single process
-
-        def updated() -> None:
-            state.updates, state.stage_updates = state.updates + 1, state.stage_updates + 1
-            schedule.update(state.stage_updates)
-
-        epoch_done = False
-        while not epoch_done:
-            model.train()  # again after every validation, which leaves the model in eval mode
-            trains = apply_trainable(model, stage, in_stage)
-            start, stop = state.step, chunk_end(state.step, len(steps), state.updates, cfg.val_every_steps,
-                                                cfg.accumulate)
-            loader = training_loader(train_ds, batches, n_workers, device, prepare, steps[start:stop])
-            loss_sum += (stop - start) * group.mean(train_one_epoch(
-                forward, loader, criterion, optimizer, precision, device, prepare, state.epoch,
-                accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm, channels_last=cfg.channels_last,
-                desc=f"stage {state.stage + 1} epoch {in_stage + 1}/{stage.epochs}", on_update=updated))
-            loss_n += stop - start
-            state.step = stop
-            epoch_done = stop == len(steps)
-            due = (cfg.val_every_steps is None and epoch_done) or (epoch_done and in_stage + 1 == stage.epochs) or (
-                cfg.val_every_steps is not None and state.updates % cfg.val_every_steps == 0)
-            if due:
-                group.same_buffers(model)
-                scores = validate(model, val_rows, y_val, task, norm, spec, device, cfg.batch_size, output, group)
-                row = {"epoch": state.epoch + 1 if epoch_done else round(state.epoch + stop / len(steps), 3),
-                       "step": state.updates, "stage": state.stage + 1, "trains": trains,
-                       "train_loss": loss_sum / max(1, loss_n), "val_loss": scores["loss"],
-                       **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
-                       "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - tic, 3)}
-                improved = record(state, row, scores, stage, model)
-                for tracker in trackers:
-                    tracker.log_epoch(len(state.history), {k: v for k, v in row.items() if isinstance(v, float)})
-                print(f"epoch {row['epoch']} step {state.updates} ({trains}): train_loss={row['train_loss']:.4f} "
-                      f"val_loss={scores['loss']:.4f} val_{stage.monitor}={scores[stage.monitor]:.4f}"
-                      f"{' *' if improved else ''}", file=sys.stderr, flush=True)
-                tic, loss_sum, loss_n = time.time(), 0.0, 0
-            if epoch_done:
-                schedule.epoch(in_stage + 1, state.epoch_metric)
-                state.epoch, state.step, state.epoch_metric = state.epoch + 1, 0, None
-            if due:
-                if group.main:
-                    state.save(paths.state, model, optimizer, schedule, precision.scaler)
-                if stage.patience and state.bad >= stage.patience:
-                    break
-
-    table = pd.DataFrame(state.history)
-    if group.main:
-        if state.best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
-            state.best_state, state.best_row = model.state_dict(), len(state.history) - 1
-        payload = {"model": asdict(cfg), "task": task.as_dict(), "classes": list(classes), "loss": loss_name,
-                   "output": output, "monitor": monitor, "n_outputs": n_out, "in_channels": in_channels,
-                   "input_size": list(input_size), "normalisation": norm,
-                   "preprocess": checkpoint.preprocess_of(manifest), "provenance": provenance or {}}
-        checkpoint.save(paths.model, {**payload, "state_dict": state.best_state,
-                                      "best_epoch": state.history[state.best_row]["epoch"],
-                                      "best_step": state.history[state.best_row]["step"],
-                                      "best_score": state.best_score})
-        checkpoint.save(paths.last, {**payload, "state_dict": model.state_dict(), "epoch": state.epoch,
-                                     "step": state.updates})
-        write_csv(paths.history, table)
-        Path(paths.state).unlink(missing_ok=True)  # finished: a forced rerun trains afresh
-    group.barrier()  # the other processes return once the first has written the results
-    return table
+        tracker.log_params({**asdict(cfg), "loss": fold.record.loss, "monitor": fold.record.monitor,
+                            "task": task.name})
+    print(f"task {task.name}, loss {fold.record.loss}, monitor {fold.record.monitor}, precision "
+          f"{fold.precision.name}, {len(fold.stages)} stage(s), "
+          f"{sum(p.numel() for p in fold.model.parameters()):,} parameters", file=sys.stderr, flush=True)
+    StageRunner(fold, state, saved, paths.state, trackers).run()
+    return finish(fold, state, paths)

@@ -1,5 +1,6 @@
-"""One fold on several processes: `launch` runs N copies of this module under torchrun; each
-(`main`) joins the process group, takes its rank's device and trains its share (train.fold).
+"""One fold's training as a job description (`FoldJob`) and the one path that runs it (`run_job`): in the train
+rule's own process, or in each of N processes that `launch` starts under torchrun, each of which (`main`) joins
+the process group, takes its rank's device and trains its share (train.fold). Trackers open on rank 0 only.
 
 `python -m cineflow.train.launch <job.json>` is one such process.
 """
@@ -9,23 +10,79 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as tdist
 
-from cineflow.config import ModelConfig
+from cineflow.config import ModelConfig, TrackingConfig
 from cineflow.io import read_csv, read_json, read_parquet, write_json
 from cineflow.seeding import seed_everything
+from cineflow.tracking import TRACKING_DIR, open_trackers
+from cineflow.train import distributed
 from cineflow.train.fold import FoldPaths, train_fold
 
 
-def launch(job: dict, n_procs: int, job_path: str | Path) -> None:
-    """Run trainer.train_fold(**job) in `n_procs` processes under torchrun and wait for them.
+@dataclass(frozen=True)
+class FoldJob:
+    """Everything one fold's training needs, as JSON-able values: what the train rule hands over.
 
-    `job` holds the arguments as JSON (paths, the model config as a dict, the normalisation); a failed
-    process fails the job with torchrun's exit status."""
-    write_json(job_path, job)
+    Attributes:
+        model: the model's config entry (ModelConfig as a dict).
+        classes: data.classes.
+        split: the fold's split CSV.
+        manifest: the manifest Parquet.
+        paths: FoldPaths as a dict.
+        seed: the run's seed.
+        workers: resources.loader_workers.
+        threads: resources.train_threads (torch's intra-op threads).
+        deterministic: the top-level `deterministic` setting.
+        norm: the fold's normalisation statistics, or None (models.<name>.normalise is not fold).
+        provenance: the block the checkpoints carry.
+        tracking: the tracking section, or None for no trackers.
+        tracking_dir: where the trackers' stores live.
+        run: the trackers' run name (tracking.run_name).
+    """
+
+    model: dict
+    classes: list
+    split: str
+    manifest: str
+    paths: dict
+    seed: int
+    workers: int | str
+    threads: int | None
+    deterministic: str
+    norm: dict | None = None
+    provenance: dict = field(default_factory=dict)
+    tracking: dict | None = None
+    tracking_dir: str = TRACKING_DIR
+    run: str = ""
+
+
+def run_job(job: FoldJob, device: torch.device):
+    """Train the fold of `job` in this process (alone, or as one rank of a torchrun group); returns its history.
+    Only the first process opens the trackers, and it logs the checkpoint and history to them at the end."""
+    main = distributed.group().main
+    tracking = TrackingConfig.from_dict(job.tracking) if job.tracking and main else None
+    paths = FoldPaths(**job.paths)
+    with open_trackers(tracking, job.tracking_dir, job.run) as trackers:
+        seed_everything(job.seed, job.threads, job.deterministic)
+        history = train_fold(ModelConfig.from_dict(job.model), job.classes, read_csv(job.split),
+                             read_parquet(job.manifest), job.norm, paths, job.seed, device, job.provenance, trackers,
+                             job.workers)
+        for tracker in trackers:
+            tracker.log_artifacts([paths.model, paths.history], "checkpoint")
+    return history
+
+
+def launch(job: FoldJob, n_procs: int, job_path: str | Path) -> None:
+    """Run `job` in `n_procs` processes under torchrun and wait for them.
+
+    The job is written to `job_path` as JSON for the processes; a failed process fails the job with torchrun's
+    exit status."""
+    write_json(job_path, asdict(job))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_procs}",
                "-m", "cineflow.train.launch", str(job_path)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
@@ -49,17 +106,14 @@ def _file(stream):
 
 def main(job_path: str) -> None:
     """One torchrun process: join the group, take this rank's device, train."""
-    job = read_json(job_path)
+    job = FoldJob(**read_json(job_path))
     cuda = torch.cuda.is_available()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if cuda:
         torch.cuda.set_device(local_rank)
     tdist.init_process_group("nccl" if cuda else "gloo")
     try:
-        seed_everything(job["seed"], job.pop("threads", None), job.pop("deterministic", "warn"))
-        device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
-        train_fold(ModelConfig.from_dict(job.pop("model")), job.pop("classes"), read_csv(job.pop("split")),
-                   read_parquet(job.pop("manifest")), paths=FoldPaths(**job.pop("paths")), device=device, **job)
+        run_job(job, torch.device(f"cuda:{local_rank}" if cuda else "cpu"))
         # every rank finished before any leaves: a rank tearing down gloo while the first still writes the
         # fold's files aborted the other ("terminate called without an active exception") now and then
         tdist.barrier()

@@ -15,8 +15,8 @@ from tqdm import tqdm
 from cineflow.config import AUTO_LOADER_WORKERS
 from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
-from cineflow.evaluate.inference import predict_videos
-from cineflow.evaluate.tasks import Task
+from cineflow.models.inference import predict_videos
+from cineflow.tasks import Task
 from cineflow.train.distributed import Group
 from cineflow.train.precision import Precision
 

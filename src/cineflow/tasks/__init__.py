@@ -3,9 +3,9 @@ figures, report cells and Grad-CAM choices. Everything else asks the task instea
 
 from __future__ import annotations
 
-from cineflow.evaluate.tasks.base import TASKS, Task
-from cineflow.evaluate.tasks.classification import Binary, Multiclass
-from cineflow.evaluate.tasks.regression import Regression
+from cineflow.tasks.base import TASKS, Task
+from cineflow.tasks.classification import Binary, Multiclass
+from cineflow.tasks.regression import Regression
 
 __all__ = ["TASKS", "Task", "Binary", "Multiclass", "Regression", "task_for"]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import ConfigError
-from cineflow.evaluate.metrics import calibration, group_bootstrap
 from cineflow.registry import Registry
+from cineflow.tasks.metrics import calibration, group_bootstrap
 
 TASKS: Registry[type["Task"]] = Registry("task", "models.<name>.task")
 
@@ -46,16 +46,13 @@ class Task(ABC):
 
     # --- identity ---------------------------------------------------------------------------------
     def as_dict(self) -> dict:
+        """{"name", "classes", "target"}: how a task is written to checkpoints and result files."""
         return {"name": self.name, "classes": list(self.classes), "target": self.target}
 
     @staticmethod
     def from_dict(d: dict) -> "Task":
+        """The task of `as_dict`'s form: the one serialisation, in checkpoints and in every metrics.json."""
         return TASKS.get(d["name"])(tuple(d["classes"]), d.get("target"))
-
-    @staticmethod
-    def of_metrics(metrics: dict) -> "Task":
-        """The task a fold's metrics.json was computed for."""
-        return Task.from_dict({"name": metrics["task"], "classes": metrics["classes"], "target": metrics.get("target")})
 
     def check(self, loss: str, loss_kind: str, monitor: str, where: str) -> None:
         """Raise ConfigError, naming the key, when the loss or the monitor does not fit this task."""
@@ -176,6 +173,30 @@ class Task(ABC):
                          if cfg.bootstrap else ({}, {}))
         return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
                 "bootstrap": cfg.bootstrap, "nan_draws": nan_draws}
+
+    def paired_tests(self, a: pd.DataFrame, b: pd.DataFrame, whole: list[dict], ci: dict) -> list[dict]:
+        """The task's own paired tests of two models on the same videos (beside the paired bootstrap of every
+        headline metric): rows with metric, values, difference, ci95, p_value and test.
+
+        Args:
+            a: model A's predictions table, paired row by row with
+            b: model B's.
+            whole: each model's headline metrics on all rows.
+            ci: the paired bootstrap's 95 % CI of each headline difference.
+        """
+        return []
+
+    def undefined_note(self, table: pd.DataFrame) -> str | None:
+        """Why some headline metrics are undefined on these rows (e.g. one class only), or None."""
+        return None
+
+    def describe(self, settings: dict) -> str:
+        """What the model does, in words, for the model card (`settings`: a fold's metrics.json)."""
+        return f"{self.name} classification into {', '.join(self.classes)}"
+
+    def caveats(self, counts: pd.Series) -> list[str]:
+        """The model card's caveats about the training data, from the count of videos per label."""
+        return []
 
     def calibrated(self, out: dict, hit: np.ndarray, confidence: np.ndarray, cfg) -> dict:
         """`out` plus the expected calibration error and the reliability curve of (hit, confidence)."""

@@ -96,13 +96,13 @@ class MLflow(Tracker):
 
 
 @contextlib.contextmanager
-def open_trackers(cfg: TrackingConfig, directory: str | Path, run: str, attach: bool = False
+def open_trackers(cfg: TrackingConfig | None, directory: str | Path, run: str, attach: bool = False
                   ) -> Iterator[list[Tracker]]:
-    """The trackers switched on in `cfg` whose package is installed; `attach`: to the run's existing
-    MLflow run (a later rule adding the fold's results to it)."""
+    """The trackers switched on in `cfg` (None: none) whose package is installed; `attach`: to the run's
+    existing MLflow run (a later rule adding the fold's results to it)."""
     trackers = []
     for name in TRACKERS.names():
-        if not getattr(cfg, name):
+        if cfg is None or not getattr(cfg, name):
             continue
         try:
             trackers.append(TRACKERS.get(name)(Path(directory), run, attach))

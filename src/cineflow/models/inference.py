@@ -1,5 +1,6 @@
-"""Video-level scores: the mean of model outputs over a video's evaluation clips, optionally with
-MC dropout (N stochastic passes with dropout on) for a per-video spread.
+"""Clip inference of a trained module: video-level scores (the mean of model outputs over a video's evaluation
+clips, optionally with MC dropout: N stochastic passes with dropout on, for a per-video spread) and embeddings
+(the input of the output layer, which the input-shift warning measures distances in).
 
 Clips are streamed in blocks of `block`, so memory is bounded by the block, not by the video
 length or the number of clips (all-clips test-time augmentation on long videos included).
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.data.cache import video_frames
 from cineflow.data.clips import normalise, read_clip, to_channels_first
 from cineflow.data.sampling import ClipSpec, eval_clips
+from cineflow.data.store import video_frames
 from cineflow.models.losses import to_scores
 
 
@@ -61,7 +62,7 @@ def enable_dropout(model: torch.nn.Module) -> int:
 
 @torch.no_grad()
 def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float], spec: ClipSpec,
-                 n_clips: int | str, device: torch.device, block: int = 16, output: str = "softmax",
+                 n_clips: int | str, device: torch.device, block: int, output: str = "softmax",
                  mc_passes: int = 0, seed: int = 0) -> VideoScores:
     """Clip and video scores (probabilities, or regression values) of `rows`.
 
@@ -112,10 +113,52 @@ def score_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
 
 
 def predict_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float],
-                   spec: ClipSpec, n_clips: int | str, device: torch.device, block: int = 16,
+                   spec: ClipSpec, n_clips: int | str, device: torch.device, block: int,
                    output: str = "softmax") -> np.ndarray:
     """[N, n_classes] probabilities (or [N, 1] regression values), each the mean over the video's clips.
 
     Args: as for `score_videos`, which this is without MC dropout.
     """
     return score_videos(model, rows, mean, std, spec, n_clips, device, block, output).mean
+
+
+def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
+    """The output layer: its input is the embedding (pooled features, after the head's hidden layers)."""
+    layers = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear output layer in its head to take embeddings from")
+    return layers[-1]
+
+
+@torch.no_grad()
+def embed_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], std: list[float], spec: ClipSpec,
+                 n_clips: int | str, device: torch.device, block: int) -> np.ndarray:
+    """[N, D] embeddings: the input of the output layer, averaged over each video's evaluation clips (and over
+    the two reads of a bidirectional model).
+
+    Args:
+        model: the trained module (put in eval mode here).
+        rows: manifest rows of the videos.
+        mean: per-channel normalisation means.
+        std: per-channel normalisation standard deviations.
+        spec: which frames make a clip.
+        n_clips: evaluation clips per video, or "all".
+        device: where the model runs.
+        block: clips per forward pass.
+    """
+    model.eval()
+    captured: list[torch.Tensor] = []
+    hook = last_linear(model).register_forward_hook(lambda m, inputs, out: captured.append(inputs[0].float()))
+    sums, counts = None, np.zeros(len(rows))
+    try:
+        for _, owners, x in iter_blocks(rows, spec, n_clips, block, mean, std, device):
+            captured.clear()
+            model(x)
+            features = torch.stack(captured).mean(0).cpu().numpy()  # [B, D], the reads averaged
+            if sums is None:
+                sums = np.zeros((len(rows), features.shape[1]))
+            np.add.at(sums, owners, features)
+            np.add.at(counts, owners, 1)
+    finally:
+        hook.remove()
+    return sums / np.maximum(counts, 1)[:, None] if sums is not None else np.zeros((0, 0))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from cineflow.evaluate.metrics import binned_mae, bland_altman, cutoff_aucs, regression_metrics
-from cineflow.evaluate.tasks.base import TASKS, Task
+from cineflow.tasks.base import TASKS, Task
+from cineflow.tasks.metrics import binned_mae, bland_altman, cutoff_aucs, regression_metrics
 
 
 @TASKS.register
@@ -46,8 +47,22 @@ class Regression(Task):
     def decide(self, y_val, val_scores, rule):
         return None
 
+    def describe(self, settings):
+        return f"regression of `{self.target}`"
+
+    def paired_tests(self, a, b, whole, ci):
+        """Wilcoxon's signed-rank test of the two models' patient mean absolute errors."""
+        errors = pd.DataFrame({"group": a["group"].to_numpy(), "a": np.abs(a["error"].to_numpy(dtype=float)),
+                               "b": np.abs(b["error"].to_numpy(dtype=float))}).groupby("group").mean()
+        diff = errors["a"] - errors["b"]
+        p = float(stats.wilcoxon(errors["a"], errors["b"]).pvalue) if (diff != 0).any() else 1.0
+        return [{"metric": "mae", "values": [whole[0]["mae"], whole[1]["mae"]],
+                 "difference": float(whole[0]["mae"] - whole[1]["mae"]),
+                 "ci95": ci.get("mae", [float("nan"), float("nan")]), "p_value": p, "test": "wilcoxon",
+                 "unit": "patient mean absolute error"}]
+
     def settings(self, threshold, cfg):
-        return {"target": self.target, "threshold": None}
+        return {"threshold": None}
 
     def metrics(self, y, scores, threshold, cfg):
         """MAE, RMSE, R², r, Bland-Altman limits, MAE per target bin and AUCs at target cut-offs."""

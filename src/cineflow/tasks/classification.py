@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cineflow.evaluate.metrics import binary_metrics, multiclass_metrics, tune_threshold
-from cineflow.evaluate.tasks.base import TASKS, Task
+from cineflow.tasks.base import TASKS, Task
+from cineflow.tasks.metrics import binary_metrics, delong, multiclass_metrics, tune_threshold
 
 
 class Classification(Task):
@@ -35,6 +35,14 @@ class Classification(Task):
     @abstractmethod
     def confidence(self, predictions: pd.DataFrame, threshold) -> pd.Series:
         """How sure each prediction is (ranks mistakes and Grad-CAM picks)."""
+
+    def undefined_note(self, table):
+        return "one class only: ranking metrics undefined" if table["label"].nunique() < 2 else None
+
+    def caveats(self, counts):
+        if counts.min() < 0.2 * counts.max():
+            return [f"Classes are imbalanced ({counts.idxmin()} {counts.min()} of {counts.sum()})."]
+        return []
 
     def targets(self, rows):
         return rows["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(dtype=np.int64)
@@ -167,6 +175,19 @@ class Binary(Classification):
 
     def fold_cells(self, metrics):
         return {"threshold": round(metrics["threshold"], 4)}
+
+    def describe(self, settings):
+        return (f"{super().describe(settings)} (positive class {settings['positive_class']}, threshold tuned on "
+                f"val by {settings['threshold_rule']})")
+
+    def paired_tests(self, a, b, whole, ci):
+        """DeLong's test of the two ROC AUCs (where both classes occur)."""
+        y = self.truth(a)
+        if len(set(y)) != 2:
+            return []
+        test = delong(y, self.scores_of(a)[:, 1], self.scores_of(b)[:, 1])
+        return [{"metric": "roc_auc", "values": [test["auc_a"], test["auc_b"]], "difference": test["difference"],
+                 "ci95": test["ci95"], "p_value": test["p_value"], "test": "delong", "z": test["z"]}]
 
     def calibration_inputs(self, y, scores):
         return y == 1, scores[:, 1]
