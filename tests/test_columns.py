@@ -70,8 +70,34 @@ def test_group_from_the_dicom_header(tmp_path):
     write_dicom(tmp_path / "d.dcm", np.zeros((2, 8, 8), np.uint8), patient_id="")
     cfg = table_config(tmp_path, "video_path,q\na.dcm,0\nd.dcm,1\n", classes=["0", "1"],
                        columns={"path": "video_path", "label": "q", "group": "dicom:PatientID"})
-    with pytest.raises(LabelsError, match=r"row 2 \(path 'd.dcm'\): the DICOM header has no PatientID"):
+    with pytest.raises(LabelsError, match=r"1 of 2 files have no PatientID \(empty or anonymised\), and 1 of them "
+                                          "sit in data.root itself"):
         checked(cfg)
+
+
+def test_anonymised_or_constant_patient_ids_fall_back_to_the_study_folders(tmp_path, capsys):
+    """An export anonymised to one PatientID (or to none) would be one group that no split can divide: each
+    file's folder (one per study) stands in for the patient."""
+    files = {"S1/IM_0001.dcm": "ANONYMOUS", "S1/IM_0002.dcm": "ANONYMOUS", "S2/IM_0001.dcm": "ANONYMOUS"}
+    for name, patient in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_dicom(tmp_path / name, np.zeros((2, 8, 8), np.uint8), patient_id=patient)
+    table = "video_path,q\n" + "".join(f"{name},{i % 2}\n" for i, name in enumerate(files))
+    columns = {"path": "video_path", "label": "q", "group": "dicom:PatientID"}
+    checked_table = checked(table_config(tmp_path, table, classes=["0", "1"], columns=columns))
+    assert checked_table["group"].tolist() == ["S1", "S1", "S2"]
+    assert checked_table["video_id"].tolist() == ["S1__IM_0001", "S1__IM_0002", "S2__IM_0001"]
+    assert "all 3 files have PatientID 'ANONYMOUS'; their folders stand in" in capsys.readouterr().err
+    # group: folder says so directly; a file in data.root itself has no folder
+    by_folder = checked(table_config(tmp_path, table, classes=["0", "1"], columns=dict(columns, group="folder")))
+    assert by_folder["group"].tolist() == ["S1", "S1", "S2"]
+    with pytest.raises(LabelsError, match=r"row 2 \(path 'loose.dcm'\): the file sits in data.root itself"):
+        checked(table_config(tmp_path, "video_path,q\nS1/IM_0001.dcm,0\nloose.dcm,1\n", classes=["0", "1"],
+                             columns=dict(columns, group="folder")))
+    # one folder for all: no split could keep patients apart
+    with pytest.raises(LabelsError, match=r"all 2 files have PatientID 'ANONYMOUS', and they sit in one folder"):
+        checked(table_config(tmp_path, "video_path,q\nS1/IM_0001.dcm,0\nS1/IM_0002.dcm,1\n", classes=["0", "1"],
+                             columns=columns))
 
 
 def test_joined_tables_and_query(tmp_path):

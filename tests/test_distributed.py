@@ -54,13 +54,20 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
                    paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
                           "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
-                   workers=0, threads=1, deterministic="warn"), 2, tmp_path / "job.json")
+                   workers=0, threads=1, deterministic="warn", tracking={"tensorboard": True, "mlflow": False},
+                   tracking_dir=str(tmp_path / "tracking"), run="tiny/fold_0"), 2, tmp_path / "job.json")
 
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1, 2]  # written once, by the first process
     assert (history["train_loss"] > 0).all()  # both processes had batches to train on
     assert not (out / "state" / "state.pt").exists()
     assert json.loads((tmp_path / "job.json").read_text())["model"]["gpus"] == 2
+    # tracked as one process is: the first process alone wrote the run, with every validation in it
+    events = list((tmp_path / "tracking" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(events) == 1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    logged = EventAccumulator(str(events[0].parent)).Reload()
+    assert [e.step for e in logged.Scalars("val_loss")] == [1, 2]
 
     # the last epoch's val metrics, from the two processes' gathered scores, are those of scoring every
     # val video once in one process with the same weights

@@ -7,8 +7,10 @@ read the patient id from each file's DICOM header. Everything is read as text: i
 
 from __future__ import annotations
 
+import re
 import string
-from pathlib import Path
+import sys
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -16,6 +18,9 @@ from cineflow.config import DataConfig
 from cineflow.data.labels import FIELDS, LabelsError, read_table
 
 DICOM_PREFIX = "dicom:"
+FOLDER = "folder"  # data.columns.group: each file's parent folder is its patient (a study folder of an export)
+# header values that name no patient: what anonymisers and empty exports leave
+ANONYMOUS = re.compile(r"(anon(ymi[sz]ed|ymous)?|unknown|none|null|n/?a|removed|-+|0+|x+|\*+)?", re.IGNORECASE)
 
 
 def join_tables(paths: list[str], key: str | None) -> pd.DataFrame:
@@ -71,11 +76,13 @@ def map_columns(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame
     out = pd.DataFrame(index=raw.index)
     for field in fields:
         spec = cfg.columns.get(field, field if field in raw else None)
-        if spec is None or (field == "group" and spec.startswith(DICOM_PREFIX)):
+        if spec is None or (field == "group" and (spec.startswith(DICOM_PREFIX) or spec == FOLDER)):
             continue
         out[field] = _values(raw, spec, field, source)
     if "group" in cfg.columns and cfg.columns["group"] is None:
         out["group"] = out["video_id"] if "video_id" in out else [Path(p).stem for p in out["path"]]
+    elif cfg.columns.get("group") == FOLDER:
+        out["group"] = folder_groups(out["path"], source)
     elif str(cfg.columns.get("group", "")).startswith(DICOM_PREFIX):
         out["group"] = dicom_groups(out["path"], cfg.root, cfg.columns["group"][len(DICOM_PREFIX):], source)
     return out.reset_index(drop=True)
@@ -96,9 +103,28 @@ def _values(raw: pd.DataFrame, spec: str, field: str, source: str) -> pd.Series:
     return pd.Series([spec.format_map(row) for row in raw[names].fillna("").to_dict("records")], index=raw.index)
 
 
+def folder_groups(paths: pd.Series, source: str, rows: list[int] | None = None) -> list[str]:
+    """Each file's parent folder (relative to data.root) as its group; a LabelsError naming the first file that
+    sits in data.root itself, which has no folder of its own. `rows`: the rows' numbers for messages."""
+    groups = []
+    for i, path in zip(rows or range(1, len(paths) + 1), paths):
+        parent = PurePosixPath(str(path).replace("\\", "/")).parent.as_posix()
+        if parent in ("", "."):
+            raise LabelsError(f"{source} row {i} (path '{path}'): the file sits in data.root itself, so it has no "
+                              "folder to be its patient; move it into its patient's folder, or map "
+                              "data.columns.group to a column of the table")
+        groups.append(parent)
+    return groups
+
+
 def dicom_groups(paths: pd.Series, root: str, keyword: str, source: str) -> list[str]:
-    """Each file's DICOM header field `keyword` (e.g. PatientID), read without its pixel data. A file that
-    is missing or not DICOM is its own group here: the cache quarantines it, so it never reaches a split."""
+    """Each file's DICOM header field `keyword` (e.g. PatientID), read without its pixel data.
+
+    Where the header names no patient (empty, or an anonymiser's placeholder such as ANONYMOUS), the file's
+    folder stands in for it; where every file has the same value (an export anonymised to one id), every file's
+    folder does: one group cannot be split. When the folders cannot stand in either, a LabelsError gives the
+    counts and the fix. A file that is missing or not DICOM is its own group here: the cache quarantines it,
+    so it never reaches a split."""
     import pydicom
     from pydicom.datadict import tag_for_keyword
 
@@ -112,12 +138,34 @@ def dicom_groups(paths: pd.Series, root: str, keyword: str, source: str) -> list
         except Exception:  # unreadable here: quarantined by the cache, with its reason
             groups.append(Path(path).stem)
             continue
-        value = str(ds.get(keyword, "") or "").strip()
-        if not value:
-            raise LabelsError(f"{source} row {i} (path '{path}'): the DICOM header has no {keyword}; fill it, or "
-                              "map data.columns.group to a column of the table (or null: each video its own group)")
-        groups.append(value)
-    return groups
+        groups.append(str(ds.get(keyword, "") or "").strip())
+    return _named_patients(groups, paths, keyword, source)
+
+
+def _named_patients(values: list[str], paths: pd.Series, keyword: str, source: str) -> list[str]:
+    """`values` with the folder where a header value names no patient, or every folder where all values are one
+    (see dicom_groups)."""
+    blank = [i for i, v in enumerate(values) if ANONYMOUS.fullmatch(v)]
+    constant = len(values) > 1 and len(set(values)) == 1
+    if not blank and not constant:
+        return values
+    replace = list(range(len(values))) if constant else blank
+    why = (f"all {len(values)} files have {keyword} '{values[0]}'" if constant else
+           f"{len(blank)} of {len(values)} files have no {keyword} (empty or anonymised)")
+    fix = (f"fill {keyword} in the headers, or map data.columns.group to a column of the table (or to 'folder', "
+           "with one folder per patient)")
+    out = list(values)
+    for i in replace:
+        out[i] = PurePosixPath(str(paths.iloc[i]).replace("\\", "/")).parent.as_posix()
+    at_root = sum(out[i] in ("", ".") for i in replace)
+    if at_root:
+        raise LabelsError(f"{source}: {why}, and {at_root} of them sit in data.root itself, with no folder to stand "
+                          f"in for the patient; {fix}")
+    if len(set(out)) < 2:
+        raise LabelsError(f"{source}: {why}, and they sit in one folder, so every video would be one patient and "
+                          f"no split could keep patients apart; {fix}")
+    print(f"{source}: {why}; their folders stand in as the patient (group)", file=sys.stderr)
+    return out
 
 
 def apply_label_map(table: pd.DataFrame, label_map: dict | None, source: str) -> pd.DataFrame:

@@ -6,12 +6,15 @@ Columns: path, label, group (required); video_id, augment, split, numeric target
 
 from __future__ import annotations
 
+import csv
+import io
+import sys
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from cineflow.config import SplitConfig, schema_default, unsafe_name
+from cineflow.config import NAME_MAX, SplitConfig, schema_default, unsafe_name
 
 REQUIRED = ["path", "label", "group"]
 OPTIONAL = ["video_id", "augment", "split"]
@@ -24,14 +27,66 @@ class LabelsError(ValueError):
     """A problem in the labels table: the message names the file, row and fix."""
 
 
+TEXT_ENCODINGS = ("utf-8-sig", "cp1252")  # UTF-8 with or without a BOM, then what Excel on Windows saves
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", *EXCEL_SUFFIXES, ".parquet")
+NA_VALUES = ["", "NA", "NaN", "nan"]
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
+    """A labels table as clinicians save it, every cell as text (ids such as 007 stay 007, and labels 0/1 are
+    looked up in data.label_map as written), header cells trimmed.
+
+    CSV or TSV in UTF-8 (a BOM is fine) or cp1252 (Excel's "CSV" on Windows), its separator found from its first
+    lines (comma, semicolon, tab or bar); Excel workbooks (.xlsx, the first sheet); Parquet.
+    """
     path = Path(path)
     if not path.is_file():
         raise LabelsError(f"labels table {path} not found: set data.labels in the config to your table")
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    # all text: ids such as 007 stay 007, and labels 0/1 are looked up in data.label_map as written
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA", "NaN", "nan"])
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        table = pd.read_parquet(path)
+    elif suffix in EXCEL_SUFFIXES:
+        table = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=NA_VALUES, engine="openpyxl")
+    else:
+        text, encoding = decoded(path)
+        separator = "\t" if suffix == ".tsv" else sniff_separator(text)
+        table = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False, na_values=NA_VALUES)
+        if encoding != TEXT_ENCODINGS[0]:
+            print(f"{path}: read as {encoding} (not UTF-8)", file=sys.stderr)
+    table.columns = [str(c).strip() for c in table.columns]
+    if len(table.columns) == 1:
+        header = table.columns[0]
+        inside = [name for sep, name in SEPARATORS.items() if sep in header]
+        if inside:
+            raise LabelsError(f"{path}: the header reads as one column ('{header[:80]}'), which holds a "
+                              f"{' and a '.join(inside)}; save the table with one separator throughout (comma, "
+                              "semicolon or tab), or as .xlsx")
+    return table
+
+
+def decoded(path: Path) -> tuple[str, str]:
+    """(text, encoding) of a text table: the first of TEXT_ENCODINGS that decodes it, else a LabelsError naming
+    the byte that fits none and the fix."""
+    data = path.read_bytes()
+    for encoding in TEXT_ENCODINGS:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as err:
+            failure = err
+    raise LabelsError(f"{path}: not UTF-8 and not cp1252 (byte 0x{data[failure.start]:02x} at offset "
+                      f"{failure.start} fits neither); save it as 'CSV UTF-8' (Excel: Save As > CSV UTF-8) or as .xlsx")
+
+
+def sniff_separator(text: str) -> str:
+    """The separator of a text table, from its first lines: the one of SEPARATORS that splits the header and
+    every sampled line into the same number of cells (more than one); a comma when none does."""
+    lines = [line for line in text.splitlines()[:20] if line.strip()]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        return ","
 
 
 def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: str = "labels table",
@@ -65,7 +120,7 @@ def validate(table: pd.DataFrame, classes: list[str], root: str | Path, source: 
         rows = [i + 1 for i in table.index[duplicated]]
         ids = sorted(set(table.loc[duplicated, "video_id"]))
         raise LabelsError(f"{source}: duplicate video_id {ids[:5]} at rows {rows[:10]}; ids must be unique "
-                          "(file stems are used when there is no video_id column)")
+                          "(without a video_id column ids are the file stems, or the paths where stems repeat)")
     for column in targets:
         if column in table:
             table[column] = numeric(table, column, source)
@@ -101,7 +156,7 @@ def filled(table: pd.DataFrame, originals, subgroups: list[str]) -> pd.DataFrame
         if column in table:
             table[column] = table[column].fillna("").astype(str).str.strip()
     if "video_id" not in table or (table["video_id"] == "").all():
-        table["video_id"] = [Path(p).stem for p in table["path"]]
+        table["video_id"] = video_ids(table["path"])
     for column in ("augment", "split"):
         if column not in table:
             table[column] = ""
@@ -109,6 +164,30 @@ def filled(table: pd.DataFrame, originals, subgroups: list[str]) -> pd.DataFrame
     original = table["augment"].str.lower().isin([tag.lower() for tag in originals])
     table["augment"] = table["augment"].where(~original, "")
     return table
+
+
+def video_ids(paths) -> list[str]:
+    """Ids of videos a table or folder gives no id for: the file stems, unique as most archives' are; where stems
+    repeat (DICOM exports name files IM_0001.dcm in every study folder, Kaggle archives repeat names across split
+    folders), every id is the path relative to data.root without its suffix, folders joined by '__'
+    (Study 1/IM_0001.dcm -> 'Study 1__IM_0001'): unique, the same on every run, and a safe file name."""
+    paths = [str(p).replace("\\", "/") for p in paths]
+    stems = [PurePosixPath(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [path_id(p) for p in paths]
+
+
+def path_id(path: str) -> str:
+    """The id of a video from its relative path (see video_ids): its folders and stem joined by '__', with what
+    could not name a file replaced; over NAME_MAX characters, its end with a hash of the whole in front."""
+    parts = [part for part in PurePosixPath(path).with_suffix("").parts if part not in ("", ".", "/")]
+    name = "__".join(parts).replace("..", "_").lstrip(".")
+    name = "".join(ch if ch.isprintable() else "_" for ch in name) or "video"
+    if len(name) > NAME_MAX:
+        digest = f"{zlib.crc32(path.encode()):08x}"
+        name = digest + "__" + name[-(NAME_MAX - len(digest) - 2):]
+    return name
 
 
 def check_row(row, where: str, classes: list[str], root: Path) -> None:
@@ -137,7 +216,11 @@ def check_row(row, where: str, classes: list[str], root: Path) -> None:
 
 def numeric(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     """The target `column` as floats; a LabelsError naming the first row that is empty or not a number."""
-    values = pd.to_numeric(table[column], errors="coerce")
+    values = table[column]
+    if not pd.api.types.is_numeric_dtype(values):  # text: 35,5 from a table saved in a European locale is 35.5
+        text = values.astype(str).str.strip()
+        values = text.where(~text.str.fullmatch(r"[-+]?\d+,\d+"), text.str.replace(",", "."))
+    values = pd.to_numeric(values, errors="coerce")
     if values.isna().any():
         i = int(table.index[values.isna()][0]) + 1
         raise LabelsError(f"{source} row {i} (path '{table['path'][i - 1]}'): {column} is empty, NaN or not "

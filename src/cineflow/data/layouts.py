@@ -14,7 +14,7 @@ import pandas as pd
 from cineflow.config import DataConfig, DemoConfig
 from cineflow.data.columns import apply_label_map, join_tables, map_columns
 from cineflow.data.demo import LABEL_COLUMNS, plan
-from cineflow.data.labels import PARTITIONS, LabelsError, validate
+from cineflow.data.labels import PARTITIONS, LabelsError, path_id, validate
 from cineflow.data.readers import reader_suffixes
 from cineflow.registry import Registry
 
@@ -134,7 +134,7 @@ def imagefolder(cfg: DataConfig) -> pd.DataFrame:
             for file in sorted(folder.iterdir()):
                 if file.name.startswith(".") or file.suffix.lower() not in reader_suffixes():
                     continue
-                video_id = file.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+                video_id = path_id(file.relative_to(root).as_posix())
                 rows.append({"path": file.relative_to(base).as_posix(), "label": folder.name, "split": split,
                              "group": _group(file.stem, pattern, file) if pattern else video_id,
                              "video_id": video_id})

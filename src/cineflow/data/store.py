@@ -61,4 +61,5 @@ def video_frames(row) -> np.ndarray:
     """The frames of one manifest row (a Series or an itertuples row: both name their columns as attributes):
     its own file, or its part of its shard's file. A table without n_frames or frame_offset means the whole file."""
     count = getattr(row, "n_frames", None)
-    return load_frames(row.frames_path, int(getattr(row, "frame_offset", 0) or 0), None if count is None else int(count))
+    offset = int(getattr(row, "frame_offset", 0) or 0)
+    return load_frames(row.frames_path, offset, None if count is None else int(count))

@@ -25,6 +25,7 @@ from cineflow.figures import plt, save_png
 from cineflow.io import atomic_path, write_csv
 from cineflow.models.architectures import frame_attention, get_module
 from cineflow.models.trained import TrainedModel
+from cineflow.presentation import view_of
 from cineflow.tasks import Task
 
 INDEX_COLUMNS = ["video_id", "kind", "label", "prediction", "score", "uncertainty", "file", "attention", "drawn_on"]
@@ -40,9 +41,9 @@ def select_videos(predictions: pd.DataFrame, task: Task, threshold: float | None
         task: which ranks the candidates (Task.cam_candidates).
         threshold: the fold's decision threshold (binary), else None.
         n: how many videos to pick.
-        kinds: gradcam.select; None = the task's cam_kinds.
+        kinds: gradcam.select; None = the task view's cam_kinds.
     """
-    candidates = task.cam_candidates(predictions, threshold, kinds)
+    candidates = view_of(task).cam_candidates(predictions, threshold, kinds)
     columns = list(candidates[0].columns) if candidates else list(predictions.columns) + ["kind"]
     picks, seen, queues = [], set(), [list(c.itertuples(index=False)) for c in candidates]
     while len(picks) < n and any(queues):
@@ -215,6 +216,7 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
     out_dir.mkdir(parents=True, exist_ok=True)
     trained = TrainedModel.load(model_path, device)
     model, task, norm = trained.module, trained.task, trained.normalisation
+    view = view_of(task)
     layer = cfg.target_layer or model.cam_layer
     chosen = select_videos(predictions, task, threshold, cfg.n_videos, cfg.select)
     rows = []
@@ -223,9 +225,9 @@ def render_fold(model_path: str | Path, predictions: pd.DataFrame, manifest: pd.
         indices = eval_clips(int(video["n_frames"]), trained.clip_spec, 1)[0]
         raw = read_clip(video_frames(video), indices)
         clip = to_tensor(raw, norm["mean"], norm["std"]).to(device)  # for clip_attention too
-        heat = clip_cam(model, clip, task.cam_output(pick.prediction, trained.output), layer)
+        heat = clip_cam(model, clip, view.cam_output(pick.prediction, trained.output), layer)
         panels, rate, drawn = on_source(video, cache_config(video["preprocess"]), indices, heat, raw,
-                                        task.caption(pick), cfg)
+                                        view.caption(pick), cfg)
         print(f"{pick.video_id}: drawn on the {drawn}")
         name = write_panels(out_dir / str(pick.video_id), panels, rate)
         weights, attention = clip_attention(model, clip), ""

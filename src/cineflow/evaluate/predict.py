@@ -17,6 +17,7 @@ import torch
 from cineflow.config import ConfigError, EvalConfig, GradcamConfig, check_name
 from cineflow.data.cache import cache_video, leave_out
 from cineflow.data.clips import read_clip, to_tensor
+from cineflow.data.labels import TABLE_SUFFIXES, path_id, read_table
 from cineflow.data.preprocess import cache_config
 from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import eval_clips
@@ -24,6 +25,7 @@ from cineflow.data.store import video_frames
 from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
 from cineflow.evaluate.shift import load_reference, shift_table
 from cineflow.models.trained import TrainedModel
+from cineflow.presentation import view_of
 from cineflow.tasks import Task
 
 STATUS_COLUMNS = ["video_id", "path", "status", "reason"]
@@ -35,27 +37,28 @@ CACHED_COLUMNS = ["video_id", "source", "frames_path", "frame_offset", "n_frames
 
 def find_videos(source: str | Path) -> tuple[pd.DataFrame, Path]:
     """(table with video_id and path relative to the root, root) from a folder (every file a reader
-    knows, recursively) or a CSV/Parquet table with a `path` column (relative to the table's folder)."""
+    knows, recursively) or a table (labels.read_table: CSV, TSV, Excel, Parquet) with a `path` column (relative
+    to the table's folder). A video's id is its path without the suffix, folders joined by '__' (labels.path_id),
+so files of the same name in different folders stay apart."""
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in reader_suffixes())
-        paths = [str(p.relative_to(source)) for p in files]
-        ids = [str(Path(p).with_suffix("")).replace("/", "__") for p in paths]
-        return pd.DataFrame({"video_id": ids, "path": paths}), source
-    if source.suffix.lower() in (".csv", ".parquet"):
-        table = pd.read_parquet(source) if source.suffix.lower() == ".parquet" else pd.read_csv(
-            source, keep_default_na=False, dtype=str)
+        paths = [p.relative_to(source).as_posix() for p in files]
+        return pd.DataFrame({"video_id": [path_id(p) for p in paths], "path": paths}), source
+    if source.suffix.lower() in TABLE_SUFFIXES:
+        table = read_table(source)
         if "path" not in table:
             raise ConfigError(f"{source}: a prediction table needs a `path` column (columns: {list(table.columns)})")
         if "video_id" not in table:
-            table["video_id"] = [str(Path(p).with_suffix("")).replace("/", "__") for p in table["path"]]
+            table["video_id"] = [path_id(p) for p in table["path"]]
         for i, video_id in enumerate(table["video_id"], start=1):
             check_name(video_id, f"{source} row {i} video_id")
         duplicated = table["video_id"][table["video_id"].duplicated()]
         if len(duplicated):
             raise ConfigError(f"{source}: duplicate video_id {sorted(set(duplicated))[:5]}; ids must be unique")
         return table[["video_id", "path"]].astype(str), source.parent
-    raise ConfigError(f"predict input {source} is neither a folder nor a .csv/.parquet table of videos")
+    raise ConfigError(f"predict input {source} is neither a folder nor a table of videos "
+                      f"({', '.join(TABLE_SUFFIXES)})")
 
 
 def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path, listed: str = "table"
@@ -151,6 +154,7 @@ def render_cams(models: list[TrainedModel], rows: pd.DataFrame, out: pd.DataFram
         cam_dir: where the files go.
     """
     cam_dir.mkdir(parents=True, exist_ok=True)
+    view = view_of(task)
     cache = cache_config(models[0].preprocess)
     names = []
     for (_, row), pred in zip(rows.iterrows(), out.itertuples(index=False)):
@@ -160,10 +164,10 @@ def render_cams(models: list[TrainedModel], rows: pd.DataFrame, out: pd.DataFram
             indices = eval_clips(int(row["n_frames"]), trained.clip_spec, 1)[0]
             raw = read_clip(frames, indices)
             clip = to_tensor(raw, trained.normalisation["mean"], trained.normalisation["std"])
-            heats.append(clip_cam(trained.module, clip, task.cam_output(pred.prediction, trained.output),
+            heats.append(clip_cam(trained.module, clip, view.cam_output(pred.prediction, trained.output),
                                   cfg.target_layer or trained.module.cam_layer))
         panels, rate, _ = on_source(row, cache, indices, np.mean(heats, axis=0), raw,
-                                    task.prediction_caption(pred), cfg)
+                                    view.prediction_caption(pred), cfg)
         names.append(write_panels(cam_dir / str(row["video_id"]), panels, rate))
     return names
 

@@ -136,15 +136,7 @@ def embed_videos(model: torch.nn.Module, rows: pd.DataFrame, mean: list[float], 
     """[N, D] embeddings: the input of the output layer, averaged over each video's evaluation clips (and over
     the two reads of a bidirectional model).
 
-    Args:
-        model: the trained module (put in eval mode here).
-        rows: manifest rows of the videos.
-        mean: per-channel normalisation means.
-        std: per-channel normalisation standard deviations.
-        spec: which frames make a clip.
-        n_clips: evaluation clips per video, or "all".
-        device: where the model runs.
-        block: clips per forward pass.
+    Args: as for `score_videos`.
     """
     model.eval()
     captured: list[torch.Tensor] = []

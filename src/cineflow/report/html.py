@@ -20,6 +20,7 @@ from cineflow.data.layouts import leakage_warning
 from cineflow.evaluate.summary import first_repeat, read_predictions
 from cineflow.figures import png_bytes
 from cineflow.io import read_csv, read_json, read_parquet
+from cineflow.presentation import TaskView, view_of
 from cineflow.provenance import code_version, hardware, package_versions
 from cineflow.report import plots
 from cineflow.report.model_card import ci_text, mean_sd
@@ -163,11 +164,11 @@ def cam_anchor(model: str, fold: int, video_id: str) -> str:
     return "cam-" + re.sub(r"[^A-Za-z0-9_-]", "_", f"{model}-{fold}-{video_id}")
 
 
-def mistakes_table(task: Task, oof: pd.DataFrame, model: str, cams: set[tuple[int, str]]) -> list[dict]:
+def mistakes_table(view: TaskView, oof: pd.DataFrame, model: str, cams: set[tuple[int, str]]) -> list[dict]:
     """Rows of the misclassification table (regression: the largest errors), with a link to the CAM."""
     rows = []
-    for r in task.mistakes(oof).head(MISTAKES_SHOWN).itertuples(index=False):
-        rows.append({"video_id": r.video_id, "fold": int(r.fold), "group": r.group, **task.mistake_cells(r),
+    for r in view.mistakes(oof).head(MISTAKES_SHOWN).itertuples(index=False):
+        rows.append({"video_id": r.video_id, "fold": int(r.fold), "group": r.group, **view.mistake_cells(r),
                      "uncertainty": "–" if pd.isna(r.uncertainty) else f"{r.uncertainty:.3f}",
                      "cam": cam_anchor(model, r.fold, r.video_id) if (r.fold, r.video_id) in cams else ""})
     return rows
@@ -191,22 +192,22 @@ def file_uri_of(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def per_fold_table(task: Task, fold_metrics: list[dict]) -> pd.DataFrame:
+def per_fold_table(view: TaskView, fold_metrics: list[dict]) -> pd.DataFrame:
     """One row per fold (and repeat): best epoch, test size, the task's cells and the headline metrics."""
-    repeated = any(m.get("repeat") for m in fold_metrics)
+    repeated, task = any(m.get("repeat") for m in fold_metrics), view.task
     return pd.DataFrame([{**({"repeat": m.get("repeat", 0)} if repeated else {}), "fold": m["fold"],
                           "best_epoch": m["best_epoch"], "n_test": m["n_test"],
-                          **task.fold_cells(m), **{k: round(m["metrics"][k], 4) for k in task.headline}}
+                          **view.fold_cells(m), **{k: round(m["metrics"][k], 4) for k in task.headline}}
                          for m in fold_metrics])
 
 
-def cam_rows(name: str, task: Task, fold_metrics: list[dict], gradcam_dirs: list[str]) -> list[dict]:
+def cam_rows(name: str, view: TaskView, fold_metrics: list[dict], gradcam_dirs: list[str]) -> list[dict]:
     """The model's Grad-CAMs, each a row of its fold's gradcam/index.csv with the file embedded."""
     cams = []
     for m, cam_dir in zip(fold_metrics, map(Path, gradcam_dirs)):
         k = m["fold"]
         index = read_predictions(cam_dir / "index.csv")
-        cams += [dict(row, fold=k, note=task.cam_note(row), uri=file_uri(cam_dir / row["file"]),
+        cams += [dict(row, fold=k, note=view.cam_note(row), uri=file_uri(cam_dir / row["file"]),
                       image=row["file"].endswith(".png"), anchor=cam_anchor(name, k, row["video_id"]),
                       attention_uri=file_uri(cam_dir / row["attention"]) if row["attention"] else "")
                  for row in index.to_dict("records")]
@@ -223,13 +224,14 @@ def model_section(model, config: dict, report_path: str | Path | None) -> tuple[
     subgroups = read_json(model.subgroups)
     forest = [plots.forest_figure(subgroups, m) for m in task.headline[:2]]
     externals = [read_json(p) for p in model.external]
-    cams = cam_rows(name, task, fold_metrics, model.gradcam)
+    view = view_of(task)
+    cams = cam_rows(name, view, fold_metrics, model.gradcam)
     plots_dir = Path(model.plots)
     oof = first_repeat(read_parquet(model.oof))
     pooled = summary["pooled"]
     section = {
         "name": name, "task": task.name,
-        "per_fold": per_fold_table(task, fold_metrics).to_html(index=False, classes="table", border=0),
+        "per_fold": per_fold_table(view, fold_metrics).to_html(index=False, classes="table", border=0),
         "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
         "pooled": {k: pooled["metrics"][k] for k in task.headline},
         "ci": {k: ci_text(pooled, k) for k in task.headline},
@@ -238,8 +240,8 @@ def model_section(model, config: dict, report_path: str | Path | None) -> tuple[
         "clip_level": {k: float(np.nanmean([m["clip_metrics"][k] for m in fold_metrics])) for k in task.headline},
         "mc_dropout": first["mc_dropout"], "eval_clips": first["eval_clips"],
         "repeats": {k: v for k, v in summary.get("repeats", {}).items() if k in task.headline},
-        "mistakes": mistakes_table(task, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
-        "mistakes_heading": task.mistakes_heading(oof), "mistakes_score": task.mistake_score_header,
+        "mistakes": mistakes_table(view, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
+        "mistakes_heading": view.mistakes_heading(oof), "mistakes_score": view.mistake_score_header,
         "cams": cams,
         "config": yaml.safe_dump(config["models"][name], sort_keys=False),
         "forest": [file_uri_of(png_bytes(f)) for f in forest if f is not None],

@@ -1,6 +1,7 @@
 """A model card per model (Mitchell et al. 2019, "Model Cards for Model Reporting"), rendered from the template
-templates/model_card.md with the result files alone: model details, intended use, factors, metrics, evaluation and training data, quantitative
-analyses (pooled with CIs, subgroups, calibration, external sets), caveats and recommendations, provenance."""
+templates/model_card.md with the result files alone: model details, intended use, factors, metrics, evaluation and
+training data, quantitative analyses (pooled with CIs, subgroups, calibration, external sets), caveats and
+recommendations, provenance."""
 
 from __future__ import annotations
 

@@ -16,12 +16,13 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from cineflow.figures import plt, save_png
 from cineflow.io import read_json
+from cineflow.presentation import TaskView, view_of
 from cineflow.registry import Registry
 from cineflow.tasks import Task
 
 Figure = Callable[["Inputs"], "plt.Figure | None"]
-# metadata: alt (the figure's alt text); a task lists the figures it has (Task.figures), in report order
-FIGURES: Registry[Figure] = Registry("figure", "Task.figures")
+# metadata: alt (the figure's alt text); a task lists the figures it has (TaskView.figures), in report order
+FIGURES: Registry[Figure] = Registry("figure", "TaskView.figures")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Inputs:
     def task(self) -> Task:
         return Task.from_dict(self.first["task"])
 
+    @property
+    def view(self) -> TaskView:
+        return view_of(self.task)
+
 
 def _folds(oof: pd.DataFrame):
     return sorted(oof.groupby("fold"), key=lambda kv: kv[0])
@@ -49,7 +54,7 @@ def _folds(oof: pd.DataFrame):
 def roc_figure(d: Inputs):
     """ROC curves the task gives (binary: per fold and pooled; multiclass: one-vs-rest per class, pooled)."""
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    for name, y, score, lw in d.task.roc_curves(d.oof):
+    for name, y, score, lw in d.view.roc_curves(d.oof):
         if y.nunique() == 2:
             fpr, tpr, _ = roc_curve(y, score)
             ax.plot(fpr, tpr, lw=lw, color="k" if name == "pooled" else None, label=f"{name} (AUC {auc(fpr, tpr):.2f})")
@@ -63,12 +68,12 @@ def roc_figure(d: Inputs):
 def pr_figure(d: Inputs):
     """Precision-recall of the curves the task gives, per fold and pooled."""
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    for name, y, score, lw in d.task.roc_curves(d.oof):
+    for name, y, score, lw in d.view.roc_curves(d.oof):
         if y.nunique() == 2:
             precision, recall, _ = precision_recall_curve(y, score)
             ax.plot(recall, precision, lw=lw, color="k" if name == "pooled" else None,
                     label=f"{name} (AP {average_precision_score(y, score):.2f})")
-    ax.axhline(d.task.roc_curves(d.oof)[-1][1].mean(), ls=":", color="grey")
+    ax.axhline(d.view.roc_curves(d.oof)[-1][1].mean(), ls=":", color="grey")
     ax.set(xlabel="recall (sensitivity)", ylabel="precision", ylim=(0, 1.02), title="Precision-recall (test)")
     ax.legend(fontsize=7, loc="lower left")
     return fig
@@ -101,7 +106,7 @@ def calibration_figure(d: Inputs):
         for row in curve.itertuples():
             ax.annotate(str(row.n), (row.confidence, row.observed), fontsize=6, xytext=(3, -8),
                         textcoords="offset points")
-    ax.set(xlabel=f"predicted ({d.task.confidence_label})", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
+    ax.set(xlabel=f"predicted ({d.view.confidence_label})", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
            title=f"Calibration (ECE {pooled['ece']:.3f})")
     return fig
 
@@ -155,7 +160,7 @@ def uncertainty_figure(d: Inputs):
     """What the task plots against MC dropout uncertainty (only with evaluate.mc_dropout)."""
     if d.oof["uncertainty"].isna().any():
         return None
-    ylabel, groups = d.task.uncertainty_points(d.oof)
+    ylabel, groups = d.view.uncertainty_points(d.oof)
     fig, ax = plt.subplots(figsize=(4.2, 4))
     for name, part, y, colour in groups:
         ax.scatter(part["uncertainty"], y, s=14, alpha=0.7, color=colour, label=name)
@@ -183,12 +188,12 @@ def learning_curves(d: Inputs):
 
 
 def render_figures(d: Inputs, out_dir: str | Path, skip: tuple[str, ...] = ()) -> list[dict]:
-    """Write the model's figures (the task's, Task.figures, but those in `skip`) as PNGs; returns their index
+    """Write the model's figures (the task's, TaskView.figures, but those in `skip`) as PNGs; returns their index
     in report order: name, alt text and file, what the rule writes to figures.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
-    for name in d.task.figures:
+    for name in d.view.figures:
         if name in skip:
             continue
         fig = FIGURES.get(name)(d)

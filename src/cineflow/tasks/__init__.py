@@ -1,5 +1,5 @@
-"""Tasks in a registry: binary, multiclass and regression differ in targets, metrics, predictions,
-figures, report cells and Grad-CAM choices. Everything else asks the task instead of branching on it."""
+"""Tasks in a registry: binary, multiclass and regression differ in targets, metrics, decisions, predictions and
+paired tests. Everything else asks the task (or its view, cineflow.presentation) instead of branching on it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The Task protocol: what the trainer, evaluation, the summary, the figures, the report, Grad-CAM and
-prediction ask of a task. Binary, Multiclass and Regression implement it; no module outside
-`tasks/` names a task kind."""
+"""The Task protocol: what training, evaluation, the summary, the statistics (comparisons, subgroups) and the
+model card ask of a task. Binary, Multiclass and Regression implement it; no module outside `tasks/` and its
+presentation (cineflow.presentation) names a task kind."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class Task(ABC):
 
     Class attributes describe the task to the config checks and the report: `name` (its registry
     name), `loss_kind` (which losses fit: losses' `task` metadata), the default loss and monitor,
-    the metrics a monitor may name, the `headline` metrics of the report's tables (the first ranks
-    the models), the Grad-CAM selections (`cam_kinds`) and the `figures` (report.plots.FIGURES names).
+    the metrics a monitor may name, and the `headline` metrics of the result tables (the first ranks
+    the models). How results are shown is the task's view (cineflow.presentation.view_of).
     """
 
     classes: tuple[str, ...]
@@ -41,8 +41,6 @@ class Task(ABC):
     default_monitor: ClassVar[str] = ""
     monitors: ClassVar[frozenset] = frozenset()
     headline: ClassVar[tuple[str, ...]] = ()
-    cam_kinds: ClassVar[tuple[str, ...]] = ()
-    figures: ClassVar[tuple[str, ...]] = ()
 
     # --- identity ---------------------------------------------------------------------------------
     def as_dict(self) -> dict:
@@ -202,54 +200,3 @@ class Task(ABC):
         """`out` plus the expected calibration error and the reliability curve of (hit, confidence)."""
         cal = calibration(hit, confidence, cfg.calibration_bins)
         return {**out, "ece": cal["ece"], "reliability": cal["reliability"]}
-
-    # --- the report, Grad-CAM and prediction --------------------------------------------------------
-    @abstractmethod
-    def uncertainty_points(self, oof: pd.DataFrame) -> tuple[str, list[tuple]]:
-        """(y-axis label, [(legend name or None, rows, y values, colour)]): what the uncertainty figure
-        plots against MC dropout's spread."""
-
-    @abstractmethod
-    def mistakes(self, oof: pd.DataFrame) -> pd.DataFrame:
-        """Wrong out-of-fold predictions, the worst first."""
-
-    @abstractmethod
-    def mistakes_heading(self, oof: pd.DataFrame) -> str:
-        """The heading of the report's mistakes table."""
-
-    @abstractmethod
-    def mistake_cells(self, row) -> dict:
-        """The truth, prediction and score cells of one row of the report's mistakes table."""
-
-    mistake_score_header: ClassVar[str] = "score"  # the header of the `score` cells
-
-    def fold_cells(self, metrics: dict) -> dict:
-        """The task's cells of one row of the report's per-fold table (beside the headline metrics)."""
-        return {}
-
-    @abstractmethod
-    def cam_candidates(self, predictions: pd.DataFrame, threshold, kinds) -> list[pd.DataFrame]:
-        """Test videos worth explaining, one ranked list per gradcam.select kind (best first), each tagged
-        with its `kind`; kinds that do not apply to the task are skipped."""
-
-    @abstractmethod
-    def cam_output(self, prediction, output: str) -> int:
-        """Which model output Grad-CAM explains for a video predicted `prediction`."""
-
-    @abstractmethod
-    def caption(self, pick) -> str:
-        """The caption of a test video's Grad-CAM (truth and prediction)."""
-
-    @abstractmethod
-    def cam_note(self, row: dict) -> str:
-        """The report's line under a Grad-CAM, from a row of the fold's gradcam/index.csv."""
-
-    @abstractmethod
-    def prediction_caption(self, pred) -> str:
-        """The caption of a new video's Grad-CAM (prediction only: there is no truth)."""
-
-    def most_uncertain(self, ranked: pd.DataFrame) -> pd.DataFrame:
-        """Largest MC dropout spread; without MC dropout, the least confident predictions."""
-        if ranked["uncertainty"].notna().all():
-            return ranked.sort_values(["uncertainty", "video_id"], ascending=[False, True])
-        return ranked[::-1]

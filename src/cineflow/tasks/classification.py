@@ -18,7 +18,6 @@ class Classification(Task):
     loss_kind = "classification"
     default_loss = "cross_entropy"
     default_monitor = "roc_auc"
-    cam_kinds = ("correct_per_class", "confident_wrong", "uncertain")
 
     @abstractmethod
     def decision(self, scores: np.ndarray, threshold) -> np.ndarray:
@@ -31,10 +30,6 @@ class Classification(Task):
     @abstractmethod
     def calibration_inputs(self, y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(hit, confidence) of each row for the reliability curve."""
-
-    @abstractmethod
-    def confidence(self, predictions: pd.DataFrame, threshold) -> pd.Series:
-        """How sure each prediction is (ranks mistakes and Grad-CAM picks)."""
 
     def undefined_note(self, table):
         return "one class only: ranking metrics undefined" if table["label"].nunique() < 2 else None
@@ -101,55 +96,6 @@ class Classification(Task):
                 "uncertainty_auc_wrong": float(roc_auc_score(wrong, table["uncertainty"]))
                 if both else float("nan")}
 
-    def mistakes(self, oof):
-        """Wrong predictions, the most confident first."""
-        threshold = oof["threshold"] if "threshold" in oof else None
-        wrong = oof[~oof["correct"].astype(bool)]
-        return wrong.assign(confidence=self.confidence(wrong, threshold if threshold is None else
-                                                       threshold[wrong.index])).sort_values(
-            ["confidence", "video_id"], ascending=[False, True])
-
-    def mistakes_heading(self, oof):
-        return f"Misclassified videos ({int((~oof['correct'].astype(bool)).sum())})"
-
-    def mistake_cells(self, row):
-        return {"truth": row.label, "prediction": row.prediction, "score": f"{row.score:.3f}"}
-
-    def uncertainty_points(self, oof):
-        """The score, correct and wrong predictions apart."""
-        return "score", [(name, part, part["score"], colour) for name, part, colour in
-                         (("correct", oof[oof["correct"]], "C2"), ("wrong", oof[~oof["correct"]], "C3"))]
-
-    def cam_output(self, prediction, output):
-        """The predicted class (one sigmoid output: that output)."""
-        return self.classes.index(prediction) if output == "softmax" else 0
-
-    def caption(self, pick):
-        return f"true {pick.label} | pred {pick.prediction} | p={pick.score:.2f}"
-
-    def cam_note(self, row):
-        return f"true {row['label']}, predicted {row['prediction']} (p={row['score']:.2f})"
-
-    def prediction_caption(self, pred):
-        return f"pred {pred.prediction} | p={pred.score:.2f}"
-
-    def cam_candidates(self, predictions, threshold, kinds):
-        ranked = predictions.assign(confidence=self.confidence(predictions, threshold)).sort_values(
-            ["confidence", "video_id"], ascending=[False, True])
-        lists = []
-        for kind in kinds or self.cam_kinds:
-            if kind == "correct_per_class":
-                right = ranked[ranked["correct"]]
-                lists.append(right.groupby("label", sort=True).head(1).assign(kind=kind))
-            elif kind == "confident_correct":
-                lists.append(ranked[ranked["correct"]].assign(kind=kind))
-            elif kind == "confident_wrong":
-                lists.append(ranked[~ranked["correct"]].assign(kind=kind))
-            elif kind == "uncertain":
-                lists.append(self.most_uncertain(ranked).assign(kind=kind))
-        return lists
-
-
 @TASKS.register
 class Binary(Classification):
     name = "binary"
@@ -157,8 +103,6 @@ class Binary(Classification):
                           "roc_auc", "pr_auc", "mcc"})
     headline = ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1", "mcc", "precision", "recall",
                 "specificity")
-    figures = ("roc", "pr", "confusion", "calibration", "uncertainty", "learning_curves")
-    confidence_label = "positive-class probability"
 
     @property
     def positive(self) -> str:
@@ -172,9 +116,6 @@ class Binary(Classification):
 
     def settings(self, threshold, cfg):
         return {"positive_class": self.positive, "threshold": float(threshold), "threshold_rule": cfg.threshold}
-
-    def fold_cells(self, metrics):
-        return {"threshold": round(metrics["threshold"], 4)}
 
     def describe(self, settings):
         return (f"{super().describe(settings)} (positive class {settings['positive_class']}, threshold tuned on "
@@ -198,24 +139,12 @@ class Binary(Classification):
     def score_column(self, pred):
         return 1  # the positive class's probability
 
-    def confidence(self, predictions, threshold):
-        return (predictions["score"] - threshold).abs()
-
-    def roc_curves(self, oof: pd.DataFrame) -> list[tuple[str, pd.Series, pd.Series, float]]:
-        """(name, positive?, score, line width) per fold and pooled, for the ROC and PR figures."""
-        folds = [(f"fold {k}", t["label"] == self.positive, t["score"], 1) for k, t in
-                 sorted(oof.groupby("fold"), key=lambda kv: kv[0])]
-        return folds + [("pooled", oof["label"] == self.positive, oof["score"], 2.2)]
-
-
 @TASKS.register
 class Multiclass(Classification):
     name = "multiclass"
     monitors = frozenset({"loss", "accuracy", "balanced_accuracy", "mcc", "roc_auc", "roc_auc_weighted", "f1",
                           "f1_macro", "f1_weighted", "precision_macro", "recall_macro"})
     headline = ("roc_auc", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "mcc")
-    figures = ("roc", "confusion", "calibration", "uncertainty", "learning_curves")
-    confidence_label = "top-class confidence"
 
     def _metrics(self, y, scores, threshold=None):
         return multiclass_metrics(y, scores, list(self.classes))
@@ -228,10 +157,3 @@ class Multiclass(Classification):
 
     def score_column(self, pred):
         return pred  # the predicted class's probability
-
-    def confidence(self, predictions, threshold):
-        return predictions["score"]
-
-    def roc_curves(self, oof: pd.DataFrame) -> list[tuple[str, pd.Series, pd.Series, float]]:
-        """(class, is that class?, its score, line width): one-vs-rest, pooled over folds."""
-        return [(c, oof["label"] == c, oof[f"score_{c}"], 1.5) for c in self.classes]

@@ -18,8 +18,6 @@ class Regression(Task):
     default_monitor = "mae"
     monitors = frozenset({"loss", "mae", "rmse", "r2", "pearson_r"})
     headline = ("mae", "rmse", "r2", "pearson_r", "bias")
-    cam_kinds = ("closest", "farthest", "uncertain")
-    figures = ("scatter", "bland_altman", "bin_mae", "uncertainty", "learning_curves")
 
     def targets(self, rows):
         return rows[self.target].to_numpy(dtype=np.float32)
@@ -89,42 +87,3 @@ class Regression(Task):
                              "label": rows["label"].to_numpy(), "target": y, **out,
                              "error": out["prediction"].to_numpy() - y})
 
-    def uncertainty_points(self, oof):
-        """The absolute error."""
-        return "absolute error", [(None, oof, oof["error"].abs(), "C0")]
-
-    def mistakes(self, oof):
-        """The largest errors first."""
-        return oof.assign(confidence=oof["error"].abs()).sort_values(["confidence", "video_id"],
-                                                                     ascending=[False, True])
-
-    mistake_score_header = "error"
-
-    def mistakes_heading(self, oof):
-        return "Largest errors"
-
-    def mistake_cells(self, row):
-        return {"truth": f"{row.target:.1f}", "prediction": f"{row.prediction:.1f}", "score": f"{row.error:+.1f}"}
-
-    def cam_candidates(self, predictions, threshold, kinds):
-        """Closest and farthest predictions (each video in one of the two lists only); the most uncertain
-        when MC dropout gave a spread (a regression value alone says nothing about its certainty)."""
-        ranked = predictions.assign(confidence=-predictions["error"].abs()).sort_values(
-            ["confidence", "video_id"], ascending=[False, True])
-        half = (len(ranked) + 1) // 2
-        lists = {"closest": ranked.iloc[:half], "farthest": ranked.iloc[half:][::-1]}
-        if ranked["uncertainty"].notna().all():
-            lists["uncertain"] = self.most_uncertain(ranked)
-        return [lists[k].assign(kind=k) for k in kinds or self.cam_kinds if k in lists]
-
-    def cam_output(self, prediction, output):
-        return 0
-
-    def caption(self, pick):
-        return f"{self.target} true {pick.target:.1f} | pred {pick.prediction:.1f}"
-
-    def cam_note(self, row):
-        return f"predicted {row['score']:.1f}"
-
-    def prediction_caption(self, pred):
-        return f"pred {pred.prediction:.1f}"
