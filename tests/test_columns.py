@@ -160,3 +160,21 @@ def test_subgroup_columns_are_mapped_like_any_field_and_a_missing_one_is_named(t
     cfg = table_config(tmp_path, text, columns={"path": "file", "label": "y", "group": "pid"}, subgroups=["site"])
     with pytest.raises(LabelsError, match=r"data.subgroups names column\(s\) \['site'\], which the table does not"):
         labels_table(cfg)
+
+
+def test_a_continuous_score_is_cut_by_a_stated_threshold_or_kept_as_a_target(tmp_path):
+    """The echo quality study allows a continuous quality_score: binarised at data.label_threshold, and the score
+    itself can be a regression target beside it."""
+    text = "video_path,quality_score\na.dcm,0.15\nb.dcm,0.5\nc.dcm,\"0,83\"\n"
+    cfg = table_config(tmp_path, text, classes=["POOR", "GOOD"], label_threshold=0.5, targets=["quality_score"],
+                       columns={"path": "video_path", "label": "quality_score", "quality_score": "quality_score",
+                                "group": None})
+    table = validate(load_layout(cfg), cfg.classes, cfg.root, source="t", targets=cfg.targets)
+    assert table["label"].tolist() == ["POOR", "GOOD", "GOOD"]
+    assert table["quality_score"].tolist() == [0.15, 0.5, 0.83]
+    bad = table_config(tmp_path, "video_path,quality_score\na.dcm,high\n", classes=["POOR", "GOOD"],
+                       label_threshold=0.5, columns={"path": "video_path", "label": "quality_score", "group": None})
+    with pytest.raises(LabelsError, match="row 1: label 'high' is not a number"):
+        load_layout(bad)
+    with pytest.raises(ConfigError, match="data.label_threshold makes a score one of two classes"):
+        check_data(resolve({"data": {"layout": "table", "label_threshold": 0.5, "label_map": {0: "POOR"}}}))

@@ -74,8 +74,29 @@ def test_imagefolder_with_and_without_split_folders(tmp_path):
 
 def test_imagefolder_class_folder_not_in_the_config(tmp_path):
     write_image(tmp_path / "PNEUMONIA" / "a.png", gradient_clip(1, 8)[0])
+    with pytest.raises(LabelsError, match=r"\['PNEUMONIA'\], are not among data.classes"):
+        load_layout(settings(DataConfig, "data", layout="imagefolder", root=str(tmp_path), classes=CLASSES))
+    write_image(tmp_path / "NORMAL" / "b.png", gradient_clip(1, 8)[0])
     with pytest.raises(LabelsError, match="folder 'PNEUMONIA' is not among data.classes"):
         load_layout(settings(DataConfig, "data", layout="imagefolder", root=str(tmp_path), classes=CLASSES))
+
+
+def test_imagefolder_finds_split_folders_one_level_deeper_in_any_case(tmp_path):
+    """A Kaggle archive unpacks into a folder of its own, its split folders named Train, validation, TEST."""
+    image = gradient_clip(1, 8)[0]
+    for split in ("Train", "validation", "TEST"):
+        for cls in CLASSES:
+            write_image(tmp_path / "archive" / "Lung X-Ray Image" / split / cls / f"{cls}_{split}.png", image)
+    table = validate(load_layout(settings(DataConfig, "data", layout="imagefolder", root=str(tmp_path),
+                                          classes=CLASSES)), CLASSES, tmp_path)
+    assert sorted(table["split"].unique()) == ["test", "train", "val"] and len(table) == 6
+    assert "archive/Lung X-Ray Image/validation/REDUCED/REDUCED_validation.png" in set(table["path"])
+    assert table["video_id"].str.startswith(("Train__", "validation__", "TEST__")).all()
+    for other in ("a", "b"):  # two candidate folders at one depth: which one is meant must be said
+        for cls in CLASSES:
+            write_image(tmp_path / "two" / other / cls / "x.png", image)
+    with pytest.raises(LabelsError, match="2 folders hold the class or split folders .* set data.folder"):
+        load_layout(settings(DataConfig, "data", layout="imagefolder", root=str(tmp_path / "two"), classes=CLASSES))
 
 
 def test_generic_table_with_targets_and_a_fixed_split(tmp_path):

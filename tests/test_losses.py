@@ -32,12 +32,28 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_videos():
     assert per_video[0] < 0.01 < 0.2 < per_video[1]  # the easy video keeps almost nothing
 
 
-def test_weighted_mse_weighs_the_ef_bins_as_the_study_did():
+def study_code_weights(labels: torch.Tensor) -> torch.Tensor:
+    """The EF study's weighted_mse_loss, line for line."""
+    weights = torch.ones_like(labels)
+    weights[labels < 30] = 3.0
+    weights[labels < 40] = 2.0
+    weights[labels > 70] = 2.5
+    return weights
+
+
+def test_weighted_mse_weighs_the_ef_values_as_the_studys_code_does():
+    """The code's line order makes EF < 30 weigh 2 (not the 3 its text says) and EF = 70 weigh 1."""
+    targets = torch.tensor([10.0, 29.9, 30.0, 39.9, 40.0, 55.0, 70.0, 70.1, 90.0])
+    outputs = (targets + 1.0)[:, None]  # every squared error is 1: the loss is the mean weight
     loss = build_loss("weighted_mse", 2, np.zeros(4))
-    targets = torch.tensor([25.0, 35.0, 55.0, 75.0])  # <30, 30-40, 40-70, >70
-    outputs = (targets + 1.0)[:, None]  # every error is 1
-    assert loss(outputs, targets).item() == pytest.approx((3.0 + 2.0 + 1.0 + 2.5) / 4)
+    assert loss(outputs, targets).item() == pytest.approx(study_code_weights(targets).mean().item())
+    assert study_code_weights(targets).tolist() == [2, 2, 2, 2, 1, 1, 1, 2.5, 2.5]
+    # the text's reading is one option away: the same rules with the first two swapped
+    text = build_loss("weighted_mse", 2, np.zeros(4), rules=[["<", 40, 2.0], ["<", 30, 3.0], [">", 70, 2.5]])
+    assert text(outputs, targets).item() == pytest.approx(sum([3, 3, 2, 2, 1, 1, 1, 2.5, 2.5]) / 9)
     assert build_loss("mse", 2, np.zeros(4))(outputs, targets).item() == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match=r"weighted_mse rule \['<<', 30, 3\]"):
+        build_loss("weighted_mse", 2, np.zeros(4), rules=[["<<", 30, 3]])
 
 
 def test_balanced_class_weights_follow_the_train_partition():

@@ -53,6 +53,14 @@ def test_timm_schedules_cosine_warmup_step_plateau_and_warm_restarts():
     assert steps[0] == 0.0 and steps[1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 4 / 12)))
 
 
+def test_warmup_prefix_starts_the_cosine_at_its_peak_and_ends_it_with_the_stage():
+    """Hugging Face's cosine with warmup (the EF study's): linear from 0 over the warmup, then a whole cosine."""
+    params = {"warmup_epochs": 2, "warmup_lr": 0.0, "warmup_prefix": True, "step_on_epochs": False}
+    got = lrs(cfg(lr=1.0, epochs=10, scheduler_params=params), 10, updates_per_epoch=4)
+    cosine = [0.5 * (1 + np.cos(np.pi * e / 8)) for e in range(8)]  # over the 8 epochs after the warmup
+    assert got == pytest.approx([0.0, 0.5] + cosine, abs=1e-9)
+
+
 def test_every_timm_optimizer_name_works_and_ranger_is_lookahead_radam():
     from timm.optim import Lookahead, list_optimizers
 

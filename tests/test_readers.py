@@ -200,13 +200,36 @@ def test_frame_folders_read_in_natural_order(tmp_path, kind, frames, expected):
     assert grey.shape == expected.shape[:3] + (1,)
 
 
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def test_frame_tensors_saved_normalised_are_read_back_with_their_statistics(tmp_path):
+    """The ANN study saves (3, 224, 224) frames already normalised: with their mean/std the cache undoes it."""
+    clip = gradient_clip(5, 16)
+    folder = tmp_path / "v_orig"
+    folder.mkdir()
+    mean, std = (torch.tensor(IMAGENET[k])[:, None, None] for k in ("mean", "std"))
+    for i, frame in enumerate(clip):
+        x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1))).float() / 255
+        torch.save((x - mean) / std, folder / f"frame_{i}.pt")
+    got, _ = read_video(folder, normalised=IMAGENET)
+    assert np.abs(got.astype(int) - clip).max() <= 1  # float32 rounding: at most one grey level
+    with pytest.raises(UnreadableVideo, match="if they were saved normalised, give their mean and std"):
+        read_video(folder)
+    with pytest.raises(UnreadableVideo, match="are not the ones they were saved with"):
+        read_video(folder, normalised={"mean": [0.0] * 3, "std": [1.0] * 3})
+    with pytest.raises(UnreadableVideo, match="3 channel\\(s\\) but cache.frame_normalisation gives 1"):
+        read_video(folder, normalised={"mean": [0.5], "std": [0.25]})
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda d: d.mkdir(), "empty frame folder"),
     (lambda d: write_frames(d, [np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "pt_uint8"),
      "frame folder mixes frame sizes"),
     (lambda d: (d.mkdir(), torch.save({"frame": 1}, d / "frame_0.pt")), "frame_0.pt: holds a dict, not a tensor"),
     (lambda d: (d.mkdir(), torch.save(torch.full((3, 4, 4), 2.5), d / "frame_0.pt")),
-     "frame_0.pt: float values from 2.5 to 2.5, outside [0, 1]"),
+     "frame_0.pt: float values from 2.5 to 2.5, outside [0, 1]; if they were saved normalised, give their mean "
+     "and std in cache.frame_normalisation"),
     (lambda d: (d.mkdir(), torch.save(torch.zeros(2, 3, 4, 4), d / "f.pt")),
      "f.pt: tensor of shape (2, 3, 4, 4)"),
 ])

@@ -94,17 +94,18 @@ def test_ann_vs_normal_frame_folders_with_orig_and_hflip_copies(tmp_path):
     assert metrics["threshold_rule"] == "youden" and "roc_auc" in metrics["metrics"]
 
 
-def test_echo_quality_groups_from_the_dicom_header_and_labels_mapped(tmp_path):
+def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_the_dicom_header(tmp_path):
     workdir, written = run_study("echo_quality", tmp_path)
     manifest, quarantine, split = outputs(workdir)
     assert quarantine["video_id"].tolist() == written["quarantined"] and quarantine["reason"][0] == "file not found"
     table = written["table"].iloc[:-1]
     assert len(manifest) == len(table)
     by_id = manifest.set_index("video_id")
-    for row in table.itertuples():
-        video_id = row.video_path.split("/")[-1][:-4]
+    for row in table.itertuples():  # IM_0001.dcm in every study folder: ids from the paths
+        video_id = row.video_path[:-4].replace("/", "__")
         assert by_id.loc[video_id, "label"] == ["POOR", "GOOD"][row.quality_score]
-        assert by_id.loc[video_id, "group"] == f"PAT{int(video_id[5:7]):03d}"  # PatientID, not the file
+        patient = int(row.video_path.split("/")[1][-2:])
+        assert by_id.loc[video_id, "group"] == f"PAT{patient:03d}"  # PatientID, not the file
     assert manifest["group"].nunique() == 10 < len(manifest)
     assert split.groupby("group")["partition"].nunique().max() == 1
     (metrics, history), = train_study(workdir, "echo_quality").values()

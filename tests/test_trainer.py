@@ -354,3 +354,23 @@ def test_videomae_trains_on_clips_cached_at_another_size_than_the_source(tiny_co
     assert len(history) == 1 and ckpt["input_size"] == [4, 24, 24]
     model = TrainedModel.load(tmp_path / "model.pt").module  # rebuilt at the same geometry
     assert model(torch.zeros(1, 1, 4, 24, 24)).shape == (1, 2)
+
+
+def test_a_stated_output_bias_replaces_the_folds_mean_and_batches_count_as_whole_updates(tiny_config, tiny_dataset):
+    """The EF study starts its output at 55.0, not at the fold's mean EF; it validates every 500 loop steps
+    (batches), which with 8 batches per update is every 62 updates."""
+    manifest, _, folds = tiny_dataset
+    train, val = (fold_module.fold_rows(folds[0], manifest, p) for p in ("train", "val"))
+
+    def last_bias(cfg) -> float:
+        built = fold_module.setup(cfg, tiny_config["data"]["classes"], train, val, manifest, None, 1, DEVICE, 0, None)
+        return [m for m in built.model.head.modules() if isinstance(m, torch.nn.Linear)][-1].bias.item()
+
+    regression = dict(task="regression", target="ef", loss="mse", monitor=None, normalise="imagenet")
+    assert last_bias(model_cfg(tiny_config, **regression, output_bias=55.0)) == 55.0
+    assert last_bias(model_cfg(tiny_config, **regression)) == pytest.approx(float(train["ef"].mean()), rel=1e-5)
+    interval = fold_module.validation_interval
+    assert interval(model_cfg(tiny_config, val_every_steps=500, val_every_unit="batches", accumulate=8)) == 62
+    assert interval(model_cfg(tiny_config, val_every_steps=500, accumulate=8)) == 500
+    assert interval(model_cfg(tiny_config, val_every_steps=3, val_every_unit="batches", accumulate=8)) == 1
+    assert interval(model_cfg(tiny_config)) is None

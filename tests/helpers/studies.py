@@ -42,22 +42,25 @@ def write_ann_vs_normal(root: str | Path, n_scans: int = 12, n_frames: int = 12,
 
 
 def write_echo_quality(root: str | Path, n_patients: int = 10, size: int = 24) -> dict:
-    """quality_labels.csv (video_path relative to the root, quality_score 0/1) + DICOM cine loops under
-    echo_videos/, two per patient for the first four patients (the patient only in the DICOM header).
-    One listed file is missing: quarantined."""
+    """echo_annotations.csv (video_path relative to the root, quality_score 0/1) + DICOM cine loops as a scanner
+    exports them: echo_videos/<study folder>/IM_0001.dcm, IM_0002.dcm, ... (the same names in every folder), two
+    loops for the first four patients (the patient only in the DICOM header). The table is saved as Excel on
+    Windows saves it: ';'-separated, cp1252, a padded header. One listed file is missing: quarantined."""
     root = Path(root)
     rows = []
     for patient in range(n_patients):
         for k in range(2 if patient < 4 else 1):
-            path = f"echo_videos/video{patient:02d}_{k}.dcm"
+            path = f"echo_videos/Étude {patient:02d}/IM_{k + 1:04d}.dcm"
             score = patient % 2
             frames = gradient_clip(6, size, rgb=False, seed=patient) // (1 if score else 3)
             write_dicom(root / path, frames, patient_id=f"PAT{patient:03d}")
             rows.append({"video_path": path, "quality_score": score})
-    rows.append({"video_path": "echo_videos/missing.dcm", "quality_score": 1})
+    rows.append({"video_path": "echo_videos/Étude 99/IM_0001.dcm", "quality_score": 1})
     table = pd.DataFrame(rows)
-    table.to_csv(root / "quality_labels.csv", index=False)
-    return {"table": table, "quarantined": ["missing"]}
+    text = "video_path ; quality_score \r\n" + "".join(f"{r.video_path};{r.quality_score}\r\n"
+                                                         for r in table.itertuples())
+    (root / "echo_annotations.csv").write_bytes(text.encode("cp1252"))
+    return {"table": table, "quarantined": ["echo_videos__Étude 99__IM_0001"]}
 
 
 LUNG_CLASSES = ["Bacterial Pneumonia", "Corona Virus Disease", "Normal", "Tuberculosis", "Viral Pneumonia"]

@@ -24,6 +24,9 @@ def check_models(config: dict) -> None:
         if model["stages"] and model["freeze_epochs"]:
             raise ConfigError(f"models/{name}: freeze_epochs is the shorthand of two stages; with `stages` give the "
                               "head-only stage there (train: head) and remove freeze_epochs")
+        if model["output_bias"] is not None and model["task"] != "regression":
+            raise ConfigError(f"models/{name}/output_bias: a starting bias is for regression (the target's value); "
+                              f"remove it for task '{model['task']}'")
         if model["freeze_epochs"] >= model["epochs"]:
             raise ConfigError(f"models/{name}/freeze_epochs: {model['freeze_epochs']} of {model['epochs']} epochs "
                               "leaves none for the backbone; lower it or raise epochs")
@@ -67,6 +70,11 @@ def check_data(config: dict) -> None:
     if isinstance(data["labels"], list) and len(data["labels"]) > 1 and not data["join_on"]:
         raise ConfigError(f"data.labels lists {len(data['labels'])} tables but data.join_on is not set; name the "
                           "key column they share (e.g. join_on: filename)")
-    if data["layout"] != "table" and (data["columns"] or data["label_map"] or data["query"]):
-        raise ConfigError(f"data.columns, data.label_map and data.query apply to layout 'table', not "
+    if data["label_threshold"] is not None and (data["label_map"] or len(data["classes"]) != 2):
+        raise ConfigError("data.label_threshold makes a score one of two classes: give data.classes two classes "
+                          "and no data.label_map (a map lists discrete values; a threshold cuts a continuous one)")
+    if data["layout"] != "table" and (data["columns"] or data["label_map"] or data["query"]
+                                      or data["label_threshold"] is not None):
+        raise ConfigError(f"data.columns, data.label_map, data.label_threshold and data.query apply to layout "
+                          "'table', not "
                           f"'{data['layout']}'; set data.layout: table or remove them")

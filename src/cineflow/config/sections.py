@@ -26,6 +26,7 @@ class DataConfig:
     join_on: str | None
     columns: dict
     label_map: dict | None
+    label_threshold: float | None
     augment_original: list
     query: str | None
     classes: list
@@ -78,6 +79,7 @@ class CacheConfig:
     fps: float | None
     max_frames: int | None
     source_fps: float | None
+    frame_normalisation: dict | None
     roi: dict
 
     from_dict = classmethod(from_dict)
@@ -131,6 +133,8 @@ class ModelConfig:
     backbone_lr: float | None
     stages: list
     val_every_steps: int | None
+    val_every_unit: str
+    output_bias: float | None
     weights_strict: bool
     fuse_directions: str | None
     accumulate: int

@@ -183,6 +183,18 @@ def apply_label_map(table: pd.DataFrame, label_map: dict | None, source: str) ->
     return table.assign(label=labels)
 
 
+def apply_label_threshold(table: pd.DataFrame, threshold: float, classes: list[str], source: str) -> pd.DataFrame:
+    """A continuous label made binary: classes[1] at or above `threshold`, classes[0] below; a value that is not
+    a number is an error naming the row."""
+    values = pd.to_numeric(table["label"].astype(str).str.strip().str.replace(",", ".", regex=False),
+                           errors="coerce")
+    if values.isna().any():
+        i = int(values.isna().to_numpy().argmax()) + 1
+        raise LabelsError(f"{source} row {i}: label '{table['label'].iloc[i - 1]}' is not a number, and "
+                          f"data.label_threshold ({threshold}) cuts numbers; fix the value or drop the row")
+    return table.assign(label=[classes[1] if v >= threshold else classes[0] for v in values])
+
+
 def raw_key(value) -> str:
     """A raw label as text, numbers written the same way however they were read (1, 1.0, '1' -> '1')."""
     text = str(value).strip()

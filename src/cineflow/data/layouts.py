@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from cineflow.config import DataConfig, DemoConfig
-from cineflow.data.columns import apply_label_map, join_tables, map_columns
+from cineflow.data.columns import apply_label_map, apply_label_threshold, join_tables, map_columns
 from cineflow.data.demo import LABEL_COLUMNS, plan
 from cineflow.data.labels import PARTITIONS, LabelsError, path_id, validate
 from cineflow.data.readers import reader_suffixes
@@ -74,6 +74,8 @@ def table(cfg: DataConfig) -> pd.DataFrame:
         raise LabelsError("data.layout is 'table' but data.labels is not set; point it at your CSV/Parquet table")
     source = table_source(cfg)
     mapped = map_columns(join_tables(cfg.tables, cfg.join_on), cfg, source)
+    if cfg.label_threshold is not None:
+        return apply_label_threshold(mapped, cfg.label_threshold, cfg.classes, source)
     return apply_label_map(mapped, cfg.label_map, source)
 
 
@@ -108,26 +110,30 @@ def echonet(cfg: DataConfig) -> pd.DataFrame:
     return out
 
 
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test", "testing": "test"}  # folder names (any case) of a fixed split
+SEARCH_DEPTH = 4  # folders below data.root that imagefolder looks through for the class or split folders
+
+
 @LAYOUTS.register
 def imagefolder(cfg: DataConfig) -> pd.DataFrame:
-    """root/<class>/<file> or root/{train,val,test}/<class>/<file>; the latter is a fixed split. With
-    data.folder, that folder under root holds them (as a Kaggle archive unpacks: "Lung X-Ray Image/train/...").
+    """root/<class>/<file> (cross-validation over them) or root/{train,val,test}/<class>/<file> (that fixed split;
+    any case, validation or valid for val), found wherever they sit below data.root: an archive usually unpacks
+    into a folder of its own ("Lung X-Ray Image/train/NORMAL/..."). data.folder names that folder instead.
 
     Each image is its own group, unless data.group_pattern's first capture group finds a patient id
     in the file name, so that several images of one patient stay together.
     """
     base = Path(cfg.root)
-    root = base / cfg.folder if cfg.folder else base
+    root = base / cfg.folder if cfg.folder else find_image_root(base, cfg.classes)
     if not root.is_dir():
         raise LabelsError(f"{root} is not a folder; point data.root (and data.folder) at the folder holding the "
                           "class folders or train/val/test")
-    folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    partitioned = set(folders) & set(PARTITIONS)
-    tops = [(name, folders[name]) for name in PARTITIONS if name in folders] if partitioned else [("", root)]
+    tops = split_folders(root) or [("", root)]
     pattern = re.compile(cfg.group_pattern) if cfg.group_pattern else None
     rows = []
     for split, top in tops:
-        for folder in sorted(p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in subfolders(top):
             if folder.name not in cfg.classes:
                 raise LabelsError(f"{folder}: folder '{folder.name}' is not among data.classes {cfg.classes}; "
                                   "add the class to the config or move the folder out of data.root")
@@ -141,6 +147,47 @@ def imagefolder(cfg: DataConfig) -> pd.DataFrame:
     if not rows:
         raise LabelsError(f"no images found under {root}/<class>/ for classes {cfg.classes}")
     return pd.DataFrame(rows)
+
+
+def subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def split_folders(folder: Path) -> list[tuple[str, Path]]:
+    """[(partition, its folder)] of the fixed split `folder` holds (a train folder and a val or test one), in
+    PARTITIONS order; [] when it holds none."""
+    found = {}
+    for sub in subfolders(folder):
+        partition = SPLIT_FOLDERS.get(sub.name.lower())
+        if partition:
+            if partition in found:
+                raise LabelsError(f"{folder}: both '{found[partition].name}' and '{sub.name}' are {partition} "
+                                  "folders; keep one")
+            found[partition] = sub
+    if "train" not in found or len(found) < 2:
+        return []
+    return [(name, found[name]) for name in PARTITIONS if name in found]
+
+
+def find_image_root(base: Path, classes: list[str]) -> Path:
+    """The shallowest folder at or below `base` (SEARCH_DEPTH levels) that holds train/val/test folders, or
+    folders named after classes; a LabelsError when none does, or when two at that depth do."""
+    if not base.is_dir():
+        raise LabelsError(f"{base} is not a folder; point data.root at the folder holding the images")
+    level = [base]
+    for _ in range(SEARCH_DEPTH + 1):
+        hits = [f for f in level if split_folders(f) or set(classes) & {p.name for p in subfolders(f)}]
+        if len(hits) > 1:
+            raise LabelsError(f"{base}: {len(hits)} folders hold the class or split folders ("
+                              f"{', '.join(str(h.relative_to(base)) for h in hits[:4])}); set data.folder to the one "
+                              "to use")
+        if hits:
+            return hits[0]
+        level = [sub for f in level for sub in subfolders(f)]
+    names = [p.name for p in subfolders(base)]
+    raise LabelsError(f"{base}: no folder within {SEARCH_DEPTH} levels holds class folders {classes} or train and "
+                      f"val/test folders of them; the folders in it, {names[:6]}, are not among data.classes: check "
+                      "data.classes against the folder names, or set data.folder")
 
 
 def _group(stem: str, pattern: re.Pattern, file: Path) -> str:

@@ -228,5 +228,6 @@ def cache_config(preprocess: dict | str) -> CacheConfig:
 def read_as_cached(source: str | Path, cfg: CacheConfig) -> tuple[np.ndarray, float]:
     """(frames, fps) of a video read as the cache reads it: its reader, grey where the cache is grey (RGB while an
     outline's colour must be seen), and cache.source_fps where the file carries no rate (frame folders)."""
-    frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi)
+    frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi,
+                             normalised=cfg.frame_normalisation)
     return frames, fps or float(cfg.source_fps or 0.0)

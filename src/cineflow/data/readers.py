@@ -43,10 +43,12 @@ def reader_suffixes() -> dict[str, str]:
     return {s: name for name in READERS.names() for s in READERS.meta(name).get("suffixes", ())}
 
 
-def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tuple[np.ndarray, float]:
+def read_video(path: str | Path, reader: str = "auto", grey: bool = False,
+               normalised: dict | None = None) -> tuple[np.ndarray, float]:
     """(frames [T, H, W, 3] uint8 RGB, or [T, H, W, 1] when `grey`; fps or 0.0 when unknown).
 
-    Raises UnreadableVideo with the reason. Asking for grey lets a decoder skip the RGB step.
+    Raises UnreadableVideo with the reason. Asking for grey lets a decoder skip the RGB step. `normalised`:
+    cache.frame_normalisation, the {mean, std} that a frame folder's float tensors were saved normalised with.
     """
     path = Path(path)
     name = reader_for(path, reader)
@@ -57,7 +59,8 @@ def read_video(path: str | Path, reader: str = "auto", grey: bool = False) -> tu
         raise UnreadableVideo("file not found")
     elif path.stat().st_size == 0:
         raise UnreadableVideo("empty file (0 bytes)")
-    frames, fps = READERS.get(name)(path, grey)
+    frames, fps = (READERS.get(name)(path, grey) if name != "frames" or normalised is None
+                   else read_frame_folder(path, grey, normalised))
     if grey and frames.shape[-1] == 3:
         frames = rgb_to_grey(frames)
     elif not grey and frames.shape[-1] == 1:
@@ -318,11 +321,16 @@ def frames(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     """A folder of per-frame files as one video, in natural order of the names (frame_2 before frame_10):
     .pt/.pth tensors of shape (C, H, W) or (H, W), uint8 or float in [0, 1], or PNG/JPEG images. Frames carry
     no rate: fps 0, so cache.source_fps gives it."""
+    return read_frame_folder(path, grey, None)
+
+
+def read_frame_folder(path: Path, grey: bool, normalised: dict | None) -> tuple[np.ndarray, float]:
+    """The frames reader, with float tensors saved normalised by `normalised` ({mean, std}) undone."""
     files = sorted((f for f in path.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and not f.name.startswith(".")),
                    key=natural_key)
     if not files:
         raise UnreadableVideo(f"empty frame folder: no {'/'.join(FRAME_SUFFIXES)} files")
-    stack = [_tensor_frame(f) if f.suffix.lower() in (".pt", ".pth") else image(f)[0][0] for f in files]
+    stack = [_tensor_frame(f, normalised) if f.suffix.lower() in (".pt", ".pth") else image(f)[0][0] for f in files]
     shapes = sorted({frame.shape for frame in stack})
     if len(shapes) > 1:
         first = next(f.name for f, frame in zip(files, stack) if frame.shape != stack[0].shape)
@@ -331,8 +339,9 @@ def frames(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     return np.stack(stack), 0.0
 
 
-def _tensor_frame(file: Path) -> np.ndarray:
-    """[H, W, 1 or 3] uint8 of one saved frame tensor."""
+def _tensor_frame(file: Path, normalised: dict | None = None) -> np.ndarray:
+    """[H, W, 1 or 3] uint8 of one saved frame tensor; float tensors saved normalised by `normalised` ({mean, std}
+    per channel, on the [0, 1] scale) are brought back to [0, 1] first."""
     import torch
 
     try:
@@ -349,14 +358,30 @@ def _tensor_frame(file: Path) -> np.ndarray:
     if value.dtype == torch.uint8:
         array = value.numpy()
     elif value.is_floating_point():
+        value = value.float() if normalised is None else denormalised(value.float(), normalised, file)
         lo, hi = float(value.min()), float(value.max())
-        if lo < 0 or hi > 1:
-            raise UnreadableVideo(f"{file.name}: float values from {lo:.3g} to {hi:.3g}, outside [0, 1]; save "
-                                  "frames as uint8 or as floats in [0, 1] (not normalised)")
-        array = (value.float() * 255).round().to(torch.uint8).numpy()
+        if lo < -EDGE or hi > 1 + EDGE:
+            hint = ("cache.frame_normalisation's mean and std are not the ones they were saved with" if normalised
+                    else "if they were saved normalised, give their mean and std in cache.frame_normalisation")
+            raise UnreadableVideo(f"{file.name}: float values from {lo:.3g} to {hi:.3g}, outside [0, 1]; {hint}")
+        array = (value.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     else:
         raise UnreadableVideo(f"{file.name}: tensor of dtype {value.dtype}; a frame is uint8 or float in [0, 1]")
     return np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
+EDGE = 0.01  # rounding beyond [0, 1] that a float frame may show (clipped); more means the wrong scale
+
+
+def denormalised(value, normalised: dict, file: Path):
+    """x * std + mean per channel: a frame tensor saved as (x - mean) / std back on the [0, 1] scale."""
+    import torch
+
+    mean, std = (torch.tensor(normalised[k], dtype=torch.float32)[:, None, None] for k in ("mean", "std"))
+    if len(mean) != value.shape[0]:
+        raise UnreadableVideo(f"{file.name}: {value.shape[0]} channel(s) but cache.frame_normalisation gives "
+                              f"{len(mean)} mean/std values; give one per channel")
+    return value * std + mean
 
 
 def natural_key(path: Path) -> list:

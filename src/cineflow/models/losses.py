@@ -99,16 +99,24 @@ def huber(n_classes, train_targets, delta: float = 1.0) -> nn.Module:
     return Regression(lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=delta))
 
 
-@LOSSES.register(task="regression", output="identity")
-def weighted_mse(n_classes, train_targets, edges: list[float] = (30, 40, 70),
-                 weights: list[float] = (3.0, 2.0, 1.0, 2.5)) -> nn.Module:
-    """The EF study's recipe: targets below 30 weigh 3, 30-40 weigh 2, above 70 weigh 2.5, the rest 1.
+# the EF study's code: weights[labels < 30] = 3.0; weights[labels < 40] = 2.0; weights[labels > 70] = 2.5, in that
+# order, so the second line overrides the first (below 40 weighs 2, below 30 too) and 70 itself weighs 1. Its text
+# reads 3 / 2 / 1 / 2.5; that reading is the rules [[<, 40, 2], [<, 30, 3], [>, 70, 2.5]].
+STUDY_RULES = (("<", 30, 3.0), ("<", 40, 2.0), (">", 70, 2.5))
+COMPARISONS = {"<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge}
 
-    A target equal to an edge belongs to the bin above it."""
-    if len(weights) != len(edges) + 1 or list(edges) != sorted(edges):
-        raise ConfigError(f"weighted_mse needs ascending edges and one more weight than edges; got edges={list(edges)}"
-                          f", weights={list(weights)}")
-    return Regression(F.mse_loss, list(edges), list(weights))
+
+@LOSSES.register(task="regression", output="identity")
+def weighted_mse(n_classes, train_targets, rules: list = STUDY_RULES) -> nn.Module:
+    """MSE weighted by the target: each [op, value, weight] rule in order sets the weight of the targets it
+    matches (a later rule overrides an earlier one; unmatched targets weigh 1), as the EF study's code does."""
+    checked = []
+    for rule in rules:
+        if not (isinstance(rule, (list, tuple)) and len(rule) == 3 and rule[0] in COMPARISONS):
+            raise ConfigError(f"weighted_mse rule {rule}: give [op, value, weight] with op one of "
+                              f"{', '.join(COMPARISONS)}")
+        checked.append((rule[0], float(rule[1]), float(rule[2])))
+    return WeightedRegression(F.mse_loss, checked)
 
 
 class FocalLoss(nn.Module):
@@ -137,17 +145,31 @@ class BinaryCrossEntropy(nn.Module):
 
 
 class Regression(nn.Module):
-    """A pointwise loss on one output, optionally weighted by which bin the target falls in."""
+    """A pointwise loss on one output."""
 
-    def __init__(self, fn: Callable, edges: list[float] | None = None, weights: list[float] | None = None):
+    def __init__(self, fn: Callable):
         super().__init__()
         self.fn = fn
-        self.register_buffer("edges", torch.tensor(edges or [], dtype=torch.float32))
-        self.register_buffer("bin_weights", torch.tensor(weights or [1.0], dtype=torch.float32))
+
+    def weights(self, targets: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = targets.float()
         loss = self.fn(outputs[:, 0].float(), targets, reduction="none")
-        if self.edges.numel():
-            loss = loss * self.bin_weights[torch.bucketize(targets, self.edges, right=True)]
-        return loss.mean()
+        weights = self.weights(targets)
+        return (loss if weights is None else loss * weights).mean()
+
+
+class WeightedRegression(Regression):
+    """A pointwise loss weighted by rules on the target (weighted_mse)."""
+
+    def __init__(self, fn: Callable, rules: list[tuple[str, float, float]]):
+        super().__init__(fn)
+        self.rules = rules
+
+    def weights(self, targets: torch.Tensor) -> torch.Tensor:
+        weights = torch.ones_like(targets)
+        for op, value, weight in self.rules:
+            weights[COMPARISONS[op](targets, value)] = weight
+        return weights

@@ -57,6 +57,16 @@ def model_task(cfg: ModelConfig, classes: list[str]) -> tuple[Task, str, str]:
     return task, loss, monitor
 
 
+def validation_interval(cfg: ModelConfig) -> int | None:
+    """Optimizer updates between validations: val_every_steps in updates, or its batches rounded to whole updates
+    (at least one); None: after every epoch."""
+    if cfg.val_every_steps is None:
+        return None
+    if cfg.val_every_unit == "batches":
+        return max(1, round(cfg.val_every_steps / cfg.accumulate))
+    return cfg.val_every_steps
+
+
 def chunk_end(step: int, n_steps: int, updates: int, every: int | None, accumulate: int) -> int:
     """Where the batches from `step` on stop for the next validation: the end of the epoch, or the batch
     whose update makes the run's update count a multiple of `every` (val_every_steps).
@@ -65,7 +75,7 @@ def chunk_end(step: int, n_steps: int, updates: int, every: int | None, accumula
         step: the first batch of the chunk (a multiple of `accumulate`).
         n_steps: batches in the epoch (of this process).
         updates: optimizer updates so far.
-        every: val_every_steps, or None (validation after every epoch).
+        every: updates between validations (validation_interval), or None (validation after every epoch).
         accumulate: batches per update.
     """
     if every is None:
@@ -119,6 +129,7 @@ class Fold:
     workers: int
     batch_targets: np.ndarray
     updates_per_epoch: int
+    val_every: int | None  # validate every this many updates (val_every_steps in its unit), None: every epoch
     val_rows: pd.DataFrame
     y_val: np.ndarray
     group: distributed.Group
@@ -155,8 +166,9 @@ def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_ro
     model = build_model(cfg.arch, record.n_outputs, record.in_channels, cfg.pretrained, cfg.weights,
                         record.input_size, weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions,
                         **cfg.arch_params)
-    if task.output_bias(y_train) is not None:
-        init_output_bias(model, task.output_bias(y_train))
+    bias = cfg.output_bias if cfg.output_bias is not None else task.output_bias(y_train)
+    if bias is not None:
+        init_output_bias(model, bias)
     if cfg.channels_last:
         to_channels_last(model)
     model.to(device)
@@ -172,7 +184,8 @@ def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_ro
                 criterion=build_loss(loss_name, len(classes), y_train, **cfg.loss_params).to(device),
                 precision=Precision(cfg.amp, device), train_ds=train_ds, prepare=prepare,
                 workers=loader_workers(workers, device), batch_targets=batch_targets,
-                updates_per_epoch=-(-steps // cfg.accumulate), val_rows=val_rows, y_val=task.targets(val_rows),
+                updates_per_epoch=-(-steps // cfg.accumulate), val_every=validation_interval(cfg),
+                val_rows=val_rows, y_val=task.targets(val_rows),
                 group=group, seed=seed, device=device)
 
 
@@ -273,7 +286,7 @@ class StageRunner:
         while not epoch_done:
             fold.model.train()  # again after every validation, which leaves the model in eval mode
             trains = apply_trainable(fold.model, stage, in_stage)
-            start, stop = state.step, chunk_end(state.step, len(steps), state.updates, cfg.val_every_steps,
+            start, stop = state.step, chunk_end(state.step, len(steps), state.updates, fold.val_every,
                                                 cfg.accumulate)
             loader = training_loader(fold.train_ds, batches, fold.workers, fold.device, fold.prepare,
                                      steps[start:stop])
@@ -285,8 +298,8 @@ class StageRunner:
             meter.loss_n += stop - start
             state.step = stop
             epoch_done = stop == len(steps)
-            due = (cfg.val_every_steps is None and epoch_done) or (epoch_done and in_stage + 1 == stage.epochs) or (
-                cfg.val_every_steps is not None and state.updates % cfg.val_every_steps == 0)
+            due = (fold.val_every is None and epoch_done) or (epoch_done and in_stage + 1 == stage.epochs) or (
+                fold.val_every is not None and state.updates % fold.val_every == 0)
             if due:
                 self._validation(stage, trains, epoch_done, len(steps), meter)
             if epoch_done:

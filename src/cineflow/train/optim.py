@@ -45,7 +45,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, updates_per_
 
     Stepped by `Schedule`: per epoch, or per update with step_on_epochs: false or warmup_steps. The
     warmup starts from timm's warmup_lr (1e-5 unless given), the same for both groups: with a backbone
-    learning rate near it, set warmup_lr: 0 and step per update.
+    learning rate near it, set warmup_lr: 0 and step per update. timm's cosine runs over the whole stage with
+    the warmup laid over its start, so after the warmup it is below its peak; with warmup_prefix: true it starts
+    at the peak once the warmup ends and still ends with the stage (Hugging Face's cosine with warmup: the EF
+    study's).
 
     Args:
         optimizer: the stage's optimizer.
@@ -63,6 +66,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, updates_per_
         params.update(step_on_epochs=False, warmup_epochs=warmup_steps / max(1, updates_per_epoch))
     if not params.get("step_on_epochs", True):
         params["updates_per_epoch"] = max(1, updates_per_epoch)
+    if params.get("warmup_prefix"):  # timm adds a prefixed warmup to num_epochs; the stage's length is fixed
+        params["num_epochs"] = params["num_epochs"] - params.get("warmup_epochs", 0)
     try:
         if stage.scheduler == "plateau":
             return plateau(optimizer, lower_is_better, **stage.scheduler_params)
