@@ -106,6 +106,9 @@ def test_trainable_parts_head_last_blocks_growing_and_all():
     head, grow, rest = model_stages(c, "loss")
     assert [trainable_blocks(head, 0), trainable_blocks(grow, 0), trainable_blocks(grow, 2),
             trainable_blocks(rest, 0)] == [0, 1, 3, None]
+    # the echo quality study's progressive unfreezing in one stage: 2, 4 then 6 blocks, 7 epochs apart
+    phases, = model_stages(cfg(stages=[{"epochs": 20, "train": 2, "grow": 2, "grow_every": 7}]), "loss")
+    assert [trainable_blocks(phases, e) for e in (0, 6, 7, 13, 14, 19)] == [2, 2, 4, 4, 6, 6]
     model = build_model("frame2d", 2, 1, backbone="test_resnet")
     blocks = backbone_blocks(model.backbone)
 

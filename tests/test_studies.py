@@ -33,7 +33,7 @@ def run_study(study: str, tmp_path, *targets: str) -> tuple:
 # model's own, short clips, small batches; stages keep their recipe with one epoch each (shrink below)
 SHRUNK = {
     "ann_vs_normal": {"effnet_bilstm": {"arch_params": {"backbone": "test_efficientnet", "hidden": 8}}},
-    "echo_quality": {"r2plus1d_quality": {}},
+    "echo_quality": {"r2plus1d_quality_progressive": {"stages": [{"epochs": 3, "train": 2, "grow": 2}]}},
     "lung_xray": {"convnextv2_tiny": {"arch_params": {"backbone": "test_convnext"}},
                   "efficientnetv2_l": {"arch_params": {"backbone": "test_efficientnet"}, "size": 40}},
     "echonet_videomae": {"videomae_ef": {"arch_params": {
@@ -109,7 +109,7 @@ def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_
     assert manifest["group"].nunique() == 10 < len(manifest)
     assert split.groupby("group")["partition"].nunique().max() == 1
     (metrics, history), = train_study(workdir, "echo_quality").values()
-    # progressive unfreezing in phases: the last 2, then 4 backbone blocks
+    # progressive unfreezing in one stage (one optimizer, one plateau): the last 2, then 4, then 6 blocks
     assert history["trains"].tolist() == ["head + last 2 of 12 backbone blocks", "head + last 4 of 12 backbone blocks",
                                           "head + last 6 of 12 backbone blocks"]
     assert metrics["loss"] == "focal" and "roc_auc" in metrics["metrics"]

@@ -374,3 +374,15 @@ def test_a_stated_output_bias_replaces_the_folds_mean_and_batches_count_as_whole
     assert interval(model_cfg(tiny_config, val_every_steps=500, accumulate=8)) == 500
     assert interval(model_cfg(tiny_config, val_every_steps=3, val_every_unit="batches", accumulate=8)) == 1
     assert interval(model_cfg(tiny_config)) is None
+
+
+def test_a_stalled_run_lowers_the_lr_on_plateau_and_then_stops_early(tiny_config, tiny_dataset, tmp_path):
+    """The echo quality recipe: progressive unfreezing as one stage, so the plateau scheduler and early stopping
+    see every epoch. Weights that barely move (lr 1e-7) leave val loss where chance puts it: it stalls."""
+    cfg = model_cfg(tiny_config, epochs=12, lr=1e-7, monitor="loss", patience=6, scheduler="plateau",
+                    scheduler_params={"patience_epochs": 2, "decay_rate": 0.1},
+                    stages=[{"epochs": 12, "train": "all"}])
+    history = run(tiny_config, tiny_dataset, tmp_path, cfg)
+    lrs = history["lr"].tolist()
+    assert len(history) < 12  # stopped early
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(1e-8)  # the plateau lowered it first

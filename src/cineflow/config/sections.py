@@ -157,7 +157,8 @@ class Stage:
 
     epochs: int
     train: str | int  # "head", "all" or the last k backbone blocks
-    grow: int  # blocks unfrozen in addition after each epoch
+    grow: int  # blocks unfrozen in addition after each grow_every epochs
+    grow_every: int
     optimizer: str
     optimizer_params: dict
     lr: float
@@ -178,7 +179,7 @@ def model_stages(cfg: ModelConfig, monitor: str) -> list[Stage]:
         cfg: the model's config.
         monitor: the selection metric with the task's default filled in (train.fold.model_task).
     """
-    base = dict(train="all", grow=0, optimizer=cfg.optimizer, optimizer_params=cfg.optimizer_params, lr=cfg.lr,
+    base = dict(train="all", grow=0, grow_every=1, optimizer=cfg.optimizer, optimizer_params=cfg.optimizer_params, lr=cfg.lr,
                 backbone_lr=cfg.backbone_lr, weight_decay=cfg.weight_decay, scheduler=cfg.scheduler,
                 scheduler_params=cfg.scheduler_params, patience=cfg.patience, monitor=monitor,
                 stop_on=cfg.stop_on or monitor)

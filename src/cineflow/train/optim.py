@@ -67,7 +67,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, updates_per_
     if not params.get("step_on_epochs", True):
         params["updates_per_epoch"] = max(1, updates_per_epoch)
     if params.get("warmup_prefix"):  # timm adds a prefixed warmup to num_epochs; the stage's length is fixed
-        params["num_epochs"] = params["num_epochs"] - params.get("warmup_epochs", 0)
+        # (a warmup as long as the stage, as in a shortened test run, leaves the cosine one epoch)
+        params["num_epochs"] = max(1, params["num_epochs"] - params.get("warmup_epochs", 0))
     try:
         if stage.scheduler == "plateau":
             return plateau(optimizer, lower_is_better, **stage.scheduler_params)
@@ -131,7 +132,7 @@ def trainable_blocks(stage: Stage, epoch_in_stage: int) -> int | None:
     if stage.train == "all":
         return None
     start = 0 if stage.train == "head" else int(stage.train)
-    return start + stage.grow * epoch_in_stage
+    return start + stage.grow * (epoch_in_stage // stage.grow_every)
 
 
 def apply_trainable(model: nn.Module, stage: Stage, epoch_in_stage: int) -> str:
