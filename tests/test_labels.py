@@ -76,7 +76,8 @@ def test_repeated_file_names_get_ids_from_their_paths_and_unique_stems_keep_thei
 
 
 def test_tables_as_clinicians_save_them(tmp_path):
-    """Excel's semicolon CSV in cp1252 with a padded header, a BOM, tabs, a decimal comma and .xlsx all read alike."""
+    """Excel's semicolon CSV in cp1252 with a padded header, a BOM, tabs, Excel's UTF-16 "Unicode Text", a decimal
+    comma and .xlsx all read alike."""
     rows = [("a.avi", "NORMAL", "Müller", "61,5"), ("b.avi", "REDUCED", "Øster", "30")]
     expected = {"group": ["Müller", "Øster"], "ef": [61.5, 30.0]}
     (tmp_path / "excel.csv").write_bytes(("path ; label;group ;ef\r\n" + "".join(
@@ -84,8 +85,10 @@ def test_tables_as_clinicians_save_them(tmp_path):
     (tmp_path / "bom.csv").write_bytes(("path,label,group,ef\n" + "".join(
         ",".join(r[:3]) + f",{r[3].replace(',', '.')}\n" for r in rows)).encode("utf-8-sig"))
     (tmp_path / "tabs.tsv").write_text("path\tlabel\tgroup\tef\n" + "".join("\t".join(r) + "\n" for r in rows))
+    (tmp_path / "unicode.txt").write_bytes(("path\tlabel\tgroup\tef\r\n" + "".join(
+        "\t".join(r) + "\r\n" for r in rows)).encode("utf-16"))
     pd.DataFrame(rows, columns=["path", "label", "group", "ef"]).to_excel(tmp_path / "book.xlsx", index=False)
-    for name in ("excel.csv", "bom.csv", "tabs.tsv", "book.xlsx"):
+    for name in ("excel.csv", "bom.csv", "tabs.tsv", "unicode.txt", "book.xlsx"):
         table = validate(read_table(tmp_path / name), CLASSES, tmp_path)
         assert {k: table[k].tolist() for k in expected} == expected, name
 

@@ -69,7 +69,8 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
         gpu = rule in ("train", "evaluate", "gradcam", "shift_reference", "external")
         assert all((j["Partition"] == "gpu") == gpu for j in jobs), (rule, jobs)
         assert all(("gpu:1" in j.get("TresPerJob", "")) == gpu for j in jobs), (rule, jobs)
-    assert len(by_rule["train"]) == 3  # two folds plus the resubmitted one
+    trains = [(j["JobId"], j["Comment"], j["JobState"], j.get("ExitCode"), j.get("Reason")) for j in by_rule["train"]]
+    assert len(trains) == 3, f"two folds plus the resubmitted one, not {trains}:\n{tail()}"
 
     train_log = (workdir / "results" / "logs" / "train" / "tiny" / "fold_0.log").read_text()
     resumed = int(re.search(r"resuming from epoch (\d+)", train_log).group(1))

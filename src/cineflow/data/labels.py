@@ -6,6 +6,7 @@ Columns: path, label, group (required); video_id, augment, split, numeric target
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import sys
@@ -28,6 +29,8 @@ class LabelsError(ValueError):
 
 
 TEXT_ENCODINGS = ("utf-8-sig", "cp1252")  # UTF-8 with or without a BOM, then what Excel on Windows saves
+# Excel's "Unicode Text" (.txt) is UTF-16 with a byte-order mark and tabs; no cp1252 text starts with these
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", *EXCEL_SUFFIXES, ".parquet")
@@ -38,7 +41,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A labels table as clinicians save it, every cell as text (ids such as 007 stay 007, and labels 0/1 are
     looked up in data.label_map as written), header cells trimmed.
 
-    CSV or TSV in UTF-8 (a BOM is fine) or cp1252 (Excel's "CSV" on Windows), its separator found from its first
+    CSV or TSV in UTF-8 (a BOM is fine), cp1252 (Excel's "CSV" on Windows) or UTF-16 with a BOM (Excel's
+    "Unicode Text"), its separator found from its first
     lines (comma, semicolon, tab or bar); Excel workbooks (.xlsx, the first sheet); Parquet.
     """
     path = Path(path)
@@ -70,6 +74,12 @@ def decoded(path: Path) -> tuple[str, str]:
     """(text, encoding) of a text table: the first of TEXT_ENCODINGS that decodes it, else a LabelsError naming
     the byte that fits none and the fix."""
     data = path.read_bytes()
+    if data.startswith(UTF16_BOMS):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as err:
+            raise LabelsError(f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 ({err.reason} at "
+                              f"offset {err.start}); save it again as 'Unicode Text' or 'CSV UTF-8'") from None
     for encoding in TEXT_ENCODINGS:
         try:
             return data.decode(encoding), encoding
