@@ -170,8 +170,14 @@ SPLIT_PARAMS = canonical({k: v for k, v in config["splits"].items() if k != "rep
 
 def code(script: str) -> list[str]:
     """Library sources the rule's script (scripts/<script>.py) reaches: editing one reruns exactly the
-    rules that use it."""
-    return script_sources(Path(workflow.basedir) / "scripts" / f"{script}.py")
+    rules that use it. Relative to the working directory where they sit below it, so a project folder
+    that is moved or copied elsewhere does not look changed."""
+    here = Path.cwd().resolve()
+    sources = script_sources(Path(workflow.basedir) / "scripts" / f"{script}.py")
+    return [
+        str(Path(p).relative_to(here)) if Path(p).is_relative_to(here) else p
+        for p in sources
+    ]
 
 
 def predict_input(wildcards) -> str:

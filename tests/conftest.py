@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -39,10 +40,22 @@ def tiny_dataset(tmp_path_factory, tiny_config):
 
 
 @pytest.fixture(scope="session")
-def workflow(tmp_path_factory):
-    """One run of the whole workflow on helpers.workflow.CONFIG, in a copy of the repository; the test_workflow_*
-    files share it (one run per pytest-xdist worker that takes one of them)."""
-    workdir = copy_repo(tmp_path_factory.mktemp("workflow"))
-    write_config(workdir, CONFIG)
-    snakemake(workdir)
+def workflow(tmp_path_factory, worker_id):
+    """One run of the whole workflow on helpers.workflow.CONFIG, in a copy of the repository, for the
+    test_workflow_* files. The run is made once per test session: the first pytest-xdist worker that needs it
+    builds it under a file lock, and every worker then works in a copy of its own (the tests edit and rerun
+    it), so each copy also shows that a moved project folder reruns nothing."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    built = shared / "workflow-built"
+    with FileLock(str(shared / "workflow-built.lock")):
+        if not (built / ".built").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            copy_repo(built)
+            write_config(built, CONFIG)
+            snakemake(built)
+            (built / ".built").touch()
+    workdir = tmp_path_factory.mktemp("workflow") / "repo"
+    shutil.copytree(built, workdir, symlinks=True)  # copy2: modification times kept
     return workdir

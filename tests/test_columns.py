@@ -43,6 +43,23 @@ def test_columns_and_templates_map_a_study_table_and_orig_tags_are_originals(tmp
     assert table["augment"].tolist() == ["", "hflip", "", ""]  # orig (any case) and empty are originals
 
 
+def test_a_bracketed_template_part_is_optional_as_the_ann_studys_augment_column(tmp_path):
+    """S0's AUGMENT is "if available": with the column, [_{AUGMENT}] fills (empty cells drop it); without, it
+    drops and every video is an original. A column outside brackets is still required."""
+    columns = {"path": "frames/{VIDEO_NAME}[_{AUGMENT}]", "video_id": "{VIDEO_NAME}[_{AUGMENT}]", "label": "TYPE",
+               "group": "SCAN", "augment": "[{AUGMENT}]"}
+    table = checked(table_config(tmp_path, ANN, classes=["NORMAL", "ANN_1_4"], columns=columns))
+    assert table["path"].tolist() == ["frames/v1_orig", "frames/v1_hflip", "frames/v2_ORIG", "frames/v3"]
+    assert table["augment"].tolist() == ["", "hflip", "", ""]
+    without = "TYPE,VIDEO_NAME,SCAN\nNORMAL,v1,S1\nANN_1_4,v2,S2\n"
+    table = checked(table_config(tmp_path, without, classes=["NORMAL", "ANN_1_4"], columns=columns))
+    assert table["path"].tolist() == ["frames/v1", "frames/v2"] and table["video_id"].tolist() == ["v1", "v2"]
+    assert table["augment"].tolist() == ["", ""]
+    with pytest.raises(LabelsError, match=r"template 'frames/\{VIDEO_NAME\}_\{AUGMENT\}' names column\(s\) "
+                                          r"\['AUGMENT'\].*in \[brackets\] may be absent"):
+        checked(table_config(tmp_path, without, classes=["NORMAL", "ANN_1_4"], columns=ANN_COLUMNS))
+
+
 def test_augment_original_is_configurable(tmp_path):
     cfg = table_config(tmp_path, ANN, classes=["NORMAL", "ANN_1_4"], columns=ANN_COLUMNS, augment_original=["orig"])
     assert checked(cfg)["augment"].tolist() == ["", "hflip", "", ""]

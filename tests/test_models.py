@@ -13,6 +13,7 @@ CASES = {
     "r2plus1d_18": {},
     "r3d_18": {},
     "mc3_18": {},
+    "resnext3d": {"depth": 50, "sample_duration": None},
     "videomae": VIDEOMAE_TINY,
 }
 
@@ -121,22 +122,32 @@ def test_videomae_pooling_and_head_depths_follow_the_config():
         "head.5.bias"]  # one width: the layout of checkpoints saved before
 
 
-@pytest.mark.parametrize("mode", ["mean", "concat"])
-def test_both_clip_directions_reach_the_model_and_are_fused(mode):
+@pytest.mark.parametrize("mode", ["mean", "concat", "concat_mlp"])
+def test_both_clip_reads_reach_the_model_and_are_fused(mode):
+    """A clip arrives as its forward read then its backward read ([B, C, 2T, H, W]); each goes through the same
+    backbone, and the fusion is the mode's."""
     seen = []
     model = build_model("tiny3d", 2, 1, width=4, fuse_directions=mode)
     model.model.features.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     model.eval()
-    x = torch.randn(2, 1, 5, 16, 16)
-    out = model(x)
-    assert len(seen) == 2 and torch.equal(seen[0], x) and torch.equal(seen[1], x.flip(2))
+    forward, backward = torch.randn(2, 1, 5, 16, 16), torch.randn(2, 1, 5, 16, 16)
+    out = model(torch.cat([forward, backward], dim=2))
+    assert len(seen) == 2 and torch.equal(seen[0], forward) and torch.equal(seen[1], backward)
     inner = model.model
     if mode == "mean":
-        assert torch.allclose(out, (inner(x) + inner(x.flip(2))) / 2)
-    else:  # the two pooled features side by side -> back to the backbone's width -> the head
-        both = torch.cat([inner.forward_features(x), inner.forward_features(x.flip(2))], dim=1)
+        assert torch.allclose(out, (inner(forward) + inner(backward)) / 2)
+    elif mode == "concat":  # the two pooled features side by side -> back to the backbone's width -> the head
+        both = torch.cat([inner.forward_features(forward), inner.forward_features(backward)], dim=1)
         assert model.fuse.in_features == 2 * inner.num_features and torch.allclose(out, inner.head(model.fuse(both)))
-    assert model.backbone is inner.features and model.head is inner.head  # stages and output bias see through
+    else:  # the notebook's head in place of the model's: its sizes, and the output bias lands on its last layer
+        linears = [(m.in_features, m.out_features) for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+        assert linears == [(inner.num_features, 512), (1024, 1024), (1024, 512), (512, 128), (128, 32), (32, 8),
+                           (8, 2)]
+        assert sum(isinstance(m, torch.nn.AlphaDropout) for m in model.head.modules()) == 3
+        assert out.shape == (2, 2) and model.head is model.fuse
+    assert model.backbone is inner.features  # stages see through
+    if mode != "concat_mlp":
+        assert model.head is inner.head
 
 
 def test_concat_fusion_needs_a_clip_model_with_pooled_features():
@@ -168,3 +179,25 @@ def test_plain_torchvision_and_hugging_face_weights_are_mapped_onto_the_wrapper(
         build_model("r2plus1d_18", 2, 3, weights=str(tmp_path / "partial.pt"))
     loose = build_model("r2plus1d_18", 2, 3, weights=str(tmp_path / "partial.pt"), weights_strict=False)
     assert torch.equal(loose.net.stem[0].weight, plain.stem[0].weight)
+
+
+def test_hara_resnext3d_loads_the_published_kinetics_layout(tmp_path):
+    """The Stall Catchers "big architecture": Hara's 3D ResNeXt, whose Kinetics checkpoints are
+    {'state_dict': {'module.conv1.weight': ..., 'module.fc.weight': [400, 2048]}} (DataParallel keys)."""
+    big = build_model("resnext3d", 1, 3, input_size=(40, 112, 112))
+    assert big.num_features == 6144  # the study's Linear(6144, 512): 2048 x 3 time steps for 40 frames
+    model = build_model("resnext3d", 1, 3, input_size=(8, 32, 32), depth=50)
+    shapes = {k: tuple(v.shape) for k, v in model.net.state_dict().items()}
+    assert shapes["conv1.weight"] == (64, 3, 7, 7, 7) and shapes["layer1.0.conv2.weight"] == (128, 4, 3, 3, 3)
+    assert shapes["layer1.0.downsample.0.weight"] == (256, 64, 1, 1, 1) and "layer4.2.bn3.running_var" in shapes
+    torch.manual_seed(3)
+    published = {f"module.{k}": torch.randn_like(v) if v.is_floating_point() else v
+                 for k, v in model.net.state_dict().items()}
+    published.update({"module.fc.weight": torch.randn(400, 2048), "module.fc.bias": torch.randn(400)})
+    torch.save({"epoch": 200, "arch": "resnext-101", "state_dict": published}, tmp_path / "resnext-kinetics.pth")
+    loaded = build_model("resnext3d", 1, 3, input_size=(8, 32, 32), depth=50,
+                         weights=str(tmp_path / "resnext-kinetics.pth"))
+    assert torch.equal(loaded.net.layer3[1].conv2.weight, published["module.layer3.1.conv2.weight"])
+    assert torch.equal(loaded.net.bn1.running_mean, published["module.bn1.running_mean"])
+    with pytest.raises(ConfigError, match="no model hub serves Hara's 3D ResNeXt"):
+        build_model("resnext3d", 1, 3, pretrained=True)

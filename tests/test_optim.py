@@ -82,6 +82,33 @@ def test_every_timm_optimizer_name_works_and_ranger_is_lookahead_radam():
         resolve({"models": {"m": {"scheduler": "cosinewarm"}}})
 
 
+def test_gradient_centralization_is_rangers_inside_lookahead():
+    """Ranger's GC: each weight gradient (conv, linear) loses its mean over all but the output dimension before
+    the update; biases and norms keep theirs. The update equals RAdam's on centralised gradients."""
+    torch.manual_seed(0)
+    models = [build_model("tiny3d", 2, 1, width=4) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    gc = {"gradient_centralization": True}
+    ranger = build_optimizer(models[0], model_stages(cfg(optimizer="lookahead_radam", optimizer_params=gc), "loss")[0])
+    plain = build_optimizer(models[1], model_stages(cfg(optimizer="lookahead_radam"), "loss")[0])
+    assert (ranger.defaults["lookahead_alpha"], ranger.defaults["lookahead_k"]) == (0.5, 6)  # Ranger's
+    x = torch.randn(2, 1, 4, 16, 16)
+    for model in models:
+        torch.manual_seed(1)  # the same dropout draws
+        model(x).sum().backward()
+    for p in models[1].parameters():  # centralise by hand for the plain one
+        if p.grad.dim() > 1:
+            p.grad -= p.grad.mean(dim=tuple(range(1, p.grad.dim())), keepdim=True)
+    ranger.step()
+    plain.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-7)
+    weights = [p for p in models[0].parameters() if p.dim() > 1]
+    assert all(p.grad.mean(dim=tuple(range(1, p.dim()))).abs().max() < 1e-6 for p in weights)
+    assert any(p.grad.abs().sum() > 0 and p.dim() == 1 and p.grad.mean().abs() > 1e-6
+               for p in models[0].parameters())  # biases are left alone
+
+
 def test_stages_take_the_models_values_and_freeze_epochs_is_two_of_them():
     c = cfg(epochs=7, freeze_epochs=2, lr=1e-3, backbone_lr=1e-5, optimizer="adamw", monitor="accuracy")
     head, rest = model_stages(c, "accuracy")

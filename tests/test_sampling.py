@@ -43,7 +43,7 @@ def test_center_window_forward_and_backward():
 
 def test_unknown_mode_lists_the_registry():
     with pytest.raises(ConfigError, match="clip_sampling: unknown clip sampler 'zigzag'; choose one of "
-                                          "\\['center', 'random', 'uniform'\\]"):
+                                          "\\['center', 'middle_window', 'random', 'uniform'\\]"):
         eval_clips(10, ClipSpec("zigzag", 4))
 
 
@@ -87,7 +87,42 @@ def test_all_clips_are_averaged_in_bounded_blocks(tmp_path):
     assert np.allclose(probs, one_by_one, atol=1e-6) and probs.shape == (3, 2)
 
 
-def test_center_window_for_a_fused_model_is_the_forward_read_only():
+def test_a_fused_model_gets_both_reads_side_by_side():
     spec = ClipSpec("center", length=4, period=1, offset=3, fused=True)
-    assert [c.tolist() for c in eval_clips(10, spec)] == [[6, 7, 8, 9]]
-    assert train_clip(10, spec, np.random.default_rng(0)).tolist() == [6, 7, 8, 9]
+    assert [c.tolist() for c in eval_clips(10, spec)] == [[6, 7, 8, 9, 9, 8, 7, 6]]
+    assert train_clip(10, spec, np.random.default_rng(0)).tolist() == [6, 7, 8, 9, 9, 8, 7, 6]
+    random = ClipSpec("random", length=3, period=2, fused=True)
+    clip = train_clip(20, random, np.random.default_rng(0))
+    assert len(clip) == 6 and clip[3:].tolist() == clip[:3][::-1].tolist()
+
+
+def notebook_window(total_frames: int, length: int) -> tuple[list[int], list[int]]:
+    """The Stall Catchers notebook's Dataset.__getitem__ index logic, transcribed (frames stand in for paths)."""
+    forward, backward = list(range(total_frames)), list(range(total_frames))[::-1]
+    for sequence in (forward, backward):  # _pad_to_length: insert the first element in front
+        left_pad = sequence[0]
+        while len(sequence) < length:
+            sequence.insert(0, left_pad)
+    total_image = len(forward)
+    if length <= total_image < length + int(length // 2):
+        start_i = total_image // 2 - length // 2
+    elif total_image >= length + int(length // 2):
+        start_i = (total_image // 2 - length // 2 + int((length // 2) // 2)) - 1
+    else:
+        start_i = 0
+    return forward[start_i:start_i + length], backward[start_i:start_i + length]
+
+
+@pytest.mark.parametrize("length", [40, 7])
+def test_middle_window_is_the_stall_catchers_notebooks(length):
+    """Every video length, short (padded with its first frame, the backward read with its last) and long."""
+    spec = ClipSpec("middle_window", length=length)
+    for n in range(1, 4 * length):
+        forward, backward = notebook_window(n, length)
+        assert [c.tolist() for c in eval_clips(n, spec)] == [forward, backward], n
+        fused = eval_clips(n, ClipSpec("middle_window", length=length, fused=True))
+        assert [c.tolist() for c in fused] == [forward + backward], n
+    forward, backward = notebook_window(56, 40)  # the competition's median test video: a centred window
+    assert forward[0] == 8 and backward == forward[::-1]
+    forward, backward = notebook_window(100, 40)  # long: the middle - 11, and a backward window of its own
+    assert forward[0] == 39 and backward[0] == 60 and backward != forward[::-1]

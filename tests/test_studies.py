@@ -39,7 +39,7 @@ SHRUNK = {
     "echonet_videomae": {"videomae_ef": {"arch_params": {
         "pool_hidden": 8, "hidden": [16, 8], "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "patch_size": 8}, "clip_period": 1, "accumulate": 1, "val_every_steps": 2}},
-    "stall_catchers": {"r2plus1d_stall": {"clip_offset": 1, "accumulate": 2}},
+    "stall_catchers": {"r2plus1d_stall": {"accumulate": 2, "fuse_params": {"latent": 16, "hidden": 128}}},
 }
 
 
@@ -166,5 +166,7 @@ def test_stall_catchers_joined_tables_and_the_outlined_roi(tmp_path):
     assert corner.tolist() == [0, 0, 255]  # outside the outline: the blue fill
     assert split.groupby("group")["partition"].nunique().max() == 1
     (metrics, history), = train_study(workdir, "stall_catchers").values()
+    # Adam then Ranger, stem and layer1 never trained, the notebook's head on both reads, threshold 0.5
     assert history["stage"].tolist() == [1, 2] and metrics["monitor"] == "mcc"
-    assert metrics["threshold_rule"] == "mcc"
+    assert history["trains"].tolist() == ["head + last 6 of 12 backbone blocks"] * 2
+    assert metrics["threshold_rule"] == "fixed" and metrics["threshold"] == 0.5

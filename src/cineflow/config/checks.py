@@ -30,9 +30,9 @@ def check_models(config: dict) -> None:
         if model["freeze_epochs"] >= model["epochs"]:
             raise ConfigError(f"models/{name}/freeze_epochs: {model['freeze_epochs']} of {model['epochs']} epochs "
                               "leaves none for the backbone; lower it or raise epochs")
-        if model["fuse_directions"] == "concat" and model["arch"] in ("frame2d", "image2d"):
-            raise ConfigError(f"models/{name}/fuse_directions: concat needs a clip model (3D CNN or videomae), not "
-                              f"'{model['arch']}'; use mean")
+        if model["fuse_directions"] in ("concat", "concat_mlp") and model["arch"] in ("frame2d", "image2d"):
+            raise ConfigError(f"models/{name}/fuse_directions: {model['fuse_directions']} needs a clip model (3D CNN "
+                              f"or videomae), not '{model['arch']}'; use mean")
         norm = model.get("normalise")
         if isinstance(norm, dict):
             channels = 1 if (model.get("color") or config["cache"]["color"]) == "grey" else 3

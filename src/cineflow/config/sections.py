@@ -74,6 +74,7 @@ class CacheConfig:
     sector_mask: bool
     fill: list
     keep_aspect: bool
+    interpolation: str
     size: int
     color: str
     fps: float | None
@@ -137,6 +138,7 @@ class ModelConfig:
     output_bias: float | None
     weights_strict: bool
     fuse_directions: str | None
+    fuse_params: dict
     accumulate: int
     clip_grad_norm: float | None
     amp: str

@@ -148,7 +148,7 @@ class ClipBatches(Dataset):
     def __getitem__(self, step: int):
         items = self.batches[step]
         first = self.clips.frames(items[0])
-        out = _shared_empty((len(items), self.clips.spec.length) + first.shape[1:], torch.uint8)
+        out = _shared_empty((len(items), self.clips.spec.frames) + first.shape[1:], torch.uint8)
         view = out.numpy()
         for k, i in enumerate(items):
             frames = first if k == 0 else self.clips.frames(i)

@@ -89,18 +89,40 @@ def map_columns(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame
 
 
 def _values(raw: pd.DataFrame, spec: str, field: str, source: str) -> pd.Series:
-    """A column, or a template `{COLUMN}` filled row by row."""
+    """A column, or a template `{COLUMN}` filled row by row. A part of a template in square brackets holding a
+    `{COLUMN}` is optional: it is left out where that column is absent from the table or its cell is empty
+    ("preprocessed_frames_aug/{VIDEO_NAME}[_{AUGMENT}]" for a study whose AUGMENT column is "if available")."""
     if "{" not in spec:
         if spec not in raw:
             raise LabelsError(f"{source}: data.columns.{field} names column '{spec}', which the table does not have; "
                               f"its columns are {list(raw.columns)}")
         return raw[spec]
-    names = [name for _, name, _, _ in string.Formatter().parse(spec) if name is not None]
-    missing = [name for name in names if name not in raw]
+    optional = [_names(part) for part in OPTIONAL_PART.findall(spec)]
+    names = _names(spec)
+    missing = [name for name in names if name not in raw and not any(name in part for part in optional)]
     if missing:
         raise LabelsError(f"{source}: data.columns.{field} template '{spec}' names column(s) {missing}, which the "
-                          f"table does not have; its columns are {list(raw.columns)}")
-    return pd.Series([spec.format_map(row) for row in raw[names].fillna("").to_dict("records")], index=raw.index)
+                          f"table does not have; its columns are {list(raw.columns)} (a part in [brackets] may be "
+                          "absent)")
+    present = [name for name in names if name in raw]
+    records = raw[present].fillna("").astype(str).to_dict("records")
+    return pd.Series([_render(spec, record) for record in records], index=raw.index)
+
+
+# an optional part of a template: square brackets around text holding at least one {COLUMN}
+OPTIONAL_PART = re.compile(r"\[([^\[\]]*\{[^\[\]]*\}[^\[\]]*)\]")
+
+
+def _names(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def _render(spec: str, record: dict) -> str:
+    """`spec` filled from one row: optional parts whose columns are absent or empty are dropped."""
+    def part(match: re.Match) -> str:
+        names = _names(match.group(1))
+        return match.group(1).format_map(record) if all(record.get(n, "").strip() for n in names) else ""
+    return OPTIONAL_PART.sub(part, spec).format_map(record)
 
 
 def folder_groups(paths: pd.Series, source: str, rows: list[int] | None = None) -> list[str]:

@@ -8,12 +8,12 @@ on the source (Grad-CAM). Every choice is returned for the video's shard-table r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from cineflow.config import CacheConfig
+from cineflow.config import CacheConfig, schema_default
 from cineflow.data.readers import UnreadableVideo, read_video, rgb_to_grey
 from cineflow.data.roi import bounding_box, outline_inside
 
@@ -67,21 +67,27 @@ def resample_indices(n_frames: int, source_fps: float, target_fps: float | None)
     return np.unique(np.minimum(np.round(times * source_fps).astype(int), n_frames - 1))
 
 
-def fit_frame(frame: np.ndarray, size: int, keep_aspect: bool, fill: list[int]) -> np.ndarray:
-    """One [H, W, C] frame resized to size x size; with keep_aspect, scaled to fit and padded with `fill`."""
+INTERPOLATIONS = {"area": 3, "bilinear": 1, "bicubic": 2}  # cv2.INTER_AREA, INTER_LINEAR, INTER_CUBIC
+
+
+def fit_frame(frame: np.ndarray, size: int, keep_aspect: bool, fill: list[int], interpolation: str = "area"
+              ) -> np.ndarray:
+    """One [H, W, C] frame resized to size x size with cache.interpolation; with keep_aspect, scaled to fit and
+    padded with `fill`."""
     import cv2
 
     height, width, channels = frame.shape
+    flag = INTERPOLATIONS[interpolation]
     if height == width == size:
         return frame
     if not keep_aspect or height == width:
-        return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels)
+        return cv2.resize(frame, (size, size), interpolation=flag).reshape(size, size, channels)
     scale = size / max(height, width)
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
     canvas = np.empty((size, size, channels), np.uint8)
     canvas[:] = fill_value(fill, channels)
     top, left = (size - h) // 2, (size - w) // 2
-    resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(frame, (w, h), interpolation=flag)
     canvas[top: top + h, left: left + w] = resized.reshape(h, w, channels)
     return canvas
 
@@ -190,7 +196,7 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
         frame = frames[i]
         if mask is not None:
             frame = cv2.copyTo(frame, mask_u8, background.copy()).reshape(frame.shape)
-        out[t] = fit_frame(frame, cfg.size, cfg.keep_aspect, cfg.fill)
+        out[t] = fit_frame(frame, cfg.size, cfg.keep_aspect, cfg.fill, cfg.interpolation)
     return out, info
 
 
@@ -220,9 +226,12 @@ def _info(fps: float, cfg: CacheConfig, frames: np.ndarray, mask: np.ndarray | N
 
 def cache_config(preprocess: dict | str) -> CacheConfig:
     """The cache settings a video was cached with, from its manifest row's `preprocess` (JSON) or a checkpoint's
-    (a dict): every setting but where the frames went."""
+    (a dict): every setting but where the frames went. A setting added after the cache was written takes the
+    schema's default, which is what the cache was made with."""
     settings = json.loads(preprocess) if isinstance(preprocess, str) else preprocess
-    return CacheConfig.from_dict({**settings, "shards": 1, "store": "files"})
+    added = {f.name for f in fields(CacheConfig)} - set(settings) - {"shards", "store"}
+    return CacheConfig.from_dict({**{k: schema_default("cache", k) for k in added}, **settings, "shards": 1,
+                                  "store": "files"})
 
 
 def read_as_cached(source: str | Path, cfg: CacheConfig) -> tuple[np.ndarray, float]:

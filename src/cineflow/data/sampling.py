@@ -1,6 +1,8 @@
 """Which frames make a clip: samplers in a registry, random at training and fixed at evaluation.
 
-Index arrays use -1 for padding frames past either end of a short video (read as zeros).
+Index arrays use -1 for padding frames past either end of a short video (read as zeros). A model that reads
+every clip forward and backward (fuse_directions) gets both reads side by side in time: 2 x clip_length frames,
+the forward read then the backward one, so a sampler can choose the backward read's own window.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ class ClipSpec:
     length: int
     period: int = 1
     offset: int = 0
-    fused: bool = False  # the model reads every clip backward itself (fuse_directions)
+    fused: bool = False  # the model gets both reads of every clip (fuse_directions)
+
+    @property
+    def frames(self) -> int:
+        """Frames per clip as delivered: both reads for a fused model."""
+        return self.length * (2 if self.fused else 1)
 
     @classmethod
     def of(cls, model: ModelConfig) -> "ClipSpec":
@@ -35,12 +42,20 @@ SAMPLERS: Registry[Sampler] = Registry("clip sampler", "models.<name>.clip_sampl
 
 
 def train_clip(n_frames: int, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
-    return _sampler(spec)(n_frames, spec, rng, 1)[0]
+    return _reads(spec, _sampler(spec)(n_frames, spec, rng, 1))[0]
 
 
 def eval_clips(n_frames: int, spec: ClipSpec, n_clips: int | str = 1) -> list[np.ndarray]:
     """The fixed clips a video is scored on; their scores are averaged (n_clips='all': every start)."""
-    return _sampler(spec)(n_frames, spec, None, n_clips)
+    return _reads(spec, _sampler(spec)(n_frames, spec, None, n_clips))
+
+
+def _reads(spec: ClipSpec, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """For a fused model, each clip's forward read then its backward read; a sampler that returned 2 x length
+    frames chose the backward read itself (middle_window), any other clip is read back in reverse."""
+    if not spec.fused:
+        return clips
+    return [c if len(c) == 2 * spec.length else np.concatenate([c, c[::-1]]) for c in clips]
 
 
 def _sampler(spec: ClipSpec) -> Sampler:
@@ -79,11 +94,37 @@ def uniform(n_frames, spec, rng, n_clips):
 @SAMPLERS.register
 def center(n_frames, spec, rng, n_clips):
     """A window around the middle frame (+ offset), read forward and backward: two clips, one of them drawn
-    at training and both averaged at evaluation; only the forward one for a model that reads it backward
-    itself (fuse_directions)."""
+    at training and both averaged at evaluation; for a fused model, the one clip whose two reads it fuses."""
     middle = n_frames // 2 + spec.offset
     forward = _window(n_frames, middle - spec.period * (spec.length // 2), spec)
-    clips = [forward] if spec.fused else [forward, forward[::-1].copy()]
+    return _directions(forward, forward[::-1].copy(), spec, rng)
+
+
+@SAMPLERS.register
+def middle_window(n_frames, spec, rng, n_clips):
+    """The Stall Catchers notebook's window, as its code runs. A video shorter than the window is padded by
+    repeating its first frame in front (the backward read: its last frame), never with black, which means
+    something in these videos. On the padded length T the window starts at T//2 - L//2, and where
+    T >= 1.5 L a further (L//2)//2 - 1 frames on (the middle - 11 for L = 40; the text says "10 back").
+    The backward read is the same positions of the reversed padded list: a window of its own, mirrored
+    about the middle, not the forward read reversed. L is the window's span (clip_length frames every
+    clip_period); clip_offset does not apply."""
+    span = (spec.length - 1) * spec.period + 1
+    total = max(n_frames, span)
+    start = total // 2 - span // 2 + ((span // 2) // 2 - 1 if total >= span + span // 2 else 0)
+    steps = start + spec.period * np.arange(spec.length)
+    pad = total - n_frames
+    forward = np.concatenate([np.zeros(pad, int), np.arange(n_frames)])[steps]
+    backward = np.concatenate([np.full(pad, n_frames - 1), np.arange(n_frames)[::-1]])[steps]
+    return _directions(forward, backward, spec, rng)
+
+
+def _directions(forward: np.ndarray, backward: np.ndarray, spec: ClipSpec, rng) -> list[np.ndarray]:
+    """A fused model's one clip (both reads side by side), else the two reads as clips: one drawn at
+    training, both averaged at evaluation."""
+    if spec.fused:
+        return [np.concatenate([forward, backward])]
+    clips = [forward, backward]
     if rng is not None:
         return [clips[int(rng.integers(0, len(clips)))]]
     return clips

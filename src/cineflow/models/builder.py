@@ -33,7 +33,7 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,
                 input_size: tuple[int, int, int] = (16, 112, 112), weights_strict: bool = True,
-                fuse_directions: str | None = None, **params) -> nn.Module:
+                fuse_directions: str | None = None, fuse_params: dict | None = None, **params) -> nn.Module:
     """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
 
     `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width).
@@ -46,7 +46,8 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         weights: a local state-dict file to start from instead (load_weights).
         input_size: (frames, height, width) of the clips.
         weights_strict: stop when `weights` leaves backbone parameters unset or has keys that fit nowhere.
-        fuse_directions: None, or mean / concat: the model sees every clip forward and backward (Bidirectional).
+        fuse_directions: None, or mean / concat / concat_mlp: the model sees both reads of every clip (Bidirectional).
+        fuse_params: concat_mlp's sizes (latent, hidden, dropout).
         **params: the architecture's arch_params.
     """
     build = MODELS.get(arch)
@@ -57,24 +58,37 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         raise ConfigError(f"models.<name>.arch_params: '{arch}' says {err}; check arch_params") from None
     if weights:
         load_weights(model, weights, strict=weights_strict)
-    return Bidirectional(model, fuse_directions) if fuse_directions else model
+    return Bidirectional(model, fuse_directions, **(fuse_params or {})) if fuse_directions else model
 
 class Bidirectional(nn.Module):
-    """Every clip forward and backward in time through the same model, fused (the Stall Catchers study's
-    two 40-frame reads of one window): `mean` averages the two outputs; `concat` puts the two pooled
-    feature vectors side by side, projects them back to the backbone's width with a linear layer, then
-    applies the model's head. The backbone and head stay the wrapped model's, so staged training,
-    output bias and Grad-CAM (of the forward read) work as for the model alone."""
+    """Both reads of every clip through the same model, fused (the Stall Catchers study's forward and backward
+    40-frame reads). A clip arrives as [B, C, 2T, H, W], the forward read then the backward one (data.sampling
+    puts them side by side, so a sampler can give the backward read a window of its own).
 
-    def __init__(self, model: nn.Module, mode: str):
+    - `mean` averages the two outputs;
+    - `concat` puts the two pooled feature vectors side by side, projects them back to the backbone's width
+      with a linear layer, then applies the model's head;
+    - `concat_mlp` is the notebook's own: each read's pooled features through AlphaDropout, a Linear to
+      `latent` and BatchNorm (momentum 0.01), the two side by side through the notebook's MLP
+      (FusionMLP), in place of the model's head.
+
+    The backbone stays the wrapped model's, so staged training, output bias and Grad-CAM work as for the
+    model alone."""
+
+    def __init__(self, model: nn.Module, mode: str, latent: int = 512, hidden: int = 1024, dropout: float = 0.4):
         super().__init__()
-        if mode not in ("mean", "concat"):
-            raise ValueError(f"unknown fuse_directions '{mode}'; choose mean or concat")
-        if mode == "concat" and not hasattr(model, "forward_features"):
-            raise ConfigError(f"fuse_directions: concat needs a clip model with pooled features (3D CNNs, "
+        if mode not in ("mean", "concat", "concat_mlp"):
+            raise ValueError(f"unknown fuse_directions '{mode}'; choose mean, concat or concat_mlp")
+        if mode != "mean" and not hasattr(model, "forward_features"):
+            raise ConfigError(f"fuse_directions: {mode} needs a clip model with pooled features (3D CNNs, "
                               f"videomae), not {type(model).__name__}; use mean")
         self.model, self.mode = model, mode
-        self.fuse = nn.Linear(2 * model.num_features, model.num_features) if mode == "concat" else None
+        self.fuse = None
+        if mode == "concat":
+            self.fuse = nn.Linear(2 * model.num_features, model.num_features)
+        elif mode == "concat_mlp":
+            outputs = [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1].out_features
+            self.fuse = FusionMLP(model.num_features, outputs, latent, hidden, dropout)
 
     @property
     def backbone(self) -> nn.Module:
@@ -82,7 +96,7 @@ class Bidirectional(nn.Module):
 
     @property
     def head(self) -> nn.Module:
-        return self.model.head
+        return self.fuse if self.mode == "concat_mlp" else self.model.head
 
     @property
     def cam_layer(self) -> str:
@@ -97,11 +111,35 @@ class Bidirectional(nn.Module):
         return None if weights is None else weights[::-1].copy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        backward = x.flip(2)  # [B, C, T, H, W]: time reversed
+        forward, backward = x.chunk(2, dim=2)  # [B, C, 2T, H, W]: the two reads
         if self.mode == "mean":
-            return (self.model(x) + self.model(backward)) / 2
-        features = torch.cat([self.model.forward_features(x), self.model.forward_features(backward)], dim=1)
-        return self.model.forward_head(self.fuse(features))
+            return (self.model(forward) + self.model(backward)) / 2
+        features = [self.model.forward_features(forward), self.model.forward_features(backward)]
+        if self.mode == "concat_mlp":
+            return self.fuse(*features)
+        return self.model.forward_head(self.fuse(torch.cat(features, dim=1)))
+
+
+class FusionMLP(nn.Module):
+    """The Stall Catchers notebook's fusion head (its Encoder.final and ConvLSTM.output_layers_new, with its
+    sizes: latent 512, hidden 1024, 1024 -> 512 -> 128 -> 32 -> 8 -> outputs, AlphaDropout 0.4). The notebook
+    ends in a Sigmoid; here the task's loss reads the logits (losses' metadata)."""
+
+    def __init__(self, features: int, outputs: int, latent: int, hidden: int, dropout: float):
+        super().__init__()
+        self.project = nn.Sequential(nn.AlphaDropout(dropout), nn.Linear(features, latent),
+                                     nn.BatchNorm1d(latent, momentum=0.01))
+        sizes = [hidden, hidden // 2, hidden // 8, hidden // 32, hidden // 128]
+        self.layers = nn.Sequential(
+            nn.Linear(2 * latent, sizes[0]), nn.BatchNorm1d(sizes[0], momentum=0.01), nn.ReLU(),
+            nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.AlphaDropout(dropout),
+            nn.Linear(sizes[1], sizes[2]), nn.ReLU(),
+            nn.Linear(sizes[2], sizes[3]), nn.ReLU(),
+            nn.Linear(sizes[3], sizes[4]), nn.BatchNorm1d(sizes[4], momentum=0.01), nn.ReLU(), nn.AlphaDropout(dropout),
+            nn.Linear(sizes[4], outputs))
+
+    def forward(self, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+        return self.layers(torch.cat([self.project(forward), self.project(backward)], dim=1))
 
 
 def init_output_bias(model: nn.Module, value: float) -> None:

@@ -8,14 +8,14 @@ Checkpoints load with weights_only=True: nothing in a checkpoint is unpickled as
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cineflow.config import ModelConfig
+from cineflow.config import ModelConfig, schema_default
 from cineflow.data.sampling import ClipSpec
 from cineflow.io import atomic_path
 from cineflow.models.architectures import build_model
@@ -59,6 +59,7 @@ class TrainedModel:
         spec = self.spec
         return build_model(spec.arch, n_outputs=self.n_outputs, in_channels=self.in_channels, pretrained=False,
                            weights=None, input_size=self.input_size, fuse_directions=spec.fuse_directions,
+                           fuse_params=spec.fuse_params,
                            **spec.arch_params)
 
     def save(self, path: str | Path, state_dict: dict) -> None:
@@ -86,7 +87,7 @@ class TrainedModel:
     def of_checkpoint(cls, ckpt: dict) -> "TrainedModel":
         """The record of a loaded checkpoint dict, without building the module."""
         progress = {k: ckpt[k] for k in PROGRESS if k in ckpt}
-        return cls(spec=ModelConfig.from_dict(ckpt["model"]), task=Task.from_dict(ckpt["task"]), loss=ckpt["loss"],
+        return cls(spec=saved_spec(ckpt["model"]), task=Task.from_dict(ckpt["task"]), loss=ckpt["loss"],
                    output=ckpt["output"], monitor=ckpt["monitor"], n_outputs=ckpt["n_outputs"],
                    in_channels=ckpt["in_channels"], input_size=tuple(ckpt["input_size"]),
                    normalisation=ckpt["normalisation"], preprocess=ckpt.get("preprocess"),
@@ -119,3 +120,10 @@ def preprocess_of(manifest: pd.DataFrame) -> dict | None:
     if "preprocess" not in manifest or manifest.empty:
         return None
     return json.loads(manifest["preprocess"].iloc[0])
+
+
+def saved_spec(saved: dict) -> ModelConfig:
+    """A checkpoint's model settings; a key added to the schema after the checkpoint was written takes the
+    schema's default, so older checkpoints still load."""
+    missing = {f.name for f in fields(ModelConfig)} - set(saved)
+    return ModelConfig.from_dict({**{key: schema_default("models", "*", key) for key in missing}, **saved})

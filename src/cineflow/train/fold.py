@@ -165,6 +165,7 @@ def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_ro
     torch.manual_seed(seed)
     model = build_model(cfg.arch, record.n_outputs, record.in_channels, cfg.pretrained, cfg.weights,
                         record.input_size, weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions,
+                        fuse_params=cfg.fuse_params,
                         **cfg.arch_params)
     bias = cfg.output_bias if cfg.output_bias is not None else task.output_bias(y_train)
     if bias is not None:

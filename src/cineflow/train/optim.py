@@ -26,18 +26,34 @@ def param_groups(model: nn.Module, stage: Stage) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
-    """timm's create_optimizer_v2 over the two groups; `lookahead_<name>` wraps <name> in Lookahead.
+    """timm's create_optimizer_v2 over the two groups; `lookahead_<name>` wraps <name> in Lookahead, and
+    optimizer_params' gradient_centralization adds Ranger's gradient centralisation (timm has none).
 
     Frozen parameters stay in the groups: they get no gradient, so no optimizer moves them, and a later
     stage that unfreezes them builds its own optimizer."""
     from timm.optim import create_optimizer_v2
 
+    params = dict(stage.optimizer_params)
+    centralise = params.pop("gradient_centralization", False)
     try:
-        return create_optimizer_v2(param_groups(model, stage), opt=stage.optimizer, lr=stage.lr,
-                                   weight_decay=stage.weight_decay, **stage.optimizer_params)
+        optimizer = create_optimizer_v2(param_groups(model, stage), opt=stage.optimizer, lr=stage.lr,
+                                        weight_decay=stage.weight_decay, **params)
     except (TypeError, ValueError, AssertionError) as err:
         raise ConfigError(f"optimizer '{stage.optimizer}' with optimizer_params {stage.optimizer_params}: {err}"
                           ) from None
+    if centralise:  # on the inner optimizer: timm's Lookahead.step runs no hooks of its own
+        getattr(optimizer, "_base_optimizer", optimizer).register_step_pre_hook(centralise_gradients)
+    return optimizer
+
+
+def centralise_gradients(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """Gradient centralisation (Yong et al. 2020), as Ranger applies it with gc_conv_only=False: each gradient
+    of a weight with more than one dimension loses its mean over all dimensions but the first. A step
+    pre-hook, so it runs after AMP's unscale and before the update."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and p.grad.dim() > 1:
+                p.grad.sub_(p.grad.mean(dim=tuple(range(1, p.grad.dim())), keepdim=True))
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, updates_per_epoch: int, lower_is_better: bool):
