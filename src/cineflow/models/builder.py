@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cineflow.config import ConfigError
+from cineflow.config import ConfigError, schema_default
 from cineflow.models.weights import load_weights
 from cineflow.registry import Registry
 
@@ -58,7 +58,9 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         raise ConfigError(f"models.<name>.arch_params: '{arch}' says {err}; check arch_params") from None
     if weights:
         load_weights(model, weights, strict=weights_strict)
-    return Bidirectional(model, fuse_directions, **(fuse_params or {})) if fuse_directions else model
+    if not fuse_directions:
+        return model
+    return Bidirectional(model, fuse_directions, **(fuse_params or schema_default("models", "*", "fuse_params")))
 
 class Bidirectional(nn.Module):
     """Both reads of every clip through the same model, fused (the Stall Catchers study's forward and backward
@@ -75,7 +77,7 @@ class Bidirectional(nn.Module):
     The backbone stays the wrapped model's, so staged training, output bias and Grad-CAM work as for the
     model alone."""
 
-    def __init__(self, model: nn.Module, mode: str, latent: int = 512, hidden: int = 1024, dropout: float = 0.4):
+    def __init__(self, model: nn.Module, mode: str, latent: int, hidden: int, dropout: float):
         super().__init__()
         if mode not in ("mean", "concat", "concat_mlp"):
             raise ValueError(f"unknown fuse_directions '{mode}'; choose mean, concat or concat_mlp")
@@ -121,8 +123,8 @@ class Bidirectional(nn.Module):
 
 
 class FusionMLP(nn.Module):
-    """The Stall Catchers notebook's fusion head (its Encoder.final and ConvLSTM.output_layers_new, with its
-    sizes: latent 512, hidden 1024, 1024 -> 512 -> 128 -> 32 -> 8 -> outputs, AlphaDropout 0.4). The notebook
+    """The Stall Catchers notebook's fusion head (its Encoder.final and ConvLSTM.output_layers_new; the schema's
+    fuse_params default to its sizes: latent 512, hidden 1024 -> 512 -> 128 -> 32 -> 8, AlphaDropout 0.4). The notebook
     ends in a Sigmoid; here the task's loss reads the logits (losses' metadata)."""
 
     def __init__(self, features: int, outputs: int, latent: int, hidden: int, dropout: float):
