@@ -9,7 +9,7 @@ import pytest
 
 from cineflow.config import CacheConfig
 from cineflow.data.cache import cache_shard, leave_out, listed_in
-from cineflow.data.preprocess import resample_indices, sector_mask
+from cineflow.data.preprocess import fit_frame, resample_indices, sector_mask
 from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_avi
 from helpers import settings
@@ -164,3 +164,13 @@ def test_shard_store_holds_a_shard_in_one_file_that_every_reader_reads_as_the_pe
     assert len(clips["files"]) == len(clips["shards"]) > 3
     assert all(np.array_equal(a, b) for a, b in zip(clips["files"], clips["shards"]))
     assert channel_stats(ok["files"]) == channel_stats(ok["shards"])
+
+
+def test_cache_interpolation_is_the_named_filter():
+    """area by default (the demo's caches unchanged); bicubic and bilinear as the studies resize."""
+    frame = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    black = [0, 0, 0]
+    for name, flag in (("area", cv2.INTER_AREA), ("bilinear", cv2.INTER_LINEAR), ("bicubic", cv2.INTER_CUBIC)):
+        assert np.array_equal(fit_frame(frame, 16, False, black, name), cv2.resize(frame, (16, 16), interpolation=flag))
+    assert np.array_equal(fit_frame(frame, 16, False, black), fit_frame(frame, 16, False, black, "area"))
+    assert not np.array_equal(fit_frame(frame, 16, False, black, "bicubic"), fit_frame(frame, 16, False, black))
