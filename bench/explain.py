@@ -32,8 +32,9 @@ from cineflow.data.preprocess import cache_config
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_avi
-from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
+from cineflow.evaluate.gradcam import on_source
 from cineflow.models.architectures import build_model
+from cineflow.models.cam import clip_cam, write_panels
 from cineflow.models.inference import score_videos
 
 SIZE, LENGTH, PERIOD, BLOCK = 112, 32, 2, 8

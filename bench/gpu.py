@@ -42,8 +42,8 @@ from cineflow.data.cache import cache_video
 from cineflow.data.clips import ClipDataset, Prepare, read_clip, to_tensor
 from cineflow.data.sampling import ClipSpec, eval_clips
 from cineflow.data.video_io import write_mp4
-from cineflow.evaluate.gradcam import clip_cam, overlay
 from cineflow.models.architectures import build_model, init_output_bias
+from cineflow.models.cam import clip_cam, overlay
 from cineflow.models.inference import score_videos
 from cineflow.models.losses import build_loss
 from cineflow.seeding import seed_everything

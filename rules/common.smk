@@ -30,6 +30,7 @@ from cineflow.data.demo import plan
 from cineflow.data.labels import n_folds, shard_of
 from cineflow.data.layouts import labels_table, table_source
 from cineflow.data.splits import split_names
+from cineflow.data.synthetic import with_low_quality_copies
 from cineflow.io import sweep_temporaries
 from cineflow.sources import script_sources
 
@@ -86,6 +87,7 @@ def gpu_job(cpus: int = 2, gpus=1) -> dict:
 def samples() -> pd.DataFrame:
     """The labels table, checked at parse time (errors name the row and the fix), with its shard."""
     table = labels_table(DATA, DemoConfig.from_dict(config["demo"]), SEED)
+    table = with_low_quality_copies(table, DATA.synthetic_low_quality, DATA.classes)
     return table.assign(shard=[shard_of(v, len(SHARDS)) for v in table["video_id"]])
 
 
@@ -102,8 +104,11 @@ def subgroup_records(wildcards) -> list[dict]:
 
 
 def shard_rows(wildcards) -> list[dict]:
+    """One shard's videos: id, path and, for data.synthetic_low_quality's copies, how to degrade them."""
     rows = samples()[samples()["shard"] == int(wildcards.shard)]
-    return rows[["video_id", "path"]].to_dict("records")
+    return rows[[c for c in ("video_id", "path", "degrade") if c in rows]].to_dict(
+        "records"
+    )
 
 
 def shard_videos(wildcards) -> list[str]:
@@ -191,6 +196,19 @@ def predict_input(wildcards) -> str:
     return source
 
 
+# models.<name>.gradcam_every: the train rule's folder of Grad-CAMs drawn during training, declared when a model
+# draws them (a model that draws none leaves its folder empty); otherwise the train rule's outputs are as before
+TRAINING_CAMS = any(m["gradcam_every"] for m in config["models"].values())
+
+
+def training_cams_output() -> dict:
+    return (
+        {"cams": directory("results/{model}/fold_{fold}/training_gradcam")}
+        if TRAINING_CAMS
+        else {}
+    )
+
+
 def report_inputs(wildcards) -> dict:
     """Each model's files for the report, named `<kind>_<model>`: the report reads exactly these."""
     files = {}
@@ -204,6 +222,8 @@ def report_inputs(wildcards) -> dict:
         files[f"gradcam_{model}"] = [f"{fold}/gradcam" for fold in first]
         files[f"subgroups_{model}"] = f"results/{model}/subgroups.json"
         files[f"card_{model}"] = f"results/{model}/model_card.md"
+        if config["models"][model]["gradcam_every"]:
+            files[f"training_cams_{model}"] = [f"{first[0]}/training_gradcam"]
         files[f"external_{model}"] = [
             f"results/external/{name}/{model}/metrics.json" for name in EXTERNAL
         ]

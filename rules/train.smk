@@ -3,6 +3,7 @@ rule train:
         unpack(model_inputs),
         code=code("train"),
     output:
+        **training_cams_output(),
         model="results/{model}/fold_{fold}/model.pt",
         last="results/{model}/fold_{fold}/last.pt",
         history="results/{model}/fold_{fold}/history.csv",

@@ -11,7 +11,7 @@ from cineflow.logs import to_log
 
 with to_log(snakemake.log[0]):
     out = Path(snakemake.output[0])
-    table = cache_shard(pd.DataFrame(snakemake.params.videos, columns=["video_id", "path"]),
+    table = cache_shard(pd.DataFrame(snakemake.params.videos),
                         snakemake.params.root, out, CacheConfig.from_dict(snakemake.params.cache),
                         leave_out(listed_in(snakemake.config["data"]["layout"])))
     write_parquet(out / "shard.parquet", table)

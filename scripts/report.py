@@ -10,7 +10,8 @@ with to_log(snakemake.log[0]):
                            plots=snakemake.input[f"plots_{name}"], metrics=list(snakemake.input[f"metrics_{name}"]),
                            gradcam=list(snakemake.input[f"gradcam_{name}"]),
                            subgroups=snakemake.input[f"subgroups_{name}"], card=snakemake.input[f"card_{name}"],
-                           external=list(snakemake.input[f"external_{name}"]))
+                           external=list(snakemake.input[f"external_{name}"]),
+                           training_cams=list(getattr(snakemake.input, f"training_cams_{name}", [])))
                 for name in snakemake.params.models],
         splits=list(snakemake.input.splits), manifest=snakemake.input.manifest,
         quarantine=snakemake.input.quarantine, benchmarks=snakemake.params.benchmarks,

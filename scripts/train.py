@@ -17,7 +17,7 @@ from cineflow.train.launch import FoldJob, launch, run_job
 def job(device: torch.device) -> FoldJob:
     resources = snakemake.config["resources"]
     paths = FoldPaths(model=snakemake.output.model, last=snakemake.output.last, history=snakemake.output.history,
-                      state=snakemake.params.state)
+                      state=snakemake.params.state, cams=getattr(snakemake.output, "cams", None))
     norm = getattr(snakemake.input, "norm", None)  # only for models.<name>.normalise: fold
     return FoldJob(model=snakemake.params.model, classes=snakemake.params.classes, split=snakemake.input.split,
                    manifest=snakemake.input.manifest, paths=asdict(paths), seed=snakemake.params.seed,

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cineflow.config import CacheConfig
+from cineflow.config import CacheConfig, ConfigError
 from cineflow.data.cache import cache_shard, leave_out, listed_in
 from cineflow.data.preprocess import fit_frame, resample_indices, sector_mask
 from cineflow.data.store import load_frames
+from cineflow.data.synthetic import Degradation, degrade, with_low_quality_copies
 from cineflow.data.video_io import write_avi
 from helpers import settings
 from helpers.media import gradient_clip, ultrasound, write_dicom, write_image
@@ -174,3 +175,50 @@ def test_cache_interpolation_is_the_named_filter():
         assert np.array_equal(fit_frame(frame, 16, False, black, name), cv2.resize(frame, (16, 16), interpolation=flag))
     assert np.array_equal(fit_frame(frame, 16, False, black), fit_frame(frame, 16, False, black, "area"))
     assert not np.array_equal(fit_frame(frame, 16, False, black, "bicubic"), fit_frame(frame, 16, False, black))
+
+
+def test_synthetic_low_quality_copies_degrade_the_image_and_leave_the_fill(tmp_path):
+    frames, _ = ultrasound(n_frames=6)
+    write_avi(tmp_path / "echo.avi", frames, 25)
+    spec = {"noise_level": 0.2, "blur_kernel": 5, "contrast_reduction": 0.5}
+    videos = pd.DataFrame({"video_id": ["echo", "echo__low_quality"], "path": ["echo.avi", "echo.avi"],
+                           "degrade": ["", json.dumps(spec)]})
+    cfg = settings(CacheConfig, "cache", sector_mask=True, size=32)
+    table = cache_shard(videos, tmp_path, tmp_path / "out", cfg)
+    original, copy = (load_frames(p).astype(float) for p in table["frames_path"])
+    background = np.all(original == 0, axis=(0, -1))
+    assert background.any() and (copy[:, background] == 0).all()  # outside the sector: the fill, untouched
+    image = ~background
+    assert np.abs(copy - original)[:, image].mean() > 20  # noise of sd 0.2 (51 grey levels) and the rest
+    again = cache_shard(videos, tmp_path, tmp_path / "again", cfg)
+    assert (load_frames(again["frames_path"][1]) == copy).all()  # seeded by the copy's id
+
+    # each step on its own, on a frame of 0/255 stripes inside a 2-pixel fill border
+    stripes = np.zeros((1, 12, 12, 1), np.uint8)
+    stripes[0, 2:10, 2:10] = np.where(np.arange(8) % 2, 255, 1)[None, :, None]
+    flat = degrade(stripes, Degradation(0.0, 1, 0.5), [0], "a")[0, 2:10, 2:10, 0].astype(float)
+    assert flat.max() - flat.min() == pytest.approx((255 - 1) * 0.5, abs=1)  # contrast halved about the mean
+    blurred = degrade(stripes, Degradation(0.0, 5, 0.0), [0], "a")[0, 3:9, 3:9, 0].astype(float)
+    assert blurred.max() - blurred.min() < 60  # 1-pixel stripes averaged by the 5 × 5 Gaussian
+    noisy = degrade(np.full((1, 64, 64, 1), 128, np.uint8), Degradation(0.2, 1, 0.0), [0], "a").astype(float)
+    assert noisy.std() == pytest.approx(0.2 * 255, rel=0.05)
+
+
+def test_synthetic_low_quality_rows_copy_the_good_originals_only():
+    table = pd.DataFrame({"video_id": ["a", "b", "b_flip", "c"], "path": ["a.dcm", "b.dcm", "b.dcm", "c.dcm"],
+                          "label": ["GOOD", "GOOD", "GOOD", "POOR"], "group": ["p1", "p2", "p2", "p3"],
+                          "augment": ["", "", "hflip", ""]})
+    spec = {"from": "GOOD", "label": "POOR", "noise_level": 0.2, "blur_kernel": 5, "contrast_reduction": 0.5}
+    out = with_low_quality_copies(table, spec, ["POOR", "GOOD"])
+    copies = out[out["augment"] == "low_quality"]
+    assert copies[["video_id", "path", "label", "group"]].values.tolist() == [
+        ["a__low_quality", "a.dcm", "POOR", "p1"], ["b__low_quality", "b.dcm", "POOR", "p2"]]
+    assert json.loads(copies["degrade"].iloc[0]) == {"blur_kernel": 5, "contrast_reduction": 0.5,
+                                                     "noise_level": 0.2}
+    assert (out.loc[out["augment"] != "low_quality", "degrade"] == "").all()
+    assert with_low_quality_copies(table, None, ["POOR", "GOOD"]) is table
+    with pytest.raises(ConfigError, match="label is 'BAD', not one of data.classes"):
+        with_low_quality_copies(table, dict(spec, label="BAD"), ["POOR", "GOOD"])
+    with pytest.raises(ConfigError, match=r"ids \['a__low_quality'\] are taken"):
+        with_low_quality_copies(pd.concat([table, table.iloc[:1].assign(video_id="a__low_quality")]), spec,
+                                ["POOR", "GOOD"])

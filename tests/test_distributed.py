@@ -17,6 +17,7 @@ import pytest
 import torch
 from test_trainer import model_cfg
 
+from cineflow.config import TrackingConfig
 from cineflow.data.normalisation import fold_normalisation
 from cineflow.data.sampling import ClipSpec
 from cineflow.data.splits import fold_rows
@@ -25,7 +26,7 @@ from cineflow.models.trained import TrainedModel, load_checkpoint
 from cineflow.tasks import task_for
 from cineflow.train.distributed import Group
 from cineflow.train.launch import FoldJob, launch
-from helpers import SNAKEMAKE, TINY
+from helpers import SNAKEMAKE, TINY, settings
 from helpers.workflow import copy_repo, write_config
 
 
@@ -54,7 +55,7 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
                    paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
                           "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
-                   workers=0, threads=1, deterministic="warn", tracking={"tensorboard": True, "mlflow": False},
+                   workers=0, threads=1, deterministic="warn", tracking=asdict(settings(TrackingConfig, "tracking", tensorboard=True)),
                    tracking_dir=str(tmp_path / "tracking"), run="tiny/fold_0"), 2, tmp_path / "job.json")
 
     history = pd.read_csv(out / "history.csv")

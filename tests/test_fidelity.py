@@ -34,6 +34,8 @@ STATED = {
         "models.r2plus1d_quality_progressive.stages.0.train": 2, "models.r2plus1d_quality_progressive.stages.0.grow": 2,
     },
     "lung_xray": {
+        "tracking.tensorboard": True, "tracking.mlflow": True, "tracking.wandb": True,
+        "tracking.experiment": "lungs-disease",
         "cache.keep_aspect": False, "cache.interpolation": "bilinear", "cache.color": "grey",
         "cache.size": 224, "models.efficientnetv2_s.size": 288, "models.efficientnetv2_m.size": 320,
         "models.efficientnetv2_l.size": 384, "models.convnextv2_tiny.batch_size": 256,
@@ -49,7 +51,7 @@ STATED = {
             "stages.1.scheduler_params.min_lr": 1e-7, "stages.1.patience": 5}.items()},
     },
     "echonet_videomae": {
-        "cache.size": 224,
+        "cache.size": 224, "tracking.wandb": True, "tracking.experiment": "EchoNet-VideoMAE",
         **{f"models.videomae_ef.{key}": value for key, value in {
             "arch": "videomae", "arch_params.checkpoint": "MCG-NJU/videomae-base", "arch_params.pool_hidden": 128,
             "arch_params.hidden": [256, 64], "arch_params.dropout": 0.1, "clip_length": 16, "task": "regression",

@@ -12,16 +12,9 @@ from cineflow.data.preprocess import SourceView, cache_config, source_view
 from cineflow.data.readers import read_video
 from cineflow.data.store import load_frames
 from cineflow.data.video_io import write_mp4
-from cineflow.evaluate.gradcam import (
-    clip_attention,
-    clip_cam,
-    on_source,
-    overlay,
-    real_time,
-    select_videos,
-    write_panels,
-)
+from cineflow.evaluate.gradcam import clip_attention, on_source, real_time, select_videos
 from cineflow.models.architectures import build_model
+from cineflow.models.cam import clip_cam, overlay, write_panels
 from cineflow.tasks import Binary, Regression
 from helpers import settings
 from helpers.media import ultrasound, write_dicom, write_image

@@ -14,25 +14,29 @@ import yaml
 
 from helpers import REPO, job_counts
 from helpers.studies import LUNG_CLASSES, STUDIES
+from helpers.tracking import mlflow_run, wandb_runs
 from helpers.workflow import copy_repo, snakemake
 
 pytestmark = pytest.mark.workflow
 
 
-def run_study(study: str, tmp_path, *targets: str) -> tuple:
-    """(workdir, what the generator wrote) after the example ran to results/splits/fold_0.csv."""
+def run_study(study: str, tmp_path, *targets: str, extra: dict | None = None) -> tuple:
+    """(workdir, what the generator wrote) after the example, with `extra` config on top (config/extra.yaml,
+    which the training below keeps), ran to results/splits/fold_0.csv."""
     workdir = copy_repo(tmp_path / "repo")
     config = yaml.safe_load((REPO / "config" / "examples" / f"{study}.yaml").read_text())
     written = STUDIES[study](workdir / config["data"]["root"])
-    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "--replace-workflow-config",
-              "results/splits/fold_0.csv", *targets)
+    (workdir / "config" / "extra.yaml").write_text(yaml.safe_dump(extra or {}))
+    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/extra.yaml",
+              "--replace-workflow-config", "results/splits/fold_0.csv", *targets)
     return workdir, written
 
 
 # what the training tests change in each example: a small backbone without hub weights, a 32 px cache of the
 # model's own, short clips, small batches; stages keep their recipe with one epoch each (shrink below)
 SHRUNK = {
-    "ann_vs_normal": {"effnet_bilstm": {"arch_params": {"backbone": "test_efficientnet", "hidden": 8}}},
+    "ann_vs_normal": {"effnet_bilstm": {"arch_params": {"backbone": "test_efficientnet", "hidden": 8},
+                                        "gradcam_every": 1}},
     "echo_quality": {"r2plus1d_quality_progressive": {"stages": [{"epochs": 3, "train": 2, "grow": 2}]}},
     "lung_xray": {"convnextv2_tiny": {"arch_params": {"backbone": "test_convnext"}},
                   "efficientnetv2_l": {"arch_params": {"backbone": "test_efficientnet"}, "size": 40}},
@@ -59,7 +63,7 @@ def train_study(workdir, study: str) -> dict:
     config = yaml.safe_load((REPO / "config" / "examples" / f"{study}.yaml").read_text())
     overrides = {name: shrink(config["models"][name], over) for name, over in SHRUNK[study].items()}
     (workdir / "config" / "shrunk.yaml").write_text(yaml.safe_dump({"models": overrides}))
-    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/shrunk.yaml",
+    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/extra.yaml", "config/shrunk.yaml",
               "--replace-workflow-config", *[f"results/{name}/fold_0/metrics.json" for name in overrides])
     return {name: (json.loads((workdir / "results" / name / "fold_0" / "metrics.json").read_text()),
                    pd.read_csv(workdir / "results" / name / "fold_0" / "history.csv")) for name in overrides}
@@ -91,14 +95,27 @@ def test_ann_vs_normal_frame_folders_with_orig_and_hflip_copies(tmp_path):
     assert split.groupby("group")["partition"].nunique().max() == 1
     (metrics, history), = train_study(workdir, "ann_vs_normal").values()
     assert history["trains"].tolist() == ["head only", "all"]  # freeze_epochs: the two-stage shorthand
+    cams = workdir / "results" / "effnet_bilstm" / "fold_0" / "training_gradcam"  # the study's periodic CAMs
+    assert sorted(p.name for p in cams.iterdir()) == ["epoch_001", "epoch_002"]
+    assert len(list(cams.glob("epoch_001/*.mp4"))) == 2  # one val video of each class
     assert metrics["threshold_rule"] == "youden" and "roc_auc" in metrics["metrics"]
 
 
 def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_the_dicom_header(tmp_path):
-    workdir, written = run_study("echo_quality", tmp_path)
+    synthetic = {"from": "GOOD", "label": "POOR", "noise_level": 0.2, "blur_kernel": 5, "contrast_reduction": 0.5}
+    workdir, written = run_study("echo_quality", tmp_path, extra={"data": {"synthetic_low_quality": synthetic}})
     manifest, quarantine, split = outputs(workdir)
-    assert quarantine["video_id"].tolist() == written["quarantined"] and quarantine["reason"][0] == "file not found"
+    assert quarantine["video_id"].tolist() == written["quarantined"] + [  # the missing GOOD file and its copy
+        f"{written['quarantined'][0]}__low_quality"] and set(quarantine["reason"]) == {"file not found"}
     table = written["table"].iloc[:-1]
+    # the study's synthetic low-quality pairs: a POOR copy of each GOOD video, with its patient, train only
+    copies = manifest[manifest["augment"] == "low_quality"].set_index("video_id")
+    originals = manifest[manifest["augment"] == ""].set_index("video_id")
+    assert len(copies) == (table["quality_score"] == 1).sum() and (copies["label"] == "POOR").all()
+    assert (copies["group"] == originals.loc[copies.index.str.removesuffix("__low_quality"), "group"].values).all()
+    assert set(split.loc[split["video_id"].isin(copies.index), "partition"]) == {"train"}
+    assert split.loc[split["partition"] == "train", "video_id"].isin(copies.index).any()
+    manifest = manifest[manifest["augment"] == ""]
     assert len(manifest) == len(table)
     by_id = manifest.set_index("video_id")
     for row in table.itertuples():  # IM_0001.dcm in every study folder: ids from the paths
@@ -116,6 +133,8 @@ def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_
 
 
 def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     workdir, written = run_study("lung_xray", tmp_path)
     manifest, quarantine, split = outputs(workdir)
     assert quarantine["video_id"].tolist() == written["quarantined"]
@@ -135,6 +154,16 @@ def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_pat
     for metrics, history in trained.values():  # stage 1 the head alone, constant lr; stage 2 everything
         assert history["trains"].tolist() == ["head only", "all"] and history["lr"][0] == 1e-4
         assert metrics["monitor"] == "accuracy" and len(metrics["metrics"]["confusion_matrix"]) == 5
+    # the study's three trackers, each read back as its own reader reads it
+    store, (metrics, history) = workdir / "results" / "tracking", trained["convnextv2_tiny"]
+    _, run = mlflow_run(store, "convnextv2_tiny/fold_0", experiment="lungs-disease")
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["metrics"]["accuracy"])
+    offline = wandb_runs(store)[("convnextv2_tiny/fold_0", "train")]
+    assert [h["val_loss"] for h in offline["history"]] == pytest.approx(history["val_loss"].tolist())
+    assert offline["config"]["arch"] == run.data.params["arch"] != "" and ("convnextv2_tiny-fold_0-checkpoint", "model", [
+        "history.csv", "model.pt"]) in offline["artifacts"]
+    logged = EventAccumulator(str(store / "tensorboard" / "convnextv2_tiny" / "fold_0")).Reload()
+    assert [e.step for e in logged.Scalars("lr")] == list(range(1, len(history) + 1))
 
 
 def test_echonet_dynamic_as_published(tmp_path):

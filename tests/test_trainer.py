@@ -3,6 +3,7 @@ each task and training-recipe option run for real."""
 
 import os
 import sys
+from dataclasses import replace
 
 import av
 import jsonschema
@@ -22,12 +23,15 @@ from cineflow.evaluate.gradcam import render_fold
 from cineflow.models.architectures import build_model
 from cineflow.models.trained import TrainedModel, load_checkpoint
 from cineflow.seeding import seed_everything
-from cineflow.tracking import open_trackers
+from cineflow.tasks import task_for
+from cineflow.tracking import log_ensemble, log_fold_results, open_trackers
 from cineflow.train import fold as fold_module
 from cineflow.train import loop
+from cineflow.train.cams import followed_videos
 from cineflow.train.fold import FoldPaths, train_fold
 from cineflow.train.precision import Precision
 from helpers import settings
+from helpers.tracking import mlflow_run, wandb_runs
 
 DEVICE = torch.device("cpu")
 
@@ -300,19 +304,45 @@ def test_stages_switch_the_optimizer_and_keep_the_frozen_backbone_untouched(tiny
     assert index["attention"][0].endswith(".attention.png") and (tmp_path / "cams" / index["attention"][0]).is_file()
 
 
-def test_tracking_writes_tensorboard_and_mlflow_and_is_skipped_when_missing(tiny_config, tiny_dataset, tmp_path,
-                                                                             monkeypatch, capfd):
-    on = TrackingConfig(tensorboard=True, mlflow=True)
-    with open_trackers(on, tmp_path / "tracking", "tiny/fold_0") as trackers:
-        assert len(trackers) == 2
+def test_tracking_writes_tensorboard_mlflow_and_wandb_offline_and_is_skipped_when_missing(
+        tiny_config, tiny_dataset, tmp_path, monkeypatch, capfd):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("WANDB_X_STATS_SAMPLING_INTERVAL", "0.1")  # system metrics within a short run
+    on, store, paths = settings(TrackingConfig, "tracking", tensorboard=True, mlflow=True, wandb=True), \
+        tmp_path / "tracking", fold_paths(tmp_path)
+    with open_trackers(on, store, "tiny/fold_0") as trackers:
+        assert sorted(t.name for t in trackers) == ["mlflow", "tensorboard", "wandb"]
         manifest, _, folds = tiny_dataset
         norm = fold_normalisation(folds[0], manifest, seed=1)
         train_fold(model_cfg(tiny_config, epochs=2), tiny_config["data"]["classes"], folds[0], manifest, norm,
-                   fold_paths(tmp_path), seed=1, device=DEVICE, trackers=trackers)
-    assert list((tmp_path / "tracking" / "tensorboard" / "tiny" / "fold_0").glob("events.out.tfevents.*"))
-    logged = list((tmp_path / "tracking" / "mlruns").rglob("metrics/val_loss"))
-    assert len(logged) == 1 and len(logged[0].read_text().splitlines()) == 2  # one line per epoch
-    for module in ("mlflow", "mlflow.tracking", "torch.utils.tensorboard"):
+                   paths, seed=1, device=DEVICE, trackers=trackers)
+    val_loss = pd.read_csv(paths.history)["val_loss"].tolist()
+    log_fold_results(on, "tiny", 0, "test", [paths.history], {"roc_auc": 0.75, "f1": float("nan")}, store)
+    log_ensemble(on, "tiny", {"folds": [0], "metrics": {"roc_auc": {"mean": 0.75}}}, [paths.history], store)
+
+    # each tracker's own reader gets every validation back
+    logged = EventAccumulator(str(store / "tensorboard" / "tiny" / "fold_0")).Reload()
+    assert [e.value for e in logged.Scalars("val_loss")] == pytest.approx(val_loss)
+    client, fold_run = mlflow_run(store, "tiny/fold_0")
+    history = sorted(client.get_metric_history(fold_run.info.run_id, "val_loss"), key=lambda m: m.step)
+    assert [m.value for m in history] == pytest.approx(val_loss) and len(val_loss) == 2
+    assert fold_run.data.params["arch"] == "tiny3d" and fold_run.data.metrics["test_roc_auc"] == 0.75
+    assert [a.path for a in client.list_artifacts(fold_run.info.run_id, "test")] == ["test/history.csv"]
+    runs = wandb_runs(store)
+    train = runs[("tiny/fold_0", "train")]
+    assert [h["val_loss"] for h in train["history"]] == pytest.approx(val_loss)
+    assert train["config"]["arch"] == "tiny3d" and train["group"] == "tiny" and "cpu" in train["stats"]
+    assert runs[("tiny/fold_0", "test")]["summary"]["test_roc_auc"] == 0.75
+    assert runs[("tiny/fold_0", "test")]["artifacts"] == [("tiny-fold_0-test", "test", ["history.csv"])]
+    # the ensemble: a registered-model version made of the fold runs
+    _, ensemble = mlflow_run(store, "tiny/ensemble")
+    (version,) = client.search_model_versions("name = 'tiny'")
+    assert version.run_id == ensemble.info.run_id and version.tags["fold_runs"] == fold_run.info.run_id
+    assert ensemble.data.metrics == {"mean_roc_auc": 0.75}
+    assert runs[("tiny/ensemble", "ensemble")]["summary"]["mean_roc_auc"] == 0.75
+
+    for module in ("mlflow", "mlflow.tracking", "torch.utils.tensorboard", "wandb"):
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     with open_trackers(on, tmp_path / "none", "tiny/fold_0") as trackers:
         assert trackers == []
@@ -386,3 +416,35 @@ def test_a_stalled_run_lowers_the_lr_on_plateau_and_then_stops_early(tiny_config
     lrs = history["lr"].tolist()
     assert len(history) < 12  # stopped early
     assert lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(1e-8)  # the plateau lowered it first
+
+
+def test_grad_cams_during_training_follow_the_same_val_videos_and_leave_the_weights_alone(
+        tiny_config, tiny_dataset, tmp_path):
+    manifest, _, folds = tiny_dataset
+    norm = fold_normalisation(folds[0], manifest, seed=1)
+    # a frozen stem first: the CAM still needs gradients through it (the clip carries them)
+    stages = [{"epochs": 1, "train": "head"}, {"epochs": 2, "train": "all"}]
+    weights = {}
+    for every in (0, 1):
+        out = tmp_path / f"every_{every}"
+        paths = replace(fold_paths(out), cams=str(out / "training_gradcam"))
+        cfg = model_cfg(tiny_config, stages=stages, gradcam_every=every, gradcam_videos=3,
+                        augment={"hflip": {"p": 0.5}})
+        train_fold(cfg, tiny_config["data"]["classes"], folds[0], manifest, norm, paths, seed=1, device=DEVICE,
+                   workers=0)
+        weights[every] = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # the same training, bit for bit
+    cams = tmp_path / "every_1" / "training_gradcam"
+    assert sorted(p.name for p in cams.iterdir()) == ["epoch_001", "epoch_002", "epoch_003"]
+    assert not (tmp_path / "every_1" / "state" / "training_gradcam").exists()  # none left staged
+    index = pd.read_csv(cams / "epoch_001" / "index.csv")  # epoch 1: the backbone frozen
+    val = fold_rows(folds[0], manifest, "val")
+    assert index["video_id"].tolist() == followed_videos(val, val["label"].map(
+        tiny_config["data"]["classes"].index).to_numpy(), task_for(cfg.task, None, tiny_config["data"]["classes"]),
+        3)[0]["video_id"].tolist()
+    assert set(index["label"]) == set(tiny_config["data"]["classes"])  # one of each class in turn
+    assert ((index["score"] >= 0) & (index["score"] <= 1)).all() and (index["epoch"] == 1).all()
+    assert index["video_id"].tolist() == pd.read_csv(cams / "epoch_003" / "index.csv")["video_id"].tolist()
+    with av.open(str(cams / index["file"][0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.frames == tiny_config["models"]["tiny"]["clip_length"]

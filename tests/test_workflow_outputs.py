@@ -7,7 +7,6 @@ The run is the session's `workflow` fixture (conftest.py), in a copy of the repo
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -23,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from cineflow.provenance import source_hash
 from helpers import TINY
 from helpers.media import gradient_clip, write_dicom
+from helpers.tracking import mlflow_run
 from helpers.workflow import (
     CONFIG,
     assert_same_results,
@@ -187,14 +187,8 @@ def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
 
 
 def test_each_folds_mlflow_run_holds_its_checkpoint_test_metrics_gradcam_and_plots(workflow):
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=(workflow / "results" / "tracking" / "mlruns").resolve().as_uri())
-    experiment = client.get_experiment_by_name("cineflow")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.mlflow.runName = 'tiny/fold_0'")
-    assert len(runs) == 1  # the later rules attached to the training's run
-    run = runs[0]
+    store = workflow / "results" / "tracking"
+    client, run = mlflow_run(store, "tiny/fold_0")  # one run: the later rules attached to the training's
     metrics = json.loads((workflow / "results" / "tiny" / "fold_0" / "metrics.json").read_text())["metrics"]
     assert run.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
     assert "val_loss" in run.data.metrics and run.data.params["arch"] == "tiny3d"
@@ -207,6 +201,13 @@ def test_each_folds_mlflow_run_holds_its_checkpoint_test_metrics_gradcam_and_plo
     cams = workflow / "results" / "tiny" / "fold_0" / "gradcam"
     assert {p.name for p in cams.iterdir() if p.is_file() and not p.name.startswith(".")} == listed("gradcam")
     assert {p.name for p in (workflow / "results" / "tiny" / "plots").glob("*.png")} == listed("plots")
+    # the fold ensemble, registered: its version's run holds the means over the folds and the summary
+    summary = json.loads((workflow / "results" / "tiny" / "summary.json").read_text())
+    (version,) = client.search_model_versions("name = 'tiny'")
+    ensemble = client.get_run(version.run_id)
+    assert ensemble.data.metrics["mean_roc_auc"] == pytest.approx(summary["metrics"]["roc_auc"]["mean"])
+    assert version.tags["folds"] == "0,1" and run.info.run_id in version.tags["fold_runs"].split(",")
+    assert {Path(a.path).name for a in client.list_artifacts(version.run_id, "ensemble")} == {"summary.json"}
 
 
 def test_external_validation_scores_the_frozen_fold_ensemble(workflow):

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.workflow
 def test_report_is_self_contained(workflow):
     html = (workflow / "results" / "report.html").read_text()
     assert not re.search(r"""(src|href)=["'](https?:)?//""", html)
-    videos = re.findall(r'<video[^>]*src="data:video/mp4;base64,([^"]+)"', html)
+    tested = re.sub(r'<table class="table training-cams">.*?</table>', "", html, flags=re.S)
+    videos = re.findall(r'<video[^>]*src="data:video/mp4;base64,([^"]+)"', tested)
     assert len(videos) == 4  # one per fold and model
     assert base64.b64decode(videos[0])[4:8] == b"ftyp"  # a real MP4
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) >= 3
@@ -107,3 +108,20 @@ def test_snakemake_report_zip_holds_the_report_items(workflow):
     assert sum(n.endswith("/summary.json") for n in names) == 2
     assert any(n.endswith("/roc.png") for n in names) and any(n.endswith("/bland_altman.png") for n in names)
     assert any("/data/raw/" in n and n.endswith("/report.html") for n in names)  # ours, as an item
+
+
+def test_report_shows_the_grad_cams_drawn_during_training(workflow):
+    """models.tiny.gradcam_every: 4 of its 8 epochs: the same val videos after epochs 4 and 8, in the fold's
+    folder and in the report's training part."""
+    folder = workflow / "results" / "tiny" / "fold_0" / "training_gradcam"
+    history = pd.read_csv(workflow / "results" / "tiny" / "fold_0" / "history.csv")
+    epochs = [e for e in (4, 8) if e <= len(history)]
+    assert sorted(p.name for p in folder.iterdir()) == [f"epoch_{e:03d}" for e in epochs]
+    index = pd.concat([pd.read_csv(folder / f"epoch_{e:03d}" / "index.csv", dtype=str) for e in epochs])
+    assert index.groupby("epoch")["video_id"].apply(list).nunique() == 1  # the same videos every time
+    html = (workflow / "results" / "report.html").read_text()
+    table = html[html.index('class="table training-cams"'):html.index("</table>", html.index("training-cams"))]
+    assert len(re.findall(r'<video[^>]*src="data:video/mp4;base64,', table)) == len(index)
+    assert all(f"epoch {e}" in table for e in epochs) and all(v in table for v in index["video_id"])
+    assert not (workflow / "results" / "tiny_ef" / "fold_0" / "training_gradcam").exists() or not any(
+        (workflow / "results" / "tiny_ef" / "fold_0" / "training_gradcam").iterdir())  # tiny_ef draws none

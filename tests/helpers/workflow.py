@@ -17,7 +17,7 @@ from helpers import REPO, SNAKEMAKE, TINY, job_counts
 # the session's run (conftest.workflow): the binary tiny model and an EF regression side by side
 CONFIG = yaml.safe_load(yaml.safe_dump(TINY))
 # eight short epochs: a SLURM job cancelled after the first one has several left to resume
-CONFIG["models"]["tiny"].update(epochs=8, patience=8)
+CONFIG["models"]["tiny"].update(epochs=8, patience=8, gradcam_every=4)  # and Grad-CAMs after epochs 4 and 8
 CONFIG["models"]["tiny_ef"] = {"arch": "tiny3d", "arch_params": {"width": 4}, "task": "regression", "target": "ef",
                                "loss": "weighted_mse", "clip_length": 8, "clip_period": 1, "epochs": 1,
                                "batch_size": 4}

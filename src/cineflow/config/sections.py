@@ -28,6 +28,7 @@ class DataConfig:
     label_map: dict | None
     label_threshold: float | None
     augment_original: list
+    synthetic_low_quality: dict
     query: str | None
     classes: list
     targets: list
@@ -135,6 +136,8 @@ class ModelConfig:
     stages: list
     val_every_steps: int | None
     val_every_unit: str
+    gradcam_every: int
+    gradcam_videos: int
     output_bias: float | None
     weights_strict: bool
     fuse_directions: str | None
@@ -198,6 +201,8 @@ def model_stages(cfg: ModelConfig, monitor: str) -> list[Stage]:
 class TrackingConfig:
     tensorboard: bool
     mlflow: bool
+    wandb: bool
+    experiment: str
 
     from_dict = classmethod(from_dict)
 

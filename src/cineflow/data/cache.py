@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.preprocess import preprocess, read_as_cached
+from cineflow.data.preprocess import fill_value, preprocess, read_as_cached
 from cineflow.data.readers import UnreadableVideo
 from cineflow.data.store import SHARD_FILE, ShardFile
+from cineflow.data.synthetic import Degradation, degrade
 from cineflow.io import atomic_path
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
@@ -34,7 +35,8 @@ def listed_in(layout: str) -> str:
     return "folder" if layout == "imagefolder" else "table"
 
 
-def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table")) -> dict:
+def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table"),
+                degradation: Degradation | None = None, key: str = "") -> dict:
     """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
     returns its shard-table row (status ok or quarantined).
 
@@ -44,6 +46,8 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str
         cfg: the cache settings.
         fix: what the user can do about a still image where videos are wanted, or the reverse
             (leave_out: the table's row or the folder's file).
+        degradation: for a synthetic low-quality copy (data.synthetic), how its frames are degraded.
+        key: the video's id (seeds the degradation's noise).
     """
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("shards", "store")}  # how, not where
     row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
@@ -56,6 +60,8 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str
         if cfg.media == "image" and len(frames) > 1:
             raise UnreadableVideo(f"a video ({len(frames)} frames) where cache.media is 'image'; {fix}")
         cached, info = preprocess(frames, fps, cfg)
+        if degradation is not None:
+            cached = degrade(cached, degradation, fill_value(cfg.fill, cfg.channels), key)
     except UnreadableVideo as err:
         return dict(row, status="quarantined", reason=str(err))
     except Exception as err:  # a decoder crash on one file must not stop the shard
@@ -73,8 +79,9 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str
 
 def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig,
                 fix: str = leave_out("table")) -> pd.DataFrame:
-    """Cache every video of one shard (`videos` has video_id and path) into `out_dir`: a file per video,
-    or with cache.store: shards one file for all of them. `fix`: as cache_video's."""
+    """Cache every video of one shard (`videos` has video_id, path and, where data.synthetic_low_quality adds
+    copies, degrade) into `out_dir`: a file per video, or with cache.store: shards one file for all of them.
+    `fix`: as cache_video's."""
     out_dir = Path(out_dir)
     rows = []
     with contextlib.ExitStack() as stack:
@@ -82,6 +89,7 @@ def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg
         if cfg.store == "shards":
             shard = stack.enter_context(ShardFile(out_dir / SHARD_FILE, (cfg.size, cfg.size, cfg.channels)))
         for video in videos.itertuples(index=False):
-            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg, fix)
+            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg, fix,
+                              Degradation.from_json(getattr(video, "degrade", "")), video.video_id)
             rows.append(dict(row, video_id=video.video_id))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)

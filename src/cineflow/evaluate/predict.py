@@ -22,8 +22,9 @@ from cineflow.data.preprocess import cache_config
 from cineflow.data.readers import reader_suffixes
 from cineflow.data.sampling import eval_clips
 from cineflow.data.store import video_frames
-from cineflow.evaluate.gradcam import clip_cam, on_source, write_panels
+from cineflow.evaluate.gradcam import on_source
 from cineflow.evaluate.shift import load_reference, shift_table
+from cineflow.models.cam import clip_cam, write_panels
 from cineflow.models.trained import TrainedModel
 from cineflow.presentation import view_of
 from cineflow.tasks import Task

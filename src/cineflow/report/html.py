@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class ModelFiles:
     subgroups: str
     card: str
     external: list[str]
+    training_cams: list[str] = field(default_factory=list)  # the first fold's, where gradcam_every draws them
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,23 @@ def cam_rows(name: str, view: TaskView, fold_metrics: list[dict], gradcam_dirs: 
     return cams
 
 
+def training_cam_rows(folders: list[str]) -> list[dict]:
+    """The Grad-CAMs drawn during training in the first of `folders` (train.cams), one row per followed val
+    video: {video_id, label, cams: [{epoch, score, uri}] in epoch order}; [] where none were drawn."""
+    if not folders:
+        return []
+    folder = Path(folders[0])
+    tables = [read_csv(p, dtype={"video_id": str, "label": str}) for p in sorted(folder.glob("epoch_*/index.csv"))]
+    if not tables:
+        return []
+    rows = {}
+    for row in pd.concat(tables, ignore_index=True).to_dict("records"):
+        video = rows.setdefault(row["video_id"], {"video_id": row["video_id"], "label": row["label"], "cams": []})
+        video["cams"].append({"epoch": int(row["epoch"]), "score": float(row["score"]),
+                              "uri": file_uri(folder / row["file"])})
+    return list(rows.values())
+
+
 def model_section(model, config: dict, report_path: str | Path | None) -> tuple[dict, dict, Task, list[dict], list]:
     """(the report's section of one model, its summary, task, external results and fold metrics), from the
     model's result files (ReportFiles.models)."""
@@ -243,6 +261,7 @@ def model_section(model, config: dict, report_path: str | Path | None) -> tuple[
         "mistakes": mistakes_table(view, oof, name, {(c["fold"], c["video_id"]) for c in cams}),
         "mistakes_heading": view.mistakes_heading(oof), "mistakes_score": view.mistake_score_header,
         "cams": cams,
+        "training_cams": training_cam_rows(model.training_cams),
         "config": yaml.safe_dump(config["models"][name], sort_keys=False),
         "forest": [file_uri_of(png_bytes(f)) for f in forest if f is not None],
         "subgroup_notes": [f"{c} = {v['value']}: {v['note']}" for c, values in subgroups["subgroups"].items()

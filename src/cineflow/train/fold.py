@@ -7,6 +7,7 @@ epoch itself is train.loop's; `finish` keeps the best weights as the fold's Trai
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,7 @@ from cineflow.tasks import Task, task_for
 from cineflow.tasks.metrics import LOWER_IS_BETTER, is_better
 from cineflow.train import distributed
 from cineflow.train.batching import epoch_batches
+from cineflow.train.cams import TrainingCams, publish
 from cineflow.train.loop import compiled, loader_workers, to_channels_last, train_one_epoch, training_loader, validate
 from cineflow.train.optim import Schedule, apply_trainable, build_optimizer, build_scheduler
 from cineflow.train.precision import Precision
@@ -40,13 +42,20 @@ from cineflow.train.resume import ResumeState
 
 @dataclass(frozen=True)
 class FoldPaths:
-    """Where one fold's training writes: the best and the last checkpoint, the per-epoch history, and
-    the resume state (kept outside the rule's outputs)."""
+    """Where one fold's training writes: the best and the last checkpoint, the per-epoch history, the
+    resume state (kept outside the rule's outputs) and the Grad-CAMs drawn during training (None: not wanted;
+    models.<name>.gradcam_every)."""
 
     model: str
     last: str
     history: str
     state: str
+    cams: str | None = None
+
+    @property
+    def cams_staging(self) -> Path:
+        """Where the CAMs are drawn until the fold finishes: beside the resume state, which a rerun keeps."""
+        return Path(self.state).parent / "training_gradcam"
 
 
 def model_task(cfg: ModelConfig, classes: list[str]) -> tuple[Task, str, str]:
@@ -219,12 +228,14 @@ class StageRunner:
             they belong to starts; None for a fresh run.
         state_path: where the resume state is saved at every validation.
         trackers: told every validation.
+        cams: the Grad-CAMs drawn during training (models.<name>.gradcam_every), or None.
     """
 
     def __init__(self, fold: Fold, state: ResumeState, saved: dict | None, state_path: str,
-                 trackers: list = ()):
+                 trackers: list = (), cams: TrainingCams | None = None):
         self.fold, self.state, self.saved, self.state_path, self.trackers = fold, state, saved, state_path, trackers
         self.optimizer = self.schedule = None
+        self.cams = cams
 
     def run(self) -> None:
         """Every stage to its end or its early stop."""
@@ -305,6 +316,8 @@ class StageRunner:
                 self._validation(stage, trains, epoch_done, len(steps), meter)
             if epoch_done:
                 self.schedule.epoch(in_stage + 1, state.epoch_metric)
+                if self.cams is not None and self.cams.due(state.epoch + 1):
+                    self.cams.render(fold.model, state.epoch + 1)
                 state.epoch, state.step, state.epoch_metric = state.epoch + 1, 0, None
             if due:
                 if fold.group.main:
@@ -346,6 +359,7 @@ def finish(fold: Fold, state: ResumeState, paths: FoldPaths) -> pd.DataFrame:
         replace(fold.record, progress={"epoch": state.epoch, "step": state.updates}).save(
             paths.last, fold.model.state_dict())
         write_csv(paths.history, table)
+        publish(paths.cams_staging, paths.cams)
         Path(paths.state).unlink(missing_ok=True)
     fold.group.barrier()  # the other processes return once the first has written the results
     return table
@@ -385,5 +399,11 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     print(f"task {task.name}, loss {fold.record.loss}, monitor {fold.record.monitor}, precision "
           f"{fold.precision.name}, {len(fold.stages)} stage(s), "
           f"{sum(p.numel() for p in fold.model.parameters()):,} parameters", file=sys.stderr, flush=True)
-    StageRunner(fold, state, saved, paths.state, trackers).run()
+    cams = None
+    if cfg.gradcam_every and fold.group.main:
+        if saved is None:  # a fresh run: CAMs an earlier, unfinished run drew are not this run's
+            shutil.rmtree(paths.cams_staging, ignore_errors=True)
+        cams = TrainingCams(paths.cams_staging, fold.record, fold.val_rows, fold.y_val, cfg.gradcam_every,
+                            cfg.gradcam_videos, device)
+    StageRunner(fold, state, saved, paths.state, trackers, cams).run()
     return finish(fold, state, paths)
