@@ -10,6 +10,8 @@ decoding against `ds.pixel_array`; and cache bytes against float32.
   112 x 112 and at 448 x 448: `pyav` turns the threads on from 320 x 240).
 - DICOM: 8 JPEG-baseline YBR_FULL_422 cine loops (30 frames, 300 x 400), the DICOM reader (RGB and
   grey) against `ds.pixel_array`.
+- The cache_shard rule's build: the same files as one shard, `resources.cache_threads` (2) videos decoded
+  at once (`shard_*`), against the same sequential OpenCV decode.
 Rounds are interleaved (5); a ratio is the median over rounds of the per-round ratio. The caches are
 written to memory (/dev/shm, where there is one) so that the figures measure the build's own work, not
 this machine's disk; `*_disk` figures write the grey and RGB caches of the AVIs to the disk instead.
@@ -26,14 +28,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from echonet_like import make_videos, save
 
 from cineflow.config import CacheConfig, resolve
-from cineflow.data.cache import cache_video
+from cineflow.data.cache import cache_shard, cache_video
 from cineflow.data.readers import _jpeg_packets, dicom, rgb_to_grey
 from cineflow.data.video_io import write_mp4
 
 ROUNDS = 5
+SHARD_THREADS = 2  # resources.cache_threads' default
 
 
 def opencv_decode(path: Path) -> int:
@@ -122,11 +126,19 @@ def main() -> None:
         return sum(cache_video(p, folder / f"{name}_{p.suffix[1:]}" / f"{p.stem}.npy", configs[name])["n_frames"]
                    for p in paths)
 
+    def shard_all(paths, name, folder=out):  # the cache_shard rule's build: SHARD_THREADS videos decoded at once
+        videos = pd.DataFrame({"video_id": [p.stem for p in paths], "path": [p.name for p in paths]})
+        table = cache_shard(videos, paths[0].parent, folder / f"shard_{name}_{paths[0].suffix[1:]}", configs[name],
+                            threads=SHARD_THREADS)
+        return int(table["n_frames"].sum())
+
     import pydicom
 
     tasks = {
         **{f"decode_{codec}": (opencv_decode, files) for codec, files in (("mjpg", avis), ("h264", mp4s))},
         **{f"cache_{name}_{codec}": (cache_all, files, name) for name in configs
+           for codec, files in (("mjpg", avis), ("h264", mp4s))},
+        **{f"shard_{name}_{codec}": (shard_all, files, name) for name in ("grey112", "rgb112")
            for codec, files in (("mjpg", avis), ("h264", mp4s))},
         "cache_grey112_mjpg_disk": (cache_all, avis, "grey112", work / "disk"),
         "cache_rgb112_mjpg_disk": (cache_all, avis, "rgb112", work / "disk"),
@@ -142,10 +154,10 @@ def main() -> None:
     seconds: dict[str, list[float]] = {name: [] for name in tasks}
     frames: dict[str, int] = {}
     for name, (fn, paths, *args) in tasks.items():  # warm-up: page cache, codec initialisation
-        fn(paths[0], *args) if fn is not cache_all else fn(paths[:1], *args)
+        fn(paths[0], *args) if fn not in (cache_all, shard_all) else fn(paths[:2], *args)
     for _ in range(ROUNDS):  # interleaved: this machine's speed drifts, so each round times every task
         for name, (fn, paths, *args) in tasks.items():
-            if fn is cache_all:
+            if fn in (cache_all, shard_all):
                 tic = time.perf_counter()
                 frames[name] = fn(paths, *args)
                 seconds[name].append(time.perf_counter() - tic)
@@ -166,6 +178,10 @@ def main() -> None:
             figures[f"throughput_ratio_{name}_{codec}"] = ratio(f"cache_{name}_{codec}", f"decode_{codec}")
     for name in ("grey112", "rgb112"):
         figures[f"throughput_ratio_{name}_mjpg_disk"] = ratio(f"cache_{name}_mjpg_disk", "decode_mjpg")
+        for codec in ("mjpg", "h264"):
+            figures[f"shard_throughput_ratio_{name}_{codec}"] = ratio(f"shard_{name}_{codec}", f"decode_{codec}")
+            figures[f"shard_throughput_ratio_{name}_{codec}_spread"] = spread(f"shard_{name}_{codec}",
+                                                                              f"decode_{codec}")
     sizes = {name: sum(p.stat().st_size for p in (out / f"{name}_avi").glob("*.npy")) for name in configs}
     float32 = frames["decode_mjpg"] * 112 * 112 * 3 * 4  # the same frames as float32 RGB, as EchoNet holds them
     save("cache", {
@@ -176,6 +192,9 @@ def main() -> None:
         "rgb_throughput_ratio_vs_opencv_decode_spread": spread("cache_rgb112_mjpg", "decode_mjpg"),
         "h264_throughput_ratio_vs_opencv_decode": figures["throughput_ratio_grey112_h264"],
         "h264_rgb_throughput_ratio_vs_opencv_decode": figures["throughput_ratio_rgb112_h264"],
+        # the cache_shard rule's build (resources.cache_threads videos at once) against the same decode
+        "h264_shard_throughput_ratio_vs_opencv_decode": figures["shard_throughput_ratio_grey112_h264"],
+        "h264_rgb_shard_throughput_ratio_vs_opencv_decode": figures["shard_throughput_ratio_rgb112_h264"],
         "dicom_grey_speedup_vs_pixel_array": ratio("dicom_reader_grey", "dicom_pixel_array"),
         "dicom_rgb_speedup_vs_pixel_array": ratio("dicom_reader_rgb", "dicom_pixel_array"),
         "dicom_grey_speedup_vs_pixel_array_spread": spread("dicom_reader_grey", "dicom_pixel_array"),
@@ -184,7 +203,7 @@ def main() -> None:
         **figures,
         "n_videos": len(avis), "frames_per_video": frames["decode_mjpg"] // len(avis), "rounds": ROUNDS,
         "dicom_files": len(dicoms), "dicom_frames": "30 x 300 x 400 YBR_FULL_422 JPEG baseline",
-        "opencv_threads": 1, "cache_written_to": "memory (/dev/shm)" if out.is_relative_to(shm) else "disk",
+        "opencv_threads": 1, "shard_threads": SHARD_THREADS, "cache_written_to": "memory (/dev/shm)" if out.is_relative_to(shm) else "disk",
     })
     shutil.rmtree(out)
 

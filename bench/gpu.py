@@ -87,7 +87,7 @@ class CineflowLoop:
         batches = [b for r in range(repeat) for b in epoch_batches("shuffle", np.zeros(len(self.rows), int),
                                                                    self.cfg.batch_size, 0, self.epoch * 100 + r)]
         prepare = Prepare(MEAN, STD, augmentations(self.cfg.augment), 0)
-        train_one_epoch(self.model, training_loader(self.dataset, batches, workers, self.device, prepare),
+        train_one_epoch(self.model, training_loader(self.dataset, batches, workers, self.device),
                         self.criterion, self.optimizer, self.precision, self.device, prepare, self.epoch)
         self.epoch += 1
         return sum(len(b) for b in batches)
@@ -284,7 +284,7 @@ def videomae(figures: dict, device, work: Path, steps: int, batch: int) -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         precision, criterion = Precision(amp, device), torch.nn.CrossEntropyLoss()
         prepare = Prepare(MEAN, STD, augmentations({}), 0)
-        loader = [next(iter(training_loader(dataset, [list(range(batch))], 0, device, prepare)))] * steps
+        loader = [next(iter(training_loader(dataset, [list(range(batch))], 0, device)))] * steps
         run = lambda n: train_one_epoch(model, loader[:n], criterion, optimizer, precision, device,  # noqa: E731
                                         prepare, 0)
         run(2)  # warm-up

@@ -6,22 +6,21 @@ EchoNet's ±12-pixel pad-and-crop augmentation, on the CPU (the training device 
 - EchoNet-Dynamic: bench/echonet_reference.py, its `Echo` as published (decode the whole AVI each
   time, float32, in-place normalisation, pad=12) in its own DataLoader (batch 20, shuffle, drop_last).
 - cineflow: the trainer's `training_loader` + `ready_batches` over the RGB frame cache of the same
-  AVIs, `augment.shift` of 12 pixels (with workers the batches are prepared in them).
-Each is measured with the same number of DataLoader workers: 0 and 4 (EchoNet's default), and 8 on a
-machine with 16 or more cores. The training process runs one torch thread on both sides.
+  AVIs, `augment.shift` of 12 pixels: workers read uint8 batches into reused shared buffers, the
+  training process augments and normalises them into reused float buffers.
+Each is measured with the same number of DataLoader workers: 0, 2 and 4 (EchoNet's default), and 8 on
+a machine with 16 or more cores; `vs_own_w0_*` is cineflow's rate with workers over its rate without. The training process runs one torch thread on both sides.
 - warm: the files are in the page cache;
 - cold: every file of the side being timed is evicted from the page cache
   (posix_fadvise POSIX_FADV_DONTNEED) before each epoch, so its reads hit the disk; the bytes the
   disk delivered during the epoch are recorded to show that they did.
 One epoch = 500 clips (five shuffled passes; each epoch starts its workers, as in both programs). After a warm-up epoch of each, every configuration is
-timed in each of 3 interleaved rounds; a figure is the median over rounds of the per-round ratio,
+timed in each of 5 interleaved rounds; a figure is the median over rounds of the per-round ratio,
 with its spread (max/min - 1) beside it.
 
 Also measured:
 - `cineflow_grey`: cineflow's default cache for echo, grey (EchoNet's AVIs hold grey in 3 equal
   channels): clips [20, 1, 32, 112, 112], a third of the bytes; `grey_speedup_*` against EchoNet.
-- `cineflow_prepare_in_main`: the batches prepared in the training process instead of the workers,
-  the design that made more workers slower on a CPU.
 - `cineflow_shards`: the RGB cache as one file per cache shard (cache.store: shards, 4 shards) instead
   of a file per video; `shards_vs_files_*` is its speed over the per-video files'.
 """
@@ -39,17 +38,17 @@ import pandas as pd
 import psutil
 import torch
 from echonet_like import make_videos, save
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset
 
 from cineflow.config import CacheConfig, resolve
 from cineflow.data.augment import augmentations
 from cineflow.data.cache import cache_shard, cache_video
-from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
+from cineflow.data.clips import ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
 from cineflow.train.batching import epoch_batches
-from cineflow.train.loop import ready_batches, training_loader
+from cineflow.train.loop import EpochBuffers, ready_batches, training_loader
 
-N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 3
+N_VIDEOS, N_FRAMES, PASSES, ROUNDS = 100, 128, 5, 5
 MEAN, STD = [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]
 CPU = torch.device("cpu")
 
@@ -86,27 +85,23 @@ class EchoNetSide:
 
 
 class CineflowSide:
-    def __init__(self, rows: pd.DataFrame, prepare_in_main: bool = False):
+    def __init__(self, rows: pd.DataFrame):
         self.files = sorted({Path(p) for p in rows["frames_path"]})
         self.clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec("random", echonet.LENGTH,
                                                                                  echonet.PERIOD))
         channels = int(rows["channels"].iloc[0])
         self.prepare = Prepare(MEAN[:channels], STD[:channels],
                                augmentations({"shift": {"p": 1.0, "pixels": echonet.PAD}}), seed=0)
-        self.prepare_in_main, self.n = prepare_in_main, 0
+        self.n, self.buffers = 0, EpochBuffers()  # kept from epoch to epoch, as the trainer keeps them
 
     def epoch(self, workers: int) -> int:
         self.n += 1
         self.clips.set_epoch(self.n)
         batches = [b for r in range(PASSES) for b in epoch_batches("shuffle", np.zeros(len(self.clips), int),
                                                                    echonet.BATCH, 0, self.n * PASSES + r)]
-        if self.prepare_in_main:  # workers only read uint8 batches; this process prepares them
-            loader = DataLoader(ClipBatches(self.clips, batches), batch_size=None, num_workers=workers,
-                                prefetch_factor=2 if workers else None)
-        else:
-            loader = training_loader(self.clips, batches, workers, CPU, self.prepare)
         n = 0
-        for x, _ in ready_batches(loader, self.prepare, CPU, self.n):
+        loader = training_loader(self.clips, batches, workers, CPU, buffers=self.buffers)
+        for x, _ in ready_batches(loader, self.prepare, CPU, self.n, self.buffers):
             check(x)
             n += len(x)
         return n
@@ -128,7 +123,7 @@ def timed_epoch(side, workers: int, cold: bool) -> tuple[float, float]:
 def main() -> None:
     torch.set_num_threads(1)
     cores = os.cpu_count() or 1
-    worker_counts = [0, 4] + ([8] if cores >= 16 else [])
+    worker_counts = [0, 2, 4] + ([8] if cores >= 16 else [])
     work = Path(tempfile.mkdtemp(prefix="cineflow_bench_loader_"))
     paths = make_videos(work / "videos", n_videos=N_VIDEOS, n_frames=N_FRAMES)
     caches = {}
@@ -142,8 +137,7 @@ def main() -> None:
                            for k in range(4)], ignore_index=True)
     sides = {"echonet": EchoNetSide(paths), "cineflow": CineflowSide(rows),
              "cineflow_shards": CineflowSide(in_shards),
-             "cineflow_grey": CineflowSide(caches["grey"]),
-             "cineflow_prepare_in_main": CineflowSide(rows, prepare_in_main=True)}
+             "cineflow_grey": CineflowSide(caches["grey"])}
     rates: dict[tuple, list[float]] = {}
     disk: dict[tuple, list[float]] = {}
     for workers in worker_counts:  # warm-up: worker start-up paths, page cache
@@ -168,6 +162,8 @@ def main() -> None:
             shard = np.divide(rates[("cineflow_shards", temperature, workers)],
                               rates[("cineflow", temperature, workers)])
             figures[f"shards_vs_files_{key}"] = round(float(np.median(shard)), 3)
+            own = np.divide(rates[("cineflow", temperature, workers)], rates[("cineflow", temperature, 0)])
+            figures[f"vs_own_w0_{key}"] = round(float(np.median(own)), 2)  # >= 1: workers never slow it down
             for name in sides:
                 figures[f"{name}_clips_per_s_{key}"] = round(float(np.median(rates[(name, temperature, workers)])), 1)
                 figures[f"{name}_disk_read_mb_{key}"] = round(float(np.median(disk[(name, temperature, workers)])), 1)

@@ -10,7 +10,7 @@ rule cache_shard:
         "results/benchmarks/cache_shard/{shard}.tsv"
     conda:
         ENV
-    threads: 1
+    threads: config["resources"]["cache_threads"]
     resources:
         **cpu_job(),
         mem_mb=lambda wildcards, attempt: 2000 * attempt,

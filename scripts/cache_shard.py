@@ -13,6 +13,6 @@ with to_log(snakemake.log[0]):
     out = Path(snakemake.output[0])
     table = cache_shard(pd.DataFrame(snakemake.params.videos),
                         snakemake.params.root, out, CacheConfig.from_dict(snakemake.params.cache),
-                        leave_out(listed_in(snakemake.config["data"]["layout"])))
+                        leave_out(listed_in(snakemake.config["data"]["layout"])), threads=snakemake.threads)
     write_parquet(out / "shard.parquet", table)
     print(table[["video_id", "status", "reason", "n_frames"]].to_string())

@@ -96,7 +96,7 @@ def test_ann_vs_normal_frame_folders_with_orig_and_hflip_copies(tmp_path):
     (metrics, history), = train_study(workdir, "ann_vs_normal").values()
     assert history["trains"].tolist() == ["head only", "all"]  # freeze_epochs: the two-stage shorthand
     cams = workdir / "results" / "effnet_bilstm" / "fold_0" / "training_gradcam"  # the study's periodic CAMs
-    assert sorted(p.name for p in cams.iterdir()) == ["epoch_001", "epoch_002"]
+    assert sorted(p.name for p in cams.glob("epoch_*")) == ["epoch_001", "epoch_002"]
     assert len(list(cams.glob("epoch_001/*.mp4"))) == 2  # one val video of each class
     assert metrics["threshold_rule"] == "youden" and "roc_auc" in metrics["metrics"]
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from cineflow.config import EvalConfig, GradcamConfig, ModelConfig, TrackingConfig, load_schema
 from cineflow.data.augment import augmentations
@@ -54,25 +55,30 @@ def run(tiny_config, tiny_dataset, out, cfg, workers="auto", device=DEVICE):
                       device=device, workers=workers)
 
 
-def test_loader_workers_prepare_the_same_batches_and_train_the_same_weights(tiny_config, tiny_dataset, tmp_path):
-    """Batches read and prepared (float, augmented, normalised) in 2 worker processes are the batches the
-    training process makes itself: the same weights come out, bit for bit."""
+def test_loader_workers_read_the_same_batches_and_train_the_same_weights(tiny_config, tiny_dataset, tmp_path):
+    """Batches read ahead by 2 reader threads (a CPU) or 2 worker processes (a GPU's DataLoader, into a ring of
+    reused shared buffers) are the batches the training process reads itself; prepared into reused float
+    buffers they are what a fresh prepare makes; and the same weights come out, bit for bit."""
     cfg = model_cfg(tiny_config, epochs=2, augment={"hflip": {"p": 0.5}, "shift": {"p": 1.0, "pixels": 3},
                                                     "brightness": {"p": 0.5, "delta": 0.1}})
     manifest, _, folds = tiny_dataset
     rows = fold_rows(folds[0], manifest, "train")
     clips = ClipDataset(rows, np.zeros(len(rows), np.int64), ClipSpec.of(cfg), seed=1)
     prepare = Prepare([0.3], [0.2], augmentations(cfg.augment), seed=1)
-    batches = [[0, 1, 2], [3, 4, 5]]
-    in_process = list(loop.training_loader(clips, batches, 0, DEVICE, prepare))
-    in_workers = list(loop.training_loader(clips, batches, 2, DEVICE, prepare))
-    assert [b[0].dtype for b in in_process] == [torch.uint8] * 2  # prepared later, by train_one_epoch
-    assert [b[0].dtype for b in in_workers] == [torch.float32] * 2  # prepared in the worker
-    for (raw, y0, step0), (ready, y1, step1) in zip(in_process, in_workers):
-        assert step0 == step1 and torch.equal(y0, y1)
-        assert torch.equal(prepare(raw, 0, int(step0)), ready)
-        # the augmentation did act (shift p=1): equal batches are not plain normalisations of the same read
-        assert not torch.equal(ready, Prepare([0.3], [0.2], augmentations({}), seed=1)(raw, 0, int(step0)))
+    batches = [[0, 1, 2], [3, 4, 5], [1, 2, 3], [4, 5, 0], [2, 3, 4], [5, 0, 1], [0, 2, 4]]  # more than a ring
+    expected = [(loop.ClipBatches(clips, batches).__getitem__(k)[0].clone(), k) for k in range(len(batches))]
+    for workers in (0, 2):
+        in_processes = DataLoader(loop.ClipBatches(clips, batches), batch_size=None, num_workers=workers,
+                                  prefetch_factor=2 if workers else None)  # the GPU's loader, without pinning
+        for loader in (loop.training_loader(clips, batches, workers, DEVICE), in_processes):
+            got = [(x.clone(), int(step)) for x, _, step in loader]
+            assert [(x.dtype, k) for x, k in got] == [(torch.uint8, k) for k in range(len(batches))]
+            assert all(torch.equal(a, b) for (a, _), (b, _) in zip(expected, got))  # each batch as read in-process
+        loader = loop.training_loader(clips, batches, workers, DEVICE)
+        ready = [x.clone() for x, _ in loop.ready_batches(loader, prepare, DEVICE, 0)]
+        assert all(torch.equal(r, prepare(raw, 0, k)) for r, (raw, k) in zip(ready, expected))
+    # the augmentation did act (shift p=1): equal batches are not plain normalisations of the same read
+    assert not torch.equal(ready[0], Prepare([0.3], [0.2], augmentations({}), seed=1)(expected[0][0], 0, 0))
     run(tiny_config, tiny_dataset, tmp_path / "w0", cfg, workers=0)
     run(tiny_config, tiny_dataset, tmp_path / "w2", cfg, workers=2)
     a = torch.load(tmp_path / "w0" / "model.pt", weights_only=True)["state_dict"]

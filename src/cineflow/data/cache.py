@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
-from dataclasses import asdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +38,19 @@ def listed_in(layout: str) -> str:
     return "folder" if layout == "imagefolder" else "table"
 
 
-def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table"),
-                degradation: Degradation | None = None, key: str = "") -> dict:
-    """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
-    returns its shard-table row (status ok or quarantined).
+@dataclass
+class Decoded:
+    """One video decoded and preprocessed, not yet stored: its shard-table row so far and its cached frames
+    (None where it was quarantined)."""
 
-    Args:
-        source: the video file (or frame folder).
-        dest: its own .npy, or the shard file it is appended to.
-        cfg: the cache settings.
-        fix: what the user can do about a still image where videos are wanted, or the reverse
-            (leave_out: the table's row or the folder's file).
-        degradation: for a synthetic low-quality copy (data.synthetic), how its frames are degraded.
-        key: the video's id (seeds the degradation's noise).
-    """
+    row: dict
+    cached: np.ndarray | None = None
+
+
+def decode_video(source: Path, cfg: CacheConfig, fix: str = leave_out("table"), degradation: Degradation | None = None,
+                 key: str = "") -> Decoded:
+    """Decode and preprocess one video (cache_video's work before the write); a video that cannot be used is
+    quarantined with the reason. Arguments as cache_video's."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("shards", "store")}  # how, not where
     row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
@@ -63,33 +65,71 @@ def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str
         if degradation is not None:
             cached = degrade(cached, degradation, fill_value(cfg.fill, cfg.channels), key)
     except UnreadableVideo as err:
-        return dict(row, status="quarantined", reason=str(err))
+        return Decoded(dict(row, status="quarantined", reason=str(err)))
     except Exception as err:  # a decoder crash on one file must not stop the shard
-        return dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}")
+        return Decoded(dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}"))
+    return Decoded(dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
+                        height=frames.shape[1], width=frames.shape[2], **info), cached)
+
+
+def store_video(decoded: Decoded, dest: Path | ShardFile) -> dict:
+    """Write a decoded video's frames to its own .npy `dest` (atomically) or append them to a ShardFile; returns
+    its shard-table row."""
+    if decoded.cached is None:
+        return decoded.row
     if isinstance(dest, ShardFile):
-        offset, dest = dest.append(cached), dest.path
+        offset, dest = dest.append(decoded.cached), dest.path
     else:
         offset = 0
         with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # a killed job leaves no half-written frames
-            np.save(fh, cached)
-    return dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
-                height=frames.shape[1], width=frames.shape[2], frames_path=str(dest), frame_offset=offset, **info)
+            np.save(fh, decoded.cached)
+    return dict(decoded.row, frames_path=str(dest), frame_offset=offset)
 
+
+def cache_video(source: Path, dest: Path | ShardFile, cfg: CacheConfig, fix: str = leave_out("table"),
+                degradation: Degradation | None = None, key: str = "") -> dict:
+    """Decode, preprocess and store one video in its own file `dest`, or appended to a ShardFile;
+    returns its shard-table row (status ok or quarantined).
+
+    Args:
+        source: the video file (or frame folder).
+        dest: its own .npy, or the shard file it is appended to.
+        cfg: the cache settings.
+        fix: what the user can do about a still image where videos are wanted, or the reverse
+            (leave_out: the table's row or the folder's file).
+        degradation: for a synthetic low-quality copy (data.synthetic_low_quality), how its frames are degraded.
+        key: the video's id (seeds the degradation's noise).
+    """
+    return store_video(decode_video(source, cfg, fix, degradation, key), dest)
 
 
 def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg: CacheConfig,
-                fix: str = leave_out("table")) -> pd.DataFrame:
+                fix: str = leave_out("table"), threads: int = 1) -> pd.DataFrame:
     """Cache every video of one shard (`videos` has video_id, path and, where data.synthetic_low_quality adds
     copies, degrade) into `out_dir`: a file per video, or with cache.store: shards one file for all of them.
-    `fix`: as cache_video's."""
+
+    With `threads` > 1 several videos are decoded at once (the decoders run without the GIL; a video is one
+    decoder's work, so threads over videos keep every core busy at any frame size) and stored in order, at
+    most 2 × threads decoded ahead. `fix`: as cache_video's."""
     out_dir = Path(out_dir)
     rows = []
+
+    def decode(video) -> Decoded:
+        return decode_video(Path(root) / video.path, cfg, fix, Degradation.from_json(getattr(video, "degrade", "")),
+                            video.video_id)
+
     with contextlib.ExitStack() as stack:
         shard = None
         if cfg.store == "shards":
             shard = stack.enter_context(ShardFile(out_dir / SHARD_FILE, (cfg.size, cfg.size, cfg.channels)))
-        for video in videos.itertuples(index=False):
-            row = cache_video(Path(root) / video.path, shard or out_dir / f"{video.video_id}.npy", cfg, fix,
-                              Degradation.from_json(getattr(video, "degrade", "")), video.video_id)
+        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads), thread_name_prefix="cineflow-decode"))
+        todo, pending = videos.itertuples(index=False), collections.deque()
+        for video in itertools.islice(todo, 2 * max(1, threads)):
+            pending.append((video, pool.submit(decode, video)))
+        while pending:
+            video, future = pending.popleft()
+            row = store_video(future.result(), shard or out_dir / f"{video.video_id}.npy")
             rows.append(dict(row, video_id=video.video_id))
+            for ahead in itertools.islice(todo, 1):
+                pending.append((ahead, pool.submit(decode, ahead)))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)

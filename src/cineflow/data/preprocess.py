@@ -190,7 +190,8 @@ def preprocess(frames: np.ndarray, fps: float, cfg: CacheConfig) -> tuple[np.nda
         background[:] = fill_value(cfg.fill, frames.shape[-1])
     info = _info(fps, cfg, frames, mask, roi)
     if mask is None and frames.shape[1:3] == (cfg.size, cfg.size):  # already the cached geometry
-        return np.ascontiguousarray(frames[keep]), info
+        whole = len(keep) == len(frames) and bool((keep == np.arange(len(frames))).all())
+        return np.ascontiguousarray(frames if whole else frames[keep]), info  # no copy of a whole video
     out = np.empty((len(keep), cfg.size, cfg.size, cfg.channels), np.uint8)
     for t, i in enumerate(keep):
         frame = frames[i]

@@ -87,6 +87,8 @@ def opencv(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     OpenCV's own decode to BGR, converted once for the whole stack."""
     import cv2
 
+    if grey and path.suffix.lower() in MPEG_CONTAINERS:  # no Motion-JPEG to expect: no OpenCV probe first
+        return pyav(path, grey=True)
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise UnreadableVideo("OpenCV cannot open the file (corrupt or unsupported container)")
@@ -158,6 +160,8 @@ def _decoded_frames(capture, grey: bool) -> np.ndarray:
     return cv2.cvtColor(tall, cv2.COLOR_BGR2RGB, dst=tall).reshape(n, height, width, 3)
 
 
+# containers of MPEG-family codecs (H.264, HEVC, ...), where a Motion-JPEG stream is rare: grey goes to PyAV at once
+MPEG_CONTAINERS = (".mp4", ".m4v", ".mov")
 # limited ("TV") range luma 16-235 -> full range 0-255, as a colour decode followed by colour-to-grey gives
 _TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
@@ -179,12 +183,45 @@ def pyav(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
             if stream.codec_context.width * stream.codec_context.height >= 320 * 240:
                 stream.thread_type = "AUTO"
             fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            frames = [_luma(frame) if grey else frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            if grey:
+                return _luma_stack(container.decode(stream), int(stream.frames or 0)), fps
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     except av.FFmpegError as err:
         raise UnreadableVideo(f"FFmpeg cannot decode the file: {err}") from None
     if not frames:
-        return np.zeros((0, 1, 1, 1 if grey else 3), np.uint8), fps
+        return np.zeros((0, 1, 1, 3), np.uint8), fps
     return stack_frames(frames), fps
+
+
+def _luma_stack(decoded, expected: int) -> np.ndarray:
+    """[T, H, W, 1] full-range luma of the decoded frames: each Y plane copied once into one array sized by
+    the header's frame count (grown if it is short), TV range rescaled by one table lookup over the stack."""
+    import cv2
+
+    video, n, tv = None, 0, False
+    for frame in decoded:
+        name = frame.format.name
+        if not (name.startswith(("yuv", "nv12", "nv21")) or name == "gray"):
+            y = frame.to_ndarray(format="gray")
+        else:
+            plane = frame.planes[0]
+            y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+            tv = not (name == "gray" or name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2)
+        if video is None:
+            video = np.empty((max(1, expected),) + y.shape, np.uint8)
+        elif y.shape != video.shape[1:]:
+            raise UnreadableVideo(f"frame size changes at frame {n}: {video.shape[1:3]} -> {y.shape}")
+        if n == len(video):
+            video = np.concatenate([video, np.empty_like(video)])
+        video[n] = y
+        n += 1
+    if video is None:
+        return np.zeros((0, 1, 1, 1), np.uint8)
+    video = video[:n]
+    if tv:
+        flat = video.reshape(n * video.shape[1], video.shape[2])
+        cv2.LUT(flat, _TV_TO_FULL, dst=flat)
+    return video[..., None]
 
 
 def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
@@ -193,17 +230,6 @@ def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
         if frame.shape != frames[0].shape:
             raise UnreadableVideo(f"frame size changes at frame {n}: {frames[0].shape[:2]} -> {frame.shape[:2]}")
     return np.stack(frames)
-
-
-def _luma(frame) -> np.ndarray:
-    """[H, W, 1] full-range luma of a decoded frame: the Y plane of YUV formats, else a conversion."""
-    name = frame.format.name
-    if not (name.startswith(("yuv", "nv12", "nv21")) or name == "gray"):
-        return frame.to_ndarray(format="gray")[..., None]
-    plane = frame.planes[0]
-    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
-    full = name == "gray" or name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2
-    return (np.array(y) if full else _TV_TO_FULL[y])[..., None]
 
 
 @READERS.register(suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))

@@ -34,7 +34,15 @@ from cineflow.tasks.metrics import LOWER_IS_BETTER, is_better
 from cineflow.train import distributed
 from cineflow.train.batching import epoch_batches
 from cineflow.train.cams import TrainingCams, publish
-from cineflow.train.loop import compiled, loader_workers, to_channels_last, train_one_epoch, training_loader, validate
+from cineflow.train.loop import (
+    EpochBuffers,
+    compiled,
+    loader_workers,
+    to_channels_last,
+    train_one_epoch,
+    training_loader,
+    validate,
+)
 from cineflow.train.optim import Schedule, apply_trainable, build_optimizer, build_scheduler
 from cineflow.train.precision import Precision
 from cineflow.train.resume import ResumeState
@@ -235,7 +243,7 @@ class StageRunner:
                  trackers: list = (), cams: TrainingCams | None = None):
         self.fold, self.state, self.saved, self.state_path, self.trackers = fold, state, saved, state_path, trackers
         self.optimizer = self.schedule = None
-        self.cams = cams
+        self.cams, self.buffers = cams, EpochBuffers()
 
     def run(self) -> None:
         """Every stage to its end or its early stop."""
@@ -300,13 +308,13 @@ class StageRunner:
             trains = apply_trainable(fold.model, stage, in_stage)
             start, stop = state.step, chunk_end(state.step, len(steps), state.updates, fold.val_every,
                                                 cfg.accumulate)
-            loader = training_loader(fold.train_ds, batches, fold.workers, fold.device, fold.prepare,
-                                     steps[start:stop])
+            loader = training_loader(fold.train_ds, batches, fold.workers, fold.device, steps[start:stop],
+                                     self.buffers)
             meter.loss_sum += (stop - start) * fold.group.mean(train_one_epoch(
                 fold.forward, loader, fold.criterion, self.optimizer, fold.precision, fold.device, fold.prepare,
                 state.epoch, accumulate=cfg.accumulate, clip_grad_norm=cfg.clip_grad_norm,
                 channels_last=cfg.channels_last, desc=f"stage {state.stage + 1} epoch {in_stage + 1}/{stage.epochs}",
-                on_update=self._updated))
+                on_update=self._updated, buffers=self.buffers))
             meter.loss_n += stop - start
             state.step = stop
             epoch_done = stop == len(steps)

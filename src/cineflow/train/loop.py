@@ -3,6 +3,11 @@ DataLoader that feeds them."""
 
 from __future__ import annotations
 
+import collections
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
 import sys
 from typing import Callable
 
@@ -13,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cineflow.config import AUTO_LOADER_WORKERS
-from cineflow.data.clips import ClipBatches, ClipDataset, Prepare
+from cineflow.data.clips import Buffers, ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
 from cineflow.models.inference import predict_videos
 from cineflow.tasks import Task
@@ -44,42 +49,95 @@ def loader_workers(setting: int | str, device: torch.device) -> int:
     return int(setting)
 
 
-def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device,
-                    prepare: Prepare, steps: list[int] | None = None) -> DataLoader:
-    """The epoch's DataLoader, one batch per item (data.ClipBatches); `steps`, the batches this process
-    takes (all by default; one share of them per process in distributed training).
+@dataclass
+class EpochBuffers:
+    """The training process's batch buffers (data.Buffers), kept from epoch to epoch by the StageRunner: the
+    uint8 batches it reads itself (no workers) and the float batches it prepares (a CPU)."""
 
-    With `workers` processes the batches are read ahead of the model (two each). On a GPU they stay
-    uint8 and go to pinned memory; the training process prepares them on the GPU. Without one the
-    workers prepare them too, so that work is spread over the workers instead of queueing in the
-    training process.
+    read: Buffers = field(default_factory=lambda: Buffers(ClipBatches.RING))
+    ready: Buffers = field(default_factory=lambda: Buffers(2))
+
+
+def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int, device: torch.device,
+                    steps: list[int] | None = None, buffers: EpochBuffers | None = None):
+    """The epoch's loader of uint8 batches (data.ClipBatches: (clips, targets, step) items), over `steps`, the
+    batches this process takes (all by default; one share of them per process in distributed training).
+
+    With `workers`, the next batches are read while the training process prepares and trains on the current
+    one. On a GPU the workers are DataLoader processes that hand the batches over in shared memory into
+    pinned memory (two each ahead). On a CPU they are reader threads of the training process (ThreadedBatches):
+    processes would hand every batch over through shared memory that both sides fault in afresh, start anew
+    every epoch and compete with the training process for the cores it prepares the batches with, which made
+    more workers slower than none. Every device gets the batches as uint8 and prepares them itself
+    (ready_batches): float batches would be 4 times the bytes to hand over.
 
     Args:
         dataset: the train partition's clips.
         batches: the epoch's batches of row indices (batching.epoch_batches).
-        workers: loader processes (loader_workers).
+        workers: loader workers (loader_workers).
         device: where training runs.
-        prepare: float conversion, augmentation and normalisation.
         steps: the batches this process takes; None = all.
+        buffers: the training process's buffers, kept from epoch to epoch (EpochBuffers).
     """
+    steps = list(range(len(batches))) if steps is None else list(steps)
+    items = ClipBatches(dataset, batches, buffers.read if buffers else None)
+    if device.type != "cuda":
+        return ThreadedBatches(items, steps, workers)
+    return DataLoader(items, batch_size=None, sampler=steps, num_workers=workers, pin_memory=True,
+                      prefetch_factor=2 if workers else None, worker_init_fn=_one_thread if workers else None)
+
+
+class ThreadedBatches:
+    """The batches `steps` of `items` in order, read ahead by `workers` threads of this process (none: read
+    when asked for). The read is a copy out of the memory-mapped cache that runs without the GIL, so the
+    threads read while this process prepares and trains; at most AHEAD batches are read ahead, fewer than
+    the read buffers (ClipBatches.RING) less the one being prepared, so no buffer is reused while in use."""
+
+    AHEAD = ClipBatches.RING - 2
+
+    def __init__(self, items: ClipBatches, steps: list[int], workers: int):
+        self.items, self.steps, self.workers = items, steps, workers
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self):
+        if not self.workers:
+            yield from (self.items[step] for step in self.steps)
+            return
+        with ThreadPoolExecutor(min(self.workers, self.AHEAD), thread_name_prefix="cineflow-reader") as pool:
+            ahead, pending = iter(self.steps), collections.deque()
+            for step in itertools.islice(ahead, self.AHEAD):
+                pending.append(pool.submit(self.items.__getitem__, step))
+            while pending:
+                batch = pending.popleft().result()
+                step = next(ahead, None)
+                if step is not None:
+                    pending.append(pool.submit(self.items.__getitem__, step))
+                yield batch
+
+
+def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int, buffers: EpochBuffers | None = None):
+    """(float clips [B, C, T, H, W] on `device`, targets) of each uint8 batch of `loader`, prepared (augmented,
+    normalised) where training runs. On a CPU the float batches go round the two `buffers.ready` (the caller's,
+    kept from epoch to epoch; the batch before the last is done with by then), and the last RING batches from
+    each worker are kept referenced, so that their shared buffers stay mapped here instead of mapped afresh."""
     on_cpu = device.type != "cuda"
-    return DataLoader(ClipBatches(dataset, batches, prepare if on_cpu and workers else None), batch_size=None,
-                      sampler=list(range(len(batches)) if steps is None else steps), num_workers=workers,
-                      pin_memory=not on_cpu, prefetch_factor=2 if workers else None)
-
-
-def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int):
-    """(float clips on `device`, targets) of each batch of `loader`: uint8 batches are moved and prepared,
-    batches a CPU worker already prepared are passed on."""
+    ready = (buffers or EpochBuffers()).ready
+    mapped = collections.deque(maxlen=ClipBatches.RING * max(1, getattr(loader, "num_workers", 0) or 0))
     for x, y, step in loader:
-        x = x.to(device, non_blocking=True)
-        yield (prepare(x, epoch, int(step)) if x.dtype == torch.uint8 else x), y
+        if not on_cpu:
+            yield prepare(x.to(device, non_blocking=True), epoch, int(step)), y
+            continue
+        mapped.append(x)
+        b, t, h, w, c = x.shape
+        yield prepare(x, epoch, int(step), out=ready.next((b, c, t, h, w), torch.float32), inplace=True), y
 
 
 def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     precision: Precision, device: torch.device, prepare: Prepare, epoch: int, accumulate: int = 1,
                     clip_grad_norm: float | None = None, channels_last: bool = False, desc: str = "",
-                    on_update: Callable[[], None] | None = None) -> float:
+                    on_update: Callable[[], None] | None = None, buffers: EpochBuffers | None = None) -> float:
     """One pass over `loader` (an epoch, or the part of one up to the next validation), training; returns
     the mean training loss (after EchoNet-Dynamic's run_epoch).
 
@@ -103,10 +161,11 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
         channels_last: convert the batch to channels_last(_3d) memory format.
         desc: the progress bar's label.
         on_update: called after every optimizer update (a per-update learning-rate schedule).
+        buffers: the batch buffers kept from epoch to epoch (EpochBuffers); None: new ones.
     """
     total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
     optimizer.zero_grad(set_to_none=True)
-    batches = tqdm(ready_batches(loader, prepare, device, epoch), total=n_batches, desc=desc, file=sys.stderr,
+    batches = tqdm(ready_batches(loader, prepare, device, epoch, buffers), total=n_batches, desc=desc, file=sys.stderr,
                    mininterval=10, leave=False)
     for step, (x, y) in enumerate(batches):
         if channels_last and x.dim() == 5:
