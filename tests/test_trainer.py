@@ -25,7 +25,7 @@ from cineflow.models.architectures import build_model
 from cineflow.models.trained import TrainedModel, load_checkpoint
 from cineflow.seeding import seed_everything
 from cineflow.tasks import task_for
-from cineflow.tracking import log_ensemble, log_fold_results, open_trackers
+from cineflow.tracking import Guarded, Tracker, log_ensemble, log_fold_results, open_trackers
 from cineflow.train import fold as fold_module
 from cineflow.train import loop
 from cineflow.train.cams import followed_videos
@@ -347,6 +347,19 @@ def test_tracking_writes_tensorboard_mlflow_and_wandb_offline_and_is_skipped_whe
     assert version.run_id == ensemble.info.run_id and version.tags["fold_runs"] == fold_run.info.run_id
     assert ensemble.data.metrics == {"mean_roc_auc": 0.75}
     assert runs[("tiny/ensemble", "ensemble")]["summary"]["mean_roc_auc"] == 0.75
+
+    class Broken(Tracker):  # a store that fails mid-run (a full disk, a locked database)
+        name, calls = "broken", 0
+
+        def log_epoch(self, epoch, values):
+            Broken.calls += 1
+            raise OSError("No space left on device")
+
+    capfd.readouterr()
+    history = train_fold(model_cfg(tiny_config, epochs=2), tiny_config["data"]["classes"], folds[0], manifest, norm,
+                         fold_paths(tmp_path / "broken"), seed=1, device=DEVICE, trackers=[Guarded(Broken())])
+    assert len(history) == 2 and Broken.calls == 1  # the training went on; the tracker was told no more
+    assert capfd.readouterr().err.count("broken failed in log_epoch (OSError: No space left on device)") == 1
 
     for module in ("mlflow", "mlflow.tracking", "torch.utils.tensorboard", "wandb"):
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed

@@ -214,15 +214,54 @@ def open_trackers(cfg: TrackingConfig | None, directory: str | Path, run: str, j
         if cfg is None or not getattr(cfg, name):
             continue
         try:
-            trackers.append(TRACKERS.get(name)(Path(directory), run, job, cfg.experiment))
+            trackers.append(Guarded(TRACKERS.get(name)(Path(directory), run, job, cfg.experiment)))
         except ImportError as err:
             print(f"tracking: {name} is switched on but not installed ({err}); continuing without it. "
                   f"pip install 'cineflow[tracking]' to use it.", file=sys.stderr)
+        except Exception as err:  # a tracker's store or service that cannot start must not stop the job
+            print(f"tracking: {name} could not start ({type(err).__name__}: {err}); continuing without it",
+                  file=sys.stderr)
     try:
         yield trackers
     finally:
         for tracker in trackers:
             tracker.close()
+
+
+class Guarded(Tracker):
+    """A tracker whose failures are reported once and end its tracking, never the job: a full disk under its
+    store or a locked database must not undo a training or an evaluation."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker, self.name, self.failed = tracker, tracker.name, False
+
+    def _call(self, method: str, *args) -> None:
+        if self.failed:
+            return
+        try:
+            getattr(self.tracker, method)(*args)
+        except Exception as err:
+            self.failed = True
+            print(f"tracking: {self.name} failed in {method} ({type(err).__name__}: {err}); it tracks nothing more "
+                  "in this job, and the results are in results/ all the same", file=sys.stderr)
+
+    def log_params(self, params: dict) -> None:
+        self._call("log_params", params)
+
+    def log_epoch(self, epoch: int, values: dict) -> None:
+        self._call("log_epoch", epoch, values)
+
+    def log_metrics(self, values: dict) -> None:
+        self._call("log_metrics", values)
+
+    def log_artifacts(self, paths: list, folder: str) -> None:
+        self._call("log_artifacts", paths, folder)
+
+    def register(self, model: str, folds: list) -> None:
+        self._call("register", model, folds)
+
+    def close(self) -> None:
+        self._call("close")
 
 
 def run_name(model: str, fold: int | str) -> str:
@@ -238,19 +277,16 @@ def numbers(metrics: dict | None, prefix: str = "") -> dict:
 def _log_job(cfg: TrackingConfig, run: str, job: str, folder: str, paths: list, metrics: dict,
              directory: str | Path, register: tuple | None = None) -> None:
     """Open `run` for `job` in every tracker switched on, and log `metrics`, `paths` (as artifacts under
-    `folder`) and, given (model, folds), the ensemble's registration. A failing tracker is reported only."""
+    `folder`) and, given (model, folds), the ensemble's registration. A failing tracker is reported only
+    (Guarded)."""
     if not any(getattr(cfg, name) for name in TRACKERS.names()):
         return
     with open_trackers(cfg, directory, run, job) as trackers:
-        for tracker in trackers:
-            try:
-                tracker.log_metrics(metrics)
-                tracker.log_artifacts([p for p in paths if Path(p).is_file()], folder)
-                if register:
-                    tracker.register(*register)
-            except Exception as err:  # the results are written already; tracking must not undo them
-                print(f"tracking: {tracker.name} could not log the {folder} results ({err}); the results are in "
-                      "results/ all the same", file=sys.stderr)
+        for tracker in trackers:  # Guarded: a failure is reported, the results written already stay
+            tracker.log_metrics(metrics)
+            tracker.log_artifacts([p for p in paths if Path(p).is_file()], folder)
+            if register:
+                tracker.register(*register)
 
 
 def log_fold_results(cfg: TrackingConfig, model: str, fold: int | str, folder: str, paths: list,
