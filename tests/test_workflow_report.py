@@ -120,7 +120,7 @@ def test_report_shows_the_grad_cams_drawn_during_training(workflow):
     epochs = [e for e in (4, 8) if e <= len(history)]
     assert sorted(p.name for p in folder.glob("epoch_*")) == [f"epoch_{e:03d}" for e in epochs]
     index = pd.concat([pd.read_csv(folder / f"epoch_{e:03d}" / "index.csv", dtype=str) for e in epochs])
-    assert index.groupby("epoch")["video_id"].apply(list).nunique() == 1  # the same videos every time
+    assert index.groupby("epoch")["video_id"].apply(tuple).nunique() == 1  # the same videos every time
     html = (workflow / "results" / "report.html").read_text()
     table = html[html.index('class="table training-cams"'):html.index("</table>", html.index("training-cams"))]
     assert len(re.findall(r'<video[^>]*src="data:video/mp4;base64,', table)) == len(index)

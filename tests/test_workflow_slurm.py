@@ -38,6 +38,7 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
     workdir = copy_repo(tmp_path / "cluster")
     config = yaml.safe_load(yaml.safe_dump(CONFIG))
     del config["models"]["tiny_ef"]
+    config["tracking"] = {}  # routing and resuming are tested here; tracking, by the session's run (its imports cost)
     write_config(workdir, config)
     log = open(tmp_path / "snakemake.log", "w")
     run = subprocess.Popen([SNAKEMAKE, "--profile", "slurm", *slurm_cluster.EXECUTOR_ARGS], cwd=workdir,
