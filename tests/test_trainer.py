@@ -77,6 +77,14 @@ def test_loader_workers_read_the_same_batches_and_train_the_same_weights(tiny_co
         loader = loop.training_loader(clips, batches, workers, DEVICE)
         ready = [x.clone() for x, _ in loop.ready_batches(loader, prepare, DEVICE, 0)]
         assert all(torch.equal(r, prepare(raw, 0, k)) for r, (raw, k) in zip(ready, expected))
+    # torch's global stream where a DataLoader leaves it (dropout draws from it): results as before the threads
+    after = []
+    for loader in (DataLoader(loop.ClipBatches(clips, batches), batch_size=None),
+                   loop.training_loader(clips, batches, 2, DEVICE)):
+        torch.manual_seed(0)
+        list(loader)
+        after.append(torch.rand(4))
+    assert torch.equal(*after)
     # the augmentation did act (shift p=1): equal batches are not plain normalisations of the same read
     assert not torch.equal(ready[0], Prepare([0.3], [0.2], augmentations({}), seed=1)(expected[0][0], 0, 0))
     run(tiny_config, tiny_dataset, tmp_path / "w0", cfg, workers=0)

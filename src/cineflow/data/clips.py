@@ -51,7 +51,10 @@ def normalise(x: torch.Tensor, mean: list[float], std: list[float], out: torch.T
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
     if out is not None and x.dtype == torch.float32:
-        return torch.sub(x, m, out=out).div_(s)
+        # the layout .contiguous() would give: x's own where it counts as contiguous (a 1-channel clip viewed
+        # channels first), so that the model sees the strides, and computes the numbers, it always did
+        target = out.as_strided(x.shape, x.stride()) if x.is_contiguous() else out
+        return torch.sub(x, m, out=target).div_(s)
     if x.dtype == torch.uint8:  # one float copy, then in place
         return x.to(torch.float32, memory_format=torch.contiguous_format).sub_(m * 255.0).div_(s * 255.0)
     return (x - m.to(x.dtype)).div_(s.to(x.dtype)).contiguous()
