@@ -55,7 +55,8 @@ def test_two_processes_train_one_fold_and_score_every_val_video_once(tiny_config
                    manifest=str(tmp_path / "manifest.parquet"), norm=norm, seed=1,
                    paths={"model": str(out / "model.pt"), "last": str(out / "last.pt"),
                           "history": str(out / "history.csv"), "state": str(out / "state" / "state.pt")},
-                   workers=0, threads=1, deterministic="warn", tracking=asdict(settings(TrackingConfig, "tracking", tensorboard=True)),
+                   workers=0, threads=1, deterministic="warn",
+                   tracking=asdict(settings(TrackingConfig, "tracking", tensorboard=True)),
                    tracking_dir=str(tmp_path / "tracking"), run="tiny/fold_0"), 2, tmp_path / "job.json")
 
     history = pd.read_csv(out / "history.csv")

@@ -160,8 +160,8 @@ def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_pat
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["metrics"]["accuracy"])
     offline = wandb_runs(store)[("convnextv2_tiny/fold_0", "train")]
     assert [h["val_loss"] for h in offline["history"]] == pytest.approx(history["val_loss"].tolist())
-    assert offline["config"]["arch"] == run.data.params["arch"] != "" and ("convnextv2_tiny-fold_0-checkpoint", "model", [
-        "history.csv", "model.pt"]) in offline["artifacts"]
+    assert offline["config"]["arch"] == run.data.params["arch"] != ""
+    assert ("convnextv2_tiny-fold_0-checkpoint", "model", ["history.csv", "model.pt"]) in offline["artifacts"]
     logged = EventAccumulator(str(store / "tensorboard" / "convnextv2_tiny" / "fold_0")).Reload()
     assert [e.step for e in logged.Scalars("lr")] == list(range(1, len(history) + 1))
 

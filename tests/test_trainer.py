@@ -68,8 +68,8 @@ def test_loader_workers_read_the_same_batches_and_train_the_same_weights(tiny_co
     batches = [[0, 1, 2], [3, 4, 5], [1, 2, 3], [4, 5, 0], [2, 3, 4], [5, 0, 1], [0, 2, 4]]  # more than a ring
     expected = [(loop.ClipBatches(clips, batches).__getitem__(k)[0].clone(), k) for k in range(len(batches))]
     for workers in (0, 2):
-        in_processes = DataLoader(loop.ClipBatches(clips, batches), batch_size=None, num_workers=workers,
-                                  prefetch_factor=2 if workers else None)  # the GPU's loader, without pinning
+        in_processes = loop.process_loader(loop.ClipBatches(clips, batches), list(range(len(batches))), workers,
+                                           pin_memory=False)  # the GPU's loader, without pinning
         for loader in (loop.training_loader(clips, batches, workers, DEVICE), in_processes):
             got = [(x.clone(), int(step)) for x, _, step in loader]
             assert [(x.dtype, k) for x, k in got] == [(torch.uint8, k) for k in range(len(batches))]

@@ -7,14 +7,17 @@ decoded; CSVs keep their text as written ("NA" is an id, not a missing value).
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -142,3 +145,20 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_ahead(fn: Callable, items: Iterable, threads: int, ahead: int, name: str = "cineflow") -> Iterator:
+    """fn(item) of each item, in order, computed by `threads` threads at most `ahead` items ahead of the
+    consumer (0 threads: one by one, when asked for). For work that runs without the GIL (decoders, copies out
+    of memory maps), so that it overlaps what the caller does with each result; `ahead` bounds the memory and
+    lets the caller reuse buffers that many results later."""
+    if threads < 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix=name) as pool:
+        todo = iter(items)
+        pending = collections.deque(pool.submit(fn, item) for item in itertools.islice(todo, max(1, ahead)))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in itertools.islice(todo, 1))
+            yield result

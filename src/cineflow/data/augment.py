@@ -105,30 +105,21 @@ class Shift(Op):
     def apply(self, x, sel, draws):
         offsets = torch.randint(-self.pixels, self.pixels + 1, (x.shape[0], 2), generator=draws.generator)
         height, width = x.shape[-2:]
-        scratch = None
+        scratch = None  # one per batch for the kept part of each clip: no fresh pages per clip
         for b in torch.nonzero(sel).flatten().tolist():
             dy, dx = (int(v) for v in offsets[b])
             if dy == dx == 0:
                 continue
-            # moved in place: the kept part once (a copy, as source and target overlap), the border zeroed
-            clip, (h, w) = in_memory_order(x[b], 2, 3)
-
-            def part(rows: slice, cols: slice) -> tuple:
-                index = [slice(None)] * 4
-                index[h], index[w] = rows, cols
-                return tuple(index)
-
-            every = slice(None)
-            kept = clip[part(slice(max(-dy, 0), height + min(-dy, 0)), slice(max(-dx, 0), width + min(-dx, 0)))]
-            scratch = scratch if scratch is not None and scratch.numel() >= kept.numel() else torch.empty(
-                clip.numel(), dtype=clip.dtype, device=clip.device)  # one per batch: no fresh pages per clip
-            held = scratch[:kept.numel()].view(kept.shape)
-            held.copy_(kept)
-            clip[part(slice(max(dy, 0), height + min(dy, 0)), slice(max(dx, 0), width + min(dx, 0)))] = held
-            clip[part(slice(0, max(dy, 0)), every)] = 0
-            clip[part(slice(height + min(dy, 0), height), every)] = 0
-            clip[part(every, slice(0, max(dx, 0)))] = 0
-            clip[part(every, slice(width + min(dx, 0), width))] = 0
+            clip, (h, w) = in_memory_order(x[b], 2, 3)  # moved in place, whole rows at a time
+            source, target = [slice(None)] * 4, [slice(None)] * 4
+            source[h], source[w] = slice(max(-dy, 0), height + min(-dy, 0)), slice(max(-dx, 0), width + min(-dx, 0))
+            target[h], target[w] = slice(max(dy, 0), height + min(dy, 0)), slice(max(dx, 0), width + min(dx, 0))
+            kept = clip[tuple(source)]
+            if scratch is None:
+                scratch = torch.empty(clip.numel(), dtype=clip.dtype, device=clip.device)
+            held = scratch[:kept.numel()].view(kept.shape).copy_(kept)  # source and target overlap
+            clip.zero_()  # the black border
+            clip[tuple(target)] = held
         return x
 
 

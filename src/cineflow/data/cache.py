@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from cineflow.data.preprocess import fill_value, preprocess, read_as_cached
 from cineflow.data.readers import UnreadableVideo
 from cineflow.data.store import SHARD_FILE, ShardFile
 from cineflow.data.synthetic import Degradation, degrade
-from cineflow.io import atomic_path
+from cineflow.io import atomic_path, read_ahead
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
                  "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset"]
@@ -114,22 +111,16 @@ def cache_shard(videos: pd.DataFrame, root: str | Path, out_dir: str | Path, cfg
     out_dir = Path(out_dir)
     rows = []
 
-    def decode(video) -> Decoded:
-        return decode_video(Path(root) / video.path, cfg, fix, Degradation.from_json(getattr(video, "degrade", "")),
-                            video.video_id)
+    def decode(video) -> tuple:
+        return video, decode_video(Path(root) / video.path, cfg, fix,
+                                   Degradation.from_json(getattr(video, "degrade", "")), video.video_id)
 
     with contextlib.ExitStack() as stack:
         shard = None
         if cfg.store == "shards":
             shard = stack.enter_context(ShardFile(out_dir / SHARD_FILE, (cfg.size, cfg.size, cfg.channels)))
-        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads), thread_name_prefix="cineflow-decode"))
-        todo, pending = videos.itertuples(index=False), collections.deque()
-        for video in itertools.islice(todo, 2 * max(1, threads)):
-            pending.append((video, pool.submit(decode, video)))
-        while pending:
-            video, future = pending.popleft()
-            row = store_video(future.result(), shard or out_dir / f"{video.video_id}.npy")
+        for video, decoded in read_ahead(decode, videos.itertuples(index=False), max(1, threads), 2 * max(1, threads),
+                                         "cineflow-decode"):
+            row = store_video(decoded, shard or out_dir / f"{video.video_id}.npy")
             rows.append(dict(row, video_id=video.video_id))
-            for ahead in itertools.islice(todo, 1):
-                pending.append((ahead, pool.submit(decode, ahead)))
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import threading
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -3,12 +3,8 @@ DataLoader that feeds them."""
 
 from __future__ import annotations
 
-import collections
-import itertools
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-
 import sys
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -20,6 +16,7 @@ from tqdm import tqdm
 from cineflow.config import AUTO_LOADER_WORKERS
 from cineflow.data.clips import Buffers, ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
+from cineflow.io import read_ahead
 from cineflow.models.inference import predict_videos
 from cineflow.tasks import Task
 from cineflow.train.distributed import Group
@@ -83,7 +80,13 @@ def training_loader(dataset: ClipDataset, batches: list[list[int]], workers: int
     items = ClipBatches(dataset, batches, buffers.read if buffers else None)
     if device.type != "cuda":
         return ThreadedBatches(items, steps, workers)
-    return DataLoader(items, batch_size=None, sampler=steps, num_workers=workers, pin_memory=True,
+    return process_loader(items, steps, workers, pin_memory=True)
+
+
+def process_loader(items: ClipBatches, steps: list[int], workers: int, pin_memory: bool) -> DataLoader:
+    """The GPU's loader: `workers` DataLoader processes reading `steps` of `items` two each ahead, one torch
+    thread each, into pinned memory where `pin_memory`."""
+    return DataLoader(items, batch_size=None, sampler=steps, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=2 if workers else None, worker_init_fn=_one_thread if workers else None)
 
 
@@ -106,34 +109,26 @@ class ThreadedBatches:
         # draw here keeps that stream, and with it dropout and every later draw, where earlier versions had it:
         # a run's results stay the same across this change (the demo's, bit for bit)
         torch.empty((), dtype=torch.int64).random_()
-        if not self.workers:
-            yield from (self.items[step] for step in self.steps)
-            return
-        with ThreadPoolExecutor(min(self.workers, self.AHEAD), thread_name_prefix="cineflow-reader") as pool:
-            ahead, pending = iter(self.steps), collections.deque()
-            for step in itertools.islice(ahead, self.AHEAD):
-                pending.append(pool.submit(self.items.__getitem__, step))
-            while pending:
-                batch = pending.popleft().result()
-                step = next(ahead, None)
-                if step is not None:
-                    pending.append(pool.submit(self.items.__getitem__, step))
-                yield batch
+        yield from read_ahead(self.items.__getitem__, self.steps, min(self.workers, self.AHEAD), self.AHEAD,
+                              "cineflow-reader")
+
+
+def _one_thread(worker: int) -> None:
+    """A loader worker reads and copies only: one torch thread (PyTorch's default in workers, said here), so
+    that workers and the training process do not oversubscribe the cores."""
+    torch.set_num_threads(1)
 
 
 def ready_batches(loader, prepare: Prepare, device: torch.device, epoch: int, buffers: EpochBuffers | None = None):
     """(float clips [B, C, T, H, W] on `device`, targets) of each uint8 batch of `loader`, prepared (augmented,
     normalised) where training runs. On a CPU the float batches go round the two `buffers.ready` (the caller's,
-    kept from epoch to epoch; the batch before the last is done with by then), and the last RING batches from
-    each worker are kept referenced, so that their shared buffers stay mapped here instead of mapped afresh."""
+    kept from epoch to epoch; the batch before the last is done with by then)."""
     on_cpu = device.type != "cuda"
     ready = (buffers or EpochBuffers()).ready
-    mapped = collections.deque(maxlen=ClipBatches.RING * max(1, getattr(loader, "num_workers", 0) or 0))
     for x, y, step in loader:
         if not on_cpu:
             yield prepare(x.to(device, non_blocking=True), epoch, int(step)), y
             continue
-        mapped.append(x)
         b, t, h, w, c = x.shape
         yield prepare(x, epoch, int(step), out=ready.next((b, c, t, h, w), torch.float32), inplace=True), y
 
@@ -169,8 +164,8 @@ def train_one_epoch(model: torch.nn.Module, loader, criterion: torch.nn.Module, 
     """
     total, n_batches = torch.zeros((), dtype=torch.float64, device=device), len(loader)
     optimizer.zero_grad(set_to_none=True)
-    batches = tqdm(ready_batches(loader, prepare, device, epoch, buffers), total=n_batches, desc=desc, file=sys.stderr,
-                   mininterval=10, leave=False)
+    batches = tqdm(ready_batches(loader, prepare, device, epoch, buffers), total=n_batches, desc=desc,
+                   file=sys.stderr, mininterval=10, leave=False)
     for step, (x, y) in enumerate(batches):
         if channels_last and x.dim() == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
