@@ -4,13 +4,13 @@ from sklearn import metrics as skm
 
 from cineflow.evaluate.summary import summarize
 from cineflow.report.model_card import ci_text, mean_sd
+from cineflow.tasks.resampled import group_bootstrap
 from cineflow.tasks.metrics import (
     binary_metrics,
     binned_mae,
     bland_altman,
     calibration,
     cutoff_aucs,
-    group_bootstrap,
     is_better,
     tune_threshold,
 )
@@ -83,9 +83,9 @@ def test_group_bootstrap_resamples_patients_and_is_reproducible():
     values = np.repeat([0.0, 1.0], 4)
     seen = []
 
-    def mean(rows):
-        seen.append(len(rows))
-        return {"mean": float(values[rows].mean())}
+    def mean(weights):
+        seen.extend(weights.sum(1))
+        return {"mean": (weights @ values) / weights.sum(1)}
 
     ci, nan_draws = group_bootstrap(groups, mean, n=200, seed=1)
     assert set(seen) == {8}  # whole patients, each with all its videos
@@ -97,8 +97,8 @@ def test_nan_bootstrap_draws_are_counted_and_shown_beside_the_ci():
     # "both" is undefined (NaN) in every resample that drew one patient twice: a quarter each way
     groups = np.array(["p1", "p2"])
 
-    def both(rows):
-        return {"both": 1.0 if len(set(rows)) == 2 else float("nan"), "size": float(len(rows))}
+    def both(weights):
+        return {"both": np.where((weights > 0).all(1), 1.0, np.nan), "size": weights.sum(1)}
 
     ci, nan_draws = group_bootstrap(groups, both, n=400, seed=0)
     assert ci["both"] == [1.0, 1.0] and 150 < nan_draws["both"] < 250 and "size" not in nan_draws

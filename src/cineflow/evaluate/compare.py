@@ -16,7 +16,7 @@ import pandas as pd
 
 from cineflow.evaluate.summary import first_repeat
 from cineflow.tasks import Task
-from cineflow.tasks.metrics import bootstrap_draws, percentile_ci
+from cineflow.tasks.resampled import bootstrap_draws, percentile_ci
 
 MULTIPLICITY = ("Holm's step-down adjustment over the model pairs, within each metric and test (p_value_holm); "
                 "p_value is the unadjusted value")
@@ -48,34 +48,27 @@ def paired(oof_a: pd.DataFrame, oof_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     return tuple(t.set_index("video_id").loc[shared].reset_index() for t in first)
 
 
-def compare_pair(task: Task, names: tuple[str, str], oof_a: pd.DataFrame, oof_b: pd.DataFrame, n_boot: int,
-                 seed: int) -> list[dict]:
+def compare_pair(task: Task, names: tuple[str, str], a: pd.DataFrame, b: pd.DataFrame, draws: tuple[dict, dict],
+                 n_boot: int) -> list[dict]:
     """Every comparison of one pair of models.
 
     Args:
         task: their (shared) task.
         names: (model a, model b).
-        oof_a: model a's out-of-fold predictions.
-        oof_b: model b's.
+        a: model a's predictions of the videos both predicted (`paired`),
+        b: model b's, row by row the same videos.
+        draws: each model's headline metrics in the same patient resamples of these rows.
         n_boot: bootstrap resamples of patients.
-        seed: seeds the resampling.
     """
-    a, b = paired(oof_a, oof_b)
     groups = a["group"].to_numpy()
-    headline = task.headline_of(a), task.headline_of(b)
-    whole = [h(np.arange(len(a))) for h in headline]
-
-    def differences(rows):
-        ma, mb = headline[0](rows), headline[1](rows)
-        return {m: ma[m] - mb[m] for m in task.headline}
-
-    draws = bootstrap_draws(groups, differences, n_boot, seed) if n_boot else {}
-    ci = {m: percentile_ci(v) for m, v in draws.items()}
+    whole = [task.headline_metrics(t) for t in (a, b)]
+    differences = {m: draws[0][m] - draws[1][m] for m in draws[0]}
+    ci = {m: percentile_ci(v) for m, v in differences.items()}
     base = {"models": list(names), "n": int(len(a)), "n_groups": int(len(set(groups)))}
     out = [{**base, **test} for test in task.paired_tests(a, b, whole, ci)]
     for m in task.headline:
         diff = whole[0][m] - whole[1][m]
-        values = np.asarray(draws.get(m, []), dtype=float)
+        values = np.asarray(differences.get(m, []), dtype=float)
         nan_draws = int((~np.isfinite(values)).sum())  # resamples where a metric was undefined, left out
         values = values[np.isfinite(values)]
         p = float(min(1.0, 2 * min((values <= 0).mean(), (values >= 0).mean()))) if len(values) else float("nan")
@@ -95,7 +88,19 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
         seed: seeds the resampling.
     """
     pairs = comparable(tasks)
-    rows = [c for a, b in pairs for c in compare_pair(tasks[a], (a, b), oofs[a], oofs[b], n_boot, seed)]
+    resampled: dict[tuple, dict] = {}  # a model's draws on a set of videos: the same in each of its pairs
+
+    def draws(name: str, table: pd.DataFrame) -> dict:
+        key = (name, tuple(table["video_id"]))
+        if key not in resampled:
+            resampled[key] = (bootstrap_draws(table["group"].to_numpy(), tasks[name].headline_draws(table), n_boot,
+                                              seed) if n_boot else {})
+        return resampled[key]
+
+    rows = []
+    for a, b in pairs:
+        table_a, table_b = paired(oofs[a], oofs[b])
+        rows += compare_pair(tasks[a], (a, b), table_a, table_b, (draws(a, table_a), draws(b, table_b)), n_boot)
     families: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
         families.setdefault((row["metric"], row["test"]), []).append(i)

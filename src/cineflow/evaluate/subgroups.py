@@ -13,20 +13,20 @@ import pandas as pd
 from cineflow.config import EvalConfig
 from cineflow.evaluate.summary import first_repeat
 from cineflow.tasks import Task
-from cineflow.tasks.metrics import group_bootstrap
+from cineflow.tasks.resampled import group_bootstrap
 
 
 def headline_of(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int, min_groups: int) -> dict:
     """n, patients, the headline metrics and their patient-level CIs (None below `min_groups` patients) of the
     predictions `table` (each row with its fold's threshold)."""
-    headline = task.headline_of(table)
     n_groups = int(table["group"].nunique())
-    out = {"n": int(len(table)), "n_groups": n_groups, "metrics": headline(np.arange(len(table))), "ci": None,
-           "nan_draws": {}, "note": None}
+    out = {"n": int(len(table)), "n_groups": n_groups, "metrics": task.headline_metrics(table),
+           "ci": None, "nan_draws": {}, "note": None}
     if n_groups < min_groups:
         out["note"] = f"{n_groups} patient(s): too few for a CI (evaluate.min_subgroup is {min_groups})"
     elif cfg.bootstrap:
-        out["ci"], out["nan_draws"] = group_bootstrap(table["group"].to_numpy(), headline, cfg.bootstrap, seed)
+        out["ci"], out["nan_draws"] = group_bootstrap(table["group"].to_numpy(), task.headline_draws(table),
+                                                      cfg.bootstrap, seed)
     undefined = task.undefined_note(table)
     if undefined:
         out["note"] = ((out["note"] + "; ") if out["note"] else "") + undefined

@@ -65,7 +65,7 @@ def repeat_spread(task: Task, oof: pd.DataFrame, cfg: EvalConfig) -> dict:
     move with another split seed (beside the sd over folds, which mixes in the folds' sizes)."""
     per_repeat = []
     for _, part in sorted(oof.groupby("repeat"), key=lambda kv: kv[0]):
-        per_repeat.append(task.headline_of(part.reset_index(drop=True))(np.arange(len(part))))
+        per_repeat.append(task.headline_metrics(part.reset_index(drop=True)))
     return {m: {"mean": float(np.nanmean([r[m] for r in per_repeat])),
                 "std": float(np.nanstd([r[m] for r in per_repeat], ddof=1)),
                 "per_repeat": [float(r[m]) for r in per_repeat]} for m in task.headline}

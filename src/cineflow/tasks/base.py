@@ -13,7 +13,8 @@ import pandas as pd
 
 from cineflow.config import ConfigError
 from cineflow.registry import Registry
-from cineflow.tasks.metrics import calibration, group_bootstrap
+from cineflow.tasks.metrics import calibration
+from cineflow.tasks.resampled import group_bootstrap
 
 TASKS: Registry[type["Task"]] = Registry("task", "models.<name>.task")
 
@@ -83,6 +84,11 @@ class Task(ABC):
         """The task's core metrics (the bootstrap resamples these)."""
 
     @abstractmethod
+    def _draws(self, y: np.ndarray, scores: np.ndarray, threshold, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """The core metrics of many resamples at once (cineflow.tasks.resampled): `weights` [B, N] counts how
+        often each row is drawn in each resample; each value is `_metrics` of the rows repeated so."""
+
+    @abstractmethod
     def metrics(self, y: np.ndarray, scores: np.ndarray, threshold, cfg) -> dict:
         """The full metric set of metrics.json."""
 
@@ -146,18 +152,23 @@ class Task(ABC):
                 "n_test_clips": int(len(test.owner)),
                 "val_metrics": scalars(self.metrics(y_val, val.mean, threshold, cfg))}, table
 
-    def headline_of(self, table: pd.DataFrame):
-        """rows -> the headline metrics of those rows of a predictions table, each row decided with its own
-        fold's threshold: what the bootstraps (CIs, subgroups, paired comparisons) resample. Only the core
-        metrics: calibration and bins are not headline figures."""
+    def headline_metrics(self, table: pd.DataFrame) -> dict[str, float]:
+        """The headline metrics of all rows of a predictions table, each row decided with its own fold's
+        threshold: the point estimates beside the bootstraps' CIs, from the same code (`headline_draws`, every
+        row drawn once). Only the core metrics: calibration and bins are not headline figures."""
+        return {k: float(v[0]) for k, v in self.headline_draws(table)(np.ones((1, len(table)))).items()}
+
+    def headline_draws(self, table: pd.DataFrame):
+        """[B, rows] counts -> the headline metrics of each of B resamples of the rows of a predictions table
+        (each row decided with its own fold's threshold), as [B] arrays."""
         y, scores = self.truth(table), self.scores_of(table)
         threshold = table["threshold"].to_numpy(dtype=float) if "threshold" in table else None
 
-        def headline(rows) -> dict:
-            part = self._metrics(y[rows], scores[rows], None if threshold is None else threshold[rows])
+        def draws(weights: np.ndarray) -> dict[str, np.ndarray]:
+            part = self._draws(y, scores, threshold, weights)
             return {k: part[k] for k in self.headline}
 
-        return headline
+        return draws
 
     def pooled(self, oof: pd.DataFrame, cfg, seed: int) -> dict:
         """Metrics of all folds' test predictions together (each fold's own threshold), group-bootstrap
@@ -167,7 +178,7 @@ class Task(ABC):
         metrics = self.metrics(y, scores, threshold, cfg)
         if "uncertainty" in oof and oof["uncertainty"].notna().all():
             metrics.update(self.uncertainty_metrics(oof))
-        ci, nan_draws = (group_bootstrap(oof["group"].to_numpy(), self.headline_of(oof), cfg.bootstrap, seed)
+        ci, nan_draws = (group_bootstrap(oof["group"].to_numpy(), self.headline_draws(oof), cfg.bootstrap, seed)
                          if cfg.bootstrap else ({}, {}))
         return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
                 "bootstrap": cfg.bootstrap, "nan_draws": nan_draws}

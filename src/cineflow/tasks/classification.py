@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from cineflow.tasks import resampled
 from cineflow.tasks.base import TASKS, Task
 from cineflow.tasks.metrics import binary_metrics, delong, multiclass_metrics, tune_threshold
 
@@ -111,6 +112,9 @@ class Binary(Classification):
     def _metrics(self, y, scores, threshold):
         return binary_metrics(y, scores[:, 1], threshold)
 
+    def _draws(self, y, scores, threshold, weights):
+        return resampled.binary(y, scores[:, 1], threshold, weights)
+
     def decide(self, y_val, val_scores, rule):
         return tune_threshold(y_val, val_scores[:, 1], rule)
 
@@ -148,6 +152,9 @@ class Multiclass(Classification):
 
     def _metrics(self, y, scores, threshold=None):
         return multiclass_metrics(y, scores, list(self.classes))
+
+    def _draws(self, y, scores, threshold, weights):
+        return resampled.multiclass(y, scores, weights)
 
     def calibration_inputs(self, y, scores):
         return scores.argmax(1) == y, scores.max(1)

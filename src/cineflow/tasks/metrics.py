@@ -189,58 +189,6 @@ def cutoff_aucs(y_true: np.ndarray, pred: np.ndarray, cutoffs: list[float]) -> d
     return out
 
 
-def bootstrap_draws(groups: np.ndarray, statistic, n: int, seed: int) -> dict[str, list[float]]:
-    """Every value `statistic(rows)` returns, over `n` resamples of groups (patients) with replacement, so
-    clips and videos of one patient move together. `rows` are integer row indices. One seed gives the same
-    resamples, whatever the statistic.
-
-    Args:
-        groups: the group (patient) of each row.
-        statistic: rows -> {name: value}.
-        n: bootstrap resamples.
-        seed: seeds the resampling.
-    """
-    groups = np.asarray(groups)
-    unique, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(n):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
-        for k, v in statistic(rows).items():
-            draws.setdefault(k, []).append(v)
-    return draws
-
-
-def percentile_ci(values, level: float = 0.95) -> list[float]:
-    """The percentile interval of the finite `values` ([nan, nan] when there are none)."""
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    tail = 100 * (1 - level) / 2
-    return ([float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-            if len(finite) else [float("nan"), float("nan")])
-
-
-def group_bootstrap(groups: np.ndarray, statistic, n: int, seed: int, level: float = 0.95
-                    ) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """(percentile CIs of every scalar `statistic(rows)` returns, resampling groups (patients): see
-    `bootstrap_draws`; how many draws of each were NaN and left out of its CI, where any were).
-
-    A resample can miss a class (so ROC AUC is undefined): such draws are counted, not dropped silently,
-    because many of them make the CI describe only the resamples that had both classes.
-
-    Args:
-        groups: the group (patient) of each row.
-        statistic: rows -> {name: value}; its float values get CIs.
-        n: bootstrap resamples.
-        seed: seeds the resampling.
-        level: the CI's coverage.
-    """
-    draws = {k: np.asarray(v, dtype=float) for k, v in bootstrap_draws(groups, statistic, n, seed).items()}
-    undefined = {k: int((~np.isfinite(v)).sum()) for k, v in draws.items()}
-    return {k: percentile_ci(v, level) for k, v in draws.items()}, {k: c for k, c in undefined.items() if c}
-
-
 def midranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n with ties given their average rank."""
     return stats.rankdata(x, method="average")

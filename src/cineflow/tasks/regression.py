@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cineflow.tasks import resampled
 from cineflow.tasks.base import TASKS, Task
 from cineflow.tasks.metrics import binned_mae, bland_altman, cutoff_aucs, regression_metrics
 
@@ -37,6 +38,9 @@ class Regression(Task):
 
     def _metrics(self, y, scores, threshold=None):
         return regression_metrics(y, scores[:, 0])
+
+    def _draws(self, y, scores, threshold, weights):
+        return resampled.regression(y, scores[:, 0], weights)
 
     def val_metrics(self, y, scores):
         scores = self._metrics(y, scores)
