@@ -54,6 +54,41 @@ rule subgroups:
         "../scripts/subgroups.py"
 
 
+# nested selection of one sweep (sweep.grids): its settings' inner folds choose, their outer folds score
+rule nested:
+    input:
+        inner=lambda wildcards: expand(
+            "results/{model}/fold_{fold}/metrics.json",
+            model=SWEEPS[wildcards.base],
+            fold=INNER_FOLDS,
+        ),
+        outer=lambda wildcards: expand(
+            "results/{model}/fold_{fold}/metrics.json",
+            model=SWEEPS[wildcards.base],
+            fold=FIRST_REPEAT,
+        ),
+        code=code("nested"),
+    output:
+        "results/sweeps/{base}.json",
+    log:
+        "results/logs/nested/{base}.log",
+    benchmark:
+        "results/benchmarks/nested/{base}.tsv"
+    wildcard_constraints:
+        base="|".join(SWEEPS) or "(?!)",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        settings=lambda wildcards: SWEEPS[wildcards.base],
+        metric=config["sweep"]["metric"],
+    script:
+        "../scripts/nested.py"
+
+
 rule model_card:
     input:
         summary="results/{model}/summary.json",

@@ -21,6 +21,7 @@ from cineflow.config import (
     cache_settings,
     check_data,
     check_models,
+    expand_sweeps,
     external_data,
     fill_defaults,
     load_schema,
@@ -29,13 +30,15 @@ from cineflow.config import (
 from cineflow.data.demo import plan
 from cineflow.data.labels import n_folds, shard_of
 from cineflow.data.layouts import labels_table, table_source
-from cineflow.data.splits import split_names
+from cineflow.data.splits import INNER_MARK, inner_fold_names, split_names
 from cineflow.data.synthetic import with_low_quality_copies
 from cineflow.io import sweep_temporaries
 from cineflow.sources import script_sources
 
 # snakemake's validate() fills `properties` defaults; model entries need the rest.
 fill_defaults(config, load_schema(SCHEMA))
+# each sweep setting becomes a models: entry (base -> {model: setting}); nested selection compares them
+SWEEPS = expand_sweeps(config)
 check_data(config)
 check_models(config)
 
@@ -161,6 +164,17 @@ FOLDS = split_names(SplitConfig.from_dict(config["splits"]), samples())
 FOLDS_PER_REPEAT = n_folds(SplitConfig.from_dict(config["splits"]), samples())
 # the report shows repeat 0's Grad-CAMs (each video once)
 FIRST_REPEAT = FOLDS[:FOLDS_PER_REPEAT]
+# the inner folds of repeat 0's outer folds, trained by the settings of a sweep only
+INNER_FOLDS = (
+    inner_fold_names(FIRST_REPEAT, config["sweep"]["inner_folds"]) if SWEEPS else []
+)
+
+
+def evaluate_params(wildcards) -> dict:
+    """The evaluate section of a fold's evaluation; an inner fold (nested selection) only ranks the settings of
+    its sweep, so it skips MC dropout, whose uncertainty nothing reads there."""
+    section = canonical(config["evaluate"])
+    return dict(section, mc_dropout=0) if INNER_MARK in wildcards.fold else section
 
 
 def canonical(section):

@@ -19,7 +19,7 @@ rule evaluate:
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=30,
     params:
-        evaluate=canonical(config["evaluate"]),
+        evaluate=evaluate_params,
         seed=SEED,
     script:
         "../scripts/evaluate.py"

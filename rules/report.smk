@@ -34,6 +34,7 @@ rule report:
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
         comparison="results/comparison.json",
+        sweeps=expand("results/sweeps/{base}.json", base=SWEEPS),
         code=code("report"),
     output:
         report(

@@ -41,6 +41,37 @@ use rule splits as splits_repeat with:
         repeat=lambda wildcards: int(wildcards.repeat),
 
 
+# the inner folds of an outer fold of repeat 0, for nested selection (sweep.grids, sweep.inner_folds)
+rule inner_splits:
+    input:
+        split="results/splits/fold_{outer}.csv",
+        manifest="results/manifest.parquet",
+        code=code("inner_splits"),
+    output:
+        expand(
+            "results/splits/fold_{{outer}}i{inner}.csv",
+            inner=range(config["sweep"]["inner_folds"]),
+        ),
+    log:
+        "results/logs/splits/inner_{outer}.log",
+    benchmark:
+        "results/benchmarks/splits/inner_{outer}.tsv"
+    wildcard_constraints:
+        outer=r"\d+",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        splits=SPLIT_PARAMS,
+        seed=SEED,
+        inner_folds=config["sweep"]["inner_folds"],
+    script:
+        "../scripts/inner_splits.py"
+
+
 rule normalisation:
     input:
         split="results/splits/fold_{fold}.csv",

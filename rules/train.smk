@@ -13,7 +13,7 @@ rule train:
         "results/benchmarks/train/{model}/fold_{fold}.tsv"
     wildcard_constraints:
         model="|".join(MODELS),
-        fold=r"\d+(_r\d+)?",
+        fold=r"\d+(_r\d+)?(i\d+)?",
     conda:
         ENV
     threads: TRAIN_THREADS

@@ -110,3 +110,29 @@ def test_regression_models_get_a_wilcoxon_test_on_patient_errors():
     assert wilcoxon["difference"] < -4 and wilcoxon["p_value"] < 1e-4
     assert tests[("mae", "paired_bootstrap")]["ci95"][1] < 0
     assert ("roc_auc", "delong") not in tests
+
+
+def test_per_fold_delong_sees_through_a_difference_made_by_pooling_differently_scaled_folds():
+    rng = np.random.default_rng(2)
+    n = 300
+    y = rng.integers(0, 2, n)
+    fold = np.repeat([0, 1, 2], n // 3)
+    common = 1 / (1 + np.exp(-(1.2 * (2 * y - 1) + rng.normal(0, 1, n))))
+    logit = np.log(common / (1 - common)) + np.array([-3.0, 0.0, 3.0])[fold]  # each fold on its own offset
+    shifted = 1 / (1 + np.exp(-(logit + rng.normal(0, 0.05, n))))  # the same ranking within each fold
+    tables = {name: binary_oof(y, s, np.arange(n)).assign(fold=fold) for name, s in (("a", common), ("b", shifted))}
+    task = Binary(("NORMAL", "REDUCED"))
+    tests = {p["test"]: p for p in compare_models(tables, {"a": task, "b": task}, 0, 0)["pairs"]
+             if p["metric"] == "roc_auc"}
+    assert tests["delong"]["difference"] > 0.05 and tests["delong"]["p_value"] < 0.01  # pooling's artefact
+    per_fold = tests["delong_per_fold"]
+    assert abs(per_fold["difference"]) < 0.01 and per_fold["p_value"] > 0.05 and per_fold["folds_used"] == 3
+    assert [f["fold"] for f in per_fold["per_fold"]] == [0, 1, 2]
+
+
+def test_inverse_variance_combination_by_hand():
+    from cineflow.tasks.metrics import inverse_variance
+
+    out = inverse_variance([0.1, 0.3, 0.5], [0.1, 0.2, 0.0])  # the third has no spread: left out
+    assert out["difference"] == pytest.approx((0.1 * 100 + 0.3 * 25) / 125)
+    assert out["se"] == pytest.approx(np.sqrt(1 / 125)) and out["n_used"] == 2

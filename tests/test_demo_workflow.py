@@ -30,7 +30,7 @@ def test_demo_with_the_default_config_learns(tmp_path):
     for table in tables:
         assert_clean(table)
     pairs = next(t for t in tables if t["id"] == "paired-comparison")["rows"]
-    assert len(pairs) == 1 + len(comparison["pairs"]) and all(" vs " in row[3] for row in pairs[1:])
+    assert len(pairs) == 1 + len(comparison["pairs"]) and all(" vs " in row[4] for row in pairs[1:])
     # the external site: other patients, a darker scanner; the ensemble still separates the classes
     external = json.loads((workdir / "results" / "external" / "site_c" / "tiny3d" / "metrics.json").read_text())
     assert external["n"] == 30 and external["metrics"]["roc_auc"] >= 0.85
@@ -38,3 +38,18 @@ def test_demo_with_the_default_config_learns(tmp_path):
     assert [v["value"] for v in subgroups["subgroups"]["site"]] == ["A", "B"]
     assert all(v["ci"] for v in subgroups["subgroups"]["site"])  # 45 patients a site: CIs
     assert (workdir / "results" / "tiny3d_narrow" / "model_card.md").is_file()
+    # the decisions a clinician can use: each fold recalibrated on its val partition, so the pooled folds share
+    # one scale; patient-level results; a decision curve; the two widths selected by nested cross-validation
+    calibration = summary["calibration"]["pooled"]
+    assert calibration["after"]["ece"] < calibration["before"]["ece"] / 2
+    assert calibration["after"]["roc_auc"] > calibration["before"]["roc_auc"]
+    assert abs(summary["pooled"]["metrics"]["roc_auc"] - summary["metrics"]["roc_auc"]["mean"]) < 0.03
+    assert summary["patient_level"]["n"] == summary["patient_level"]["n_groups"] == 90
+    assert len(summary["pooled"]["decision_curve"]["model"]) == 99 and "model_ci" in summary["pooled"]["decision_curve"]
+    assert {p["level"] for p in comparison["pairs"]} == {"video", "patient"}
+    nested = json.loads((workdir / "results" / "sweeps" / "tiny3d.json").read_text())
+    assert len(nested["per_fold"]) == 3 and nested["choice"] in ("tiny3d", "tiny3d_narrow")
+    assert (workdir / "results" / "tiny3d" / "fold_2i1" / "metrics.json").is_file()
+    report = (workdir / "results" / "report.html").read_text()
+    assert "Nested model selection: sweep of tiny3d" in report and 'id="calibration-tiny3d"' in report
+    assert "Decision curve of tiny3d" in report

@@ -50,3 +50,25 @@ def test_a_skipped_file_is_explained_in_terms_of_its_folder_or_its_table(tmp_pat
                                "(cache.media is the trained models' setting)")
     _, status = prepare(videos, root, preprocess, tmp_path / "work2", listed="table")
     assert "'video'; remove its row from the table (cache.media" in status["reason"][1]
+
+
+def test_predictions_combine_per_patient_by_a_column_of_the_input_table(tmp_path):
+    import numpy as np
+
+    from cineflow.cli import unit_column
+    from cineflow.evaluate.predict import aggregate_predictions
+    from cineflow.tasks import Binary
+
+    pd.DataFrame({"path": ["a/1.avi", "a/2.avi", "b/1.avi", "c.avi"], "patient": ["p1", "p1", "p2", None]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    units = unit_column(str(tmp_path / "t.csv"), "patient")
+    assert units[["a__1", "a__2", "b__1"]].tolist() == ["p1", "p1", "p2"] and pd.isna(units["c"])
+    with pytest.raises(SystemExit, match="has no column 'study'"):
+        unit_column(str(tmp_path / "t.csv"), "study")
+    score = np.array([0.2, 0.9, 0.4, 0.7])
+    table = pd.DataFrame({"video_id": ["a__1", "a__2", "b__1", "c"], "status": ["ok", "ok", "ok", "ok"],
+                          "score_NORMAL": 1 - score, "score_REDUCED": score, "threshold": 0.5})
+    out = aggregate_predictions(Binary(("NORMAL", "REDUCED")), table, units, "max")
+    assert out["patient"].tolist() == ["p1", "p2"] and out["n_videos"].tolist() == [2, 1]  # c: no patient
+    assert out["score_REDUCED"].tolist() == [0.9, 0.4] and out["prediction"].tolist() == ["REDUCED", "NORMAL"]
+    assert aggregate_predictions(Binary(("NORMAL", "REDUCED")), table, units, "mean")["score_REDUCED"][0] == 0.55

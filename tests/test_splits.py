@@ -59,3 +59,23 @@ def test_repeats_are_named_seeded_and_leave_repeat_zero_as_it_was(tiny_dataset):
     fixed = manifest.assign(split=["train", "val", "test"] * (len(manifest) // 3) + ["train"] * (len(manifest) % 3))
     with pytest.raises(ValueError, match="splits.repeats > 1 repeats a k-fold"):
         split_names(settings(SplitConfig, "splits", mode="fixed", repeats=2), fixed)
+
+
+def test_inner_folds_split_only_the_outer_folds_training_patients_by_group():
+    from cineflow.data.splits import inner_fold_names, inner_seed, inner_splits, parse_fold
+
+    m = manifest(n_groups=45)
+    cfg = SplitConfig(mode="auto", folds=3, repeats=1, val_fraction=0.2)
+    outer = make_splits(m, cfg, seed=0)[0]
+    outer_test = set(outer.loc[outer["partition"] == "test", "group"])
+    inner = inner_splits(outer, m, cfg, 2, inner_seed(0, 0))
+    assert len(inner) == 2 and inner_seed(0, 0) != inner_seed(0, 1)
+    tested = []
+    for fold in inner:
+        assert not set(fold["group"]) & outer_test  # the outer test patients never enter an inner fold
+        assert (fold.groupby("group")["partition"].nunique() == 1).all()
+        tested += fold.loc[fold["partition"] == "test", "video_id"].tolist()
+    outside = outer.loc[(outer["partition"] != "test") & ~outer["video_id"].str.endswith("_hflip"), "video_id"]
+    assert sorted(tested) == sorted(outside)  # every training original is held out once
+    assert inner_fold_names(["0", "1"], 2) == ["0i0", "0i1", "1i0", "1i1"] and parse_fold("1i1") == (0, 1)
+    assert parse_fold("2_r1") == (1, 2)

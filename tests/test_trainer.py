@@ -2,6 +2,7 @@
 each task and training-recipe option run for real."""
 
 import os
+import subprocess
 import sys
 from dataclasses import replace
 
@@ -212,6 +213,13 @@ def test_deterministic_modes_set_torch_and_the_schema_refuses_others():
     jsonschema.validate({"deterministic": True}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"deterministic": "strict"}, schema)
+    # seeding leaves the compiler unloaded (torch's own call imports it: seconds in every job); compiling carries
+    # the switch into its config
+    script = ("import sys, torch; from cineflow.seeding import seed_everything, compile_determinism; "
+              "seed_everything(0, None, 'warn'); print('torch._inductor.config' in sys.modules); "
+              "compile_determinism(); import torch._inductor.config as c; print(c.deterministic)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
 
 
 def test_changed_config_does_not_resume(tiny_config, tiny_dataset, tmp_path, capfd):

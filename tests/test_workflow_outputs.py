@@ -97,13 +97,16 @@ def test_out_of_fold_predictions_pooled_metrics_and_confidence_intervals(workflo
     assert fold["mc_dropout"] == 3 and fold["n_test_clips"] == 2 * fold["n_test"]
     assert {"roc_auc", "accuracy"} <= set(fold["clip_metrics"]) and "ece" in fold["metrics"]
     assert "uncertainty_auc_wrong" in fold["metrics"]
+    # recalibrated on val (platt by default): the scores before it kept beside the ones after
+    assert fold["calibration"]["method"] in ("platt", "none") and "brier" in fold["uncalibrated"]
+    assert {"raw_score_NORMAL", "raw_score_REDUCED"} <= set(oof.columns)
     ef = json.loads((results / "tiny_ef" / "summary.json").read_text())["pooled"]["metrics"]
     assert {"mae_bin_<30", "mae_bin_>=70", "auc_below_35", "auc_below_50", "loa_lower", "loa_upper",
             "uncertainty_spearman"} <= set(ef)
     assert sum(b["n"] for b in ef["bins"].values()) == 16
     figures = {p.name for p in (results / "tiny" / "plots").glob("*.png")}
-    assert figures == {"roc.png", "pr.png", "confusion.png", "calibration.png", "uncertainty.png",
-                       "learning_curves.png"}
+    assert figures == {"roc.png", "pr.png", "confusion.png", "calibration.png", "decision_curve.png",
+                       "uncertainty.png", "learning_curves.png"}
     figures = {p.name for p in (results / "tiny_ef" / "plots").glob("*.png")}
     assert {"scatter.png", "bland_altman.png", "bin_mae.png"} <= figures
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -35,7 +36,26 @@ def seed_everything(seed: int, threads: int | None = None, deterministic: bool |
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also every CUDA device's generator
-    torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
+    set_deterministic(bool(deterministic), warn_only=deterministic == "warn")
     torch.backends.cudnn.benchmark = deterministic is False
     if threads:
         torch.set_num_threads(threads)
+
+
+def set_deterministic(mode: bool, warn_only: bool) -> None:
+    """torch.use_deterministic_algorithms, without importing the inductor compiler where it is not loaded yet.
+
+    torch's call imports torch._inductor only to copy the flag into inductor's config: 3.7 s on this machine,
+    in every job that seeds (train, evaluate, Grad-CAM, shift references, external sets), more than a demo fold's
+    training takes. Until a model is compiled (`compile_determinism`), the switch torch itself flips is enough.
+    """
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+
+
+def compile_determinism() -> None:
+    """Carry the deterministic switch into inductor's config before torch.compile (models.<name>.compile)."""
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
+                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())

@@ -34,3 +34,54 @@ def external_data(config: dict, name: str) -> tuple["DataConfig", "DemoConfig | 
     if data.layout != "demo" and demo:
         raise ConfigError(f"external/{name}/demo: only layout demo has generator settings; remove them")
     return data, DemoConfig.from_dict({**config["demo"], **demo}) if data.layout == "demo" else None, seed
+
+
+def expand_sweeps(config: dict) -> dict[str, dict[str, dict]]:
+    """Add each sweep setting to config["models"] (a copy of its base entry with the setting's values) and
+    return the sweeps: base -> {model name: the setting's values}. A setting equal to an existing entry (the
+    base itself, or one written out by hand) is that entry, so nothing trains twice.
+
+    Names come from the settings: <base>__<key>-<value> joined by "__", the last part of a dotted key
+    (arch_params.width -> width-8).
+    """
+    import copy
+    import itertools
+
+    import jsonschema
+
+    from cineflow.config.schema import cached_schema, deref
+
+    schema = cached_schema()
+    model_schema = {**deref(schema["properties"]["models"]["additionalProperties"], schema),
+                    "definitions": schema["definitions"]}  # its $refs point there
+    sweeps = {}
+    for base, grid in config.get("sweep", {}).get("grids", {}).items():
+        if base not in config["models"]:
+            raise ConfigError(f"sweep/grids/{base}: no models: entry '{base}' to sweep; name one of "
+                              f"{sorted(config['models'])}")
+        settings = {}
+        for values in itertools.product(*grid.values()):
+            setting = dict(zip(grid, values))
+            entry = copy.deepcopy(config["models"][base])
+            for key, value in setting.items():
+                *path, leaf = key.split(".")
+                target = entry
+                for part in path:
+                    if not isinstance(target.get(part, {}), dict):
+                        raise ConfigError(f"sweep/grids/{base}/{key}: '{part}' is not a mapping of the model entry")
+                    target = target.setdefault(part, {})
+                target[leaf] = value
+            try:
+                jsonschema.validate(entry, model_schema)
+            except jsonschema.ValidationError as err:
+                raise ConfigError(f"sweep/grids/{base}: the setting {setting} makes an invalid model entry: "
+                                  f"{err.message}") from None
+            same = [name for name, existing in config["models"].items() if existing == entry]
+            name = same[0] if same else base + "".join(f"__{k.split('.')[-1]}-{v}" for k, v in setting.items())
+            config["models"].setdefault(name, entry)
+            settings[name] = setting
+        if len(settings) < 2:
+            raise ConfigError(f"sweep/grids/{base}: {len(settings)} distinct setting; a sweep selects among two or "
+                              "more")
+        sweeps[base] = settings
+    return sweeps

@@ -214,6 +214,8 @@ class EvalConfig:
     block: int
     mc_dropout: int
     bootstrap: int
+    calibration: str
+    aggregate: dict
     calibration_bins: int
     regression_bins: list
     cutoffs: list

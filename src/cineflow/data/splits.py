@@ -10,6 +10,7 @@ from cineflow.data.labels import n_folds, uses_fixed_split
 
 SPLIT_COLUMNS = ["video_id", "group", "label", "partition"]
 REPEAT_MARK = "_r"  # fold k of repeat r > 0 is named "<k>_r<r>" in every path; repeat 0 is plain "<k>"
+INNER_MARK = "i"  # inner fold j of outer fold k (nested selection) is "<k>i<j>"
 
 
 def fold_names(folds: int, repeats: int = 1) -> list[str]:
@@ -18,9 +19,38 @@ def fold_names(folds: int, repeats: int = 1) -> list[str]:
 
 
 def parse_fold(name: str | int) -> tuple[int, int]:
-    """(repeat, fold) of a fold name."""
-    fold, _, repeat = str(name).partition(REPEAT_MARK)
+    """(repeat, fold) of a fold name; an inner fold ("<k>i<j>", nested selection) is of its outer fold k."""
+    fold, _, repeat = str(name).split(INNER_MARK)[0].partition(REPEAT_MARK)
     return int(repeat or 0), int(fold)
+
+
+def inner_fold_names(outer: list[str], inner_folds: int) -> list[str]:
+    """The inner folds of each outer fold, for nested selection: "<outer>i<j>"."""
+    return [f"{k}{INNER_MARK}{j}" for k in outer for j in range(inner_folds)]
+
+
+def inner_splits(split: pd.DataFrame, manifest: pd.DataFrame, cfg: SplitConfig, inner_folds: int, seed: int
+                 ) -> list[pd.DataFrame]:
+    """The inner folds of one outer fold: its train and val videos, never its test ones, split again into
+    train/val/test as `make_splits` splits all videos (by group, stratified); each inner test partition is
+    where the settings of a sweep are compared.
+
+    Args:
+        split: the outer fold's split table.
+        manifest: the cached videos.
+        cfg: the splits section (its val_fraction).
+        inner_folds: sweep.inner_folds.
+        seed: the inner folds' seed (inner_seed).
+    """
+    outside = split.loc[split["partition"] != "test", "video_id"]
+    rows = manifest[manifest["video_id"].isin(outside)]
+    return make_splits(rows, SplitConfig(mode="kfold", folds=inner_folds, repeats=1, val_fraction=cfg.val_fraction),
+                       seed)
+
+
+def inner_seed(seed: int, outer: int) -> int:
+    """The seed of one outer fold's inner folds, drawn from (seed, outer fold)."""
+    return int(np.random.SeedSequence([seed, 104729, outer]).generate_state(1)[0]) % 2**31
 
 
 def repeat_seed(seed: int, repeat: int) -> int:

@@ -18,8 +18,8 @@ from cineflow.evaluate.summary import first_repeat
 from cineflow.tasks import Task
 from cineflow.tasks.resampled import bootstrap_draws, percentile_ci
 
-MULTIPLICITY = ("Holm's step-down adjustment over the model pairs, within each metric and test (p_value_holm); "
-                "p_value is the unadjusted value")
+MULTIPLICITY = ("Holm's step-down adjustment over the model pairs, within each level, metric and test "
+                "(p_value_holm); p_value is the unadjusted value")
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -78,20 +78,26 @@ def compare_pair(task: Task, names: tuple[str, str], a: pd.DataFrame, b: pd.Data
     return out
 
 
-def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot: int, seed: int) -> dict:
-    """results/comparison.json: every comparable pair's comparisons, Holm-adjusted within each (metric, test).
+def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot: int, seed: int,
+                   aggregate: dict | None = None) -> dict:
+    """results/comparison.json: every comparable pair's comparisons at the video level and, with
+    evaluate.aggregate, at the patient (unit) level too (`level` on each row), Holm-adjusted within each
+    (level, metric, test).
 
     Args:
         oofs: each model's out-of-fold predictions.
         tasks: each model's task.
         n_boot: bootstrap resamples of patients.
         seed: seeds the resampling.
+        aggregate: evaluate.aggregate ({by, how}); None or a null `by`: the video level only.
     """
     pairs = comparable(tasks)
-    resampled: dict[tuple, dict] = {}  # a model's draws on a set of videos: the same in each of its pairs
+    by, how = (aggregate or {}).get("by"), (aggregate or {}).get("how", "mean")
+    levels = {"video": None, **({unit_level(by): by} if by else {})}
+    resampled: dict[tuple, dict] = {}  # a model's draws on a set of rows: the same in each of its pairs
 
-    def draws(name: str, table: pd.DataFrame) -> dict:
-        key = (name, tuple(table["video_id"]))
+    def draws(name: str, level: str, table: pd.DataFrame) -> dict:
+        key = (name, level, tuple(table["video_id"]))
         if key not in resampled:
             resampled[key] = (bootstrap_draws(table["group"].to_numpy(), tasks[name].headline_draws(table), n_boot,
                                               seed) if n_boot else {})
@@ -99,15 +105,25 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
 
     rows = []
     for a, b in pairs:
-        table_a, table_b = paired(oofs[a], oofs[b])
-        rows += compare_pair(tasks[a], (a, b), table_a, table_b, (draws(a, table_a), draws(b, table_b)), n_boot)
+        videos = paired(oofs[a], oofs[b])
+        for level, column in levels.items():
+            table_a, table_b = videos if column is None else (tasks[a].aggregate(t, column, how)[0] for t in videos)
+            found = compare_pair(tasks[a], (a, b), table_a, table_b,
+                                 (draws(a, level, table_a), draws(b, level, table_b)), n_boot)
+            rows += [{**row, "level": level} for row in found]
     families: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
-        families.setdefault((row["metric"], row["test"]), []).append(i)
+        families.setdefault((row["level"], row["metric"], row["test"]), []).append(i)
     for members in families.values():
         finite = [i for i in members if np.isfinite(rows[i]["p_value"])]
         for i, adjusted in zip(finite, holm([rows[i]["p_value"] for i in finite])):
             rows[i]["p_value_holm"] = adjusted
     skipped = [[a, b] for a, b in itertools.combinations(tasks, 2) if (a, b) not in pairs]
     return {"pairs": rows, "multiplicity": MULTIPLICITY, "not_compared": skipped,
-            "note": "difference = first model - second model, on the videos both predicted (pooled out-of-fold)"}
+            "note": "difference = first model - second model, on the videos both predicted (pooled out-of-fold); "
+                    "patient-level rows combine those videos per patient (evaluate.aggregate)"}
+
+
+def unit_level(by: str) -> str:
+    """The name of a unit level: patient for the group column, the column's name otherwise."""
+    return "patient" if by == "group" else by

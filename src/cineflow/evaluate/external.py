@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from cineflow.config import EvalConfig
+from cineflow.evaluate.aggregate import unit_results
 from cineflow.evaluate.predict import predict_new_videos
 from cineflow.models.trained import preprocess_of
 from cineflow.tasks import Task
@@ -102,6 +103,9 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
     out["uncertainty"] = ok["uncertainty"].to_numpy(dtype=float)  # the fold models' MC spread, as predicted
     extra = ["fold_sd", "shift_score", "in_distribution", "shift_reasons"]
     out = out.merge(ok[["video_id", *[c for c in extra if c in ok]]], on="video_id", how="left")
+    by = cfg.aggregate.get("by")
+    if by and by not in out and by in rows:
+        out[by] = rows[by].to_numpy()
     pooled = task.pooled(out, cfg, seed)
     metrics = {"task": task.as_dict(),
                "threshold": None if threshold is None else float(threshold), "n_models": len(model_paths),
@@ -111,4 +115,7 @@ def validate_external(table: pd.DataFrame, root: str | Path, model_paths: list[s
                          "reasons": reason_counts(out["shift_reasons"])},
                "checks": input_checks(training, ok, list(task.classes), rows["label"],
                                       preprocess_of(training) or {})}
+    patients = unit_results(task, out, cfg, seed)
+    if patients is not None:
+        metrics["patient_level"] = patients
     return metrics, out

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cineflow.config import EvalConfig
+from cineflow.config import ConfigError, EvalConfig
 from cineflow.data.splits import fold_rows
 from cineflow.models.trained import TrainedModel
 
@@ -34,6 +34,12 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
     val_rows, test_rows = fold_rows(split, manifest, "val"), fold_rows(split, manifest, "test")
     y_val, y_test = task.targets(val_rows), task.targets(test_rows)
     results, predictions = task.evaluate(y_val, scores(val_rows), y_test, scores(test_rows), test_rows, cfg)
+    by = cfg.aggregate.get("by")
+    if by and by not in predictions:  # the column patient-level results combine by travels with the predictions
+        if by not in test_rows:
+            raise ConfigError(f"evaluate/aggregate/by: '{by}' is neither group nor a column of the labels table "
+                              f"({sorted(c for c in test_rows.columns if not c.startswith('_'))})")
+        predictions[by] = test_rows[by].to_numpy()
     metrics = {
         "task": task.as_dict(), "loss": trained.loss, "monitor": trained.monitor,
         "n_test": int(len(test_rows)), "n_val": int(len(val_rows)),

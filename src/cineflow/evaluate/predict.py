@@ -87,15 +87,15 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
     """One row per input video: status, the ensemble's scores, prediction and uncertainty, and with
     `references` the input-shift warning (shift_score, in_distribution, shift_reasons: see evaluate.shift).
 
-    `fold_metrics` are the folds' metrics.json contents: binary decisions use the mean of the folds'
-    val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
+    `fold_metrics` are the folds' metrics.json contents: each fold model's scores go through its fold's
+    recalibration before they are averaged, and binary decisions use the mean of the folds' val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
     the CAMs of the fold models averaged.
 
     Args:
         source: a folder of videos, a CSV/Parquet table with a path column, or a table (video_id, path)
             of files under `root`.
         model_paths: the fold models' checkpoints.
-        fold_metrics: the folds' metrics.json contents (thresholds).
+        fold_metrics: the folds' metrics.json contents (recalibrations, thresholds), in the order of `model_paths`.
         cfg: the evaluate section (eval_clips, block, mc_dropout).
         work_dir: where new videos are cached while they are scored.
         device: where the models run.
@@ -116,9 +116,9 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
     if rows.empty:
         return status
     means, spreads, embeddings = [], [], []
-    for trained in models:
+    for trained, metrics in zip(models, fold_metrics):
         scores = trained.score(rows, cfg.eval_clips, device, cfg.block, cfg.mc_dropout, seed)
-        means.append(scores.mean)
+        means.append(task.calibrate(metrics.get("calibration"), scores.mean))  # each fold on its val's scale
         spreads.append(scores.spread)
         if references:
             embeddings.append(trained.embed(rows, cfg.eval_clips, device, cfg.block))
@@ -139,6 +139,27 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
     read = rows[[c for c in CACHED_COLUMNS if c not in ("source", "frames_path", "frame_offset")]]
     return status.merge(out, on="video_id", how="left").merge(read, on="video_id", how="left").assign(
         n_models=len(models))
+
+
+def aggregate_predictions(task: Task, table: pd.DataFrame, units: pd.Series, how: str) -> pd.DataFrame:
+    """One row per unit (patient, study: the values of `units`, indexed by video_id) from the videos predicted
+    (status ok): their scores combined by `how` (evaluate.aggregate), decided with the folds' mean threshold,
+    and how many videos each combines. Videos without a unit are left out.
+
+    Args:
+        task: the model's task.
+        table: predict_new_videos' table.
+        units: each video's unit, indexed by video_id.
+        how: mean, median or max.
+    """
+    ok = table[(table["status"] == "ok") & table["video_id"].isin(units.dropna().index)]
+    unit = ok["video_id"].map(units).astype(str)
+    combined = pd.DataFrame(task.scores_of(ok), index=ok.index).groupby(unit, sort=True).agg(how)
+    threshold = float(ok["threshold"].iloc[0]) if "threshold" in ok and len(ok) else None
+    out = task.outputs(task.combine(combined.to_numpy()), None, threshold).drop(columns="uncertainty")
+    out.insert(0, units.name or "unit", combined.index.to_numpy())
+    out.insert(1, "n_videos", unit.value_counts().loc[combined.index].to_numpy())
+    return out
 
 
 def render_cams(models: list[TrainedModel], rows: pd.DataFrame, out: pd.DataFrame, task: Task, cfg: GradcamConfig,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import EvalConfig
+from cineflow.evaluate.aggregate import units
 from cineflow.evaluate.summary import first_repeat
 from cineflow.tasks import Task
 from cineflow.tasks.resampled import group_bootstrap
@@ -48,11 +49,19 @@ def subgroup_metrics(task: Task, oof: pd.DataFrame, attributes: pd.DataFrame, co
     table = first_repeat(oof).merge(attributes[["video_id", *columns]], on="video_id", how="left",
                                     validate="many_to_one")
     out = {"task": task.name, "headline": list(task.headline), "min_subgroup": cfg.min_subgroup,
-           "overall": headline_of(task, table, cfg, seed, cfg.min_subgroup), "subgroups": {}}
+           "overall": both_levels(task, table, cfg, seed), "subgroups": {}}
     for column in columns:
         values = table[column].fillna("missing").astype(str)
         out["subgroups"][column] = [
-            {"value": value, **headline_of(task, table[values == value].reset_index(drop=True), cfg, seed,
-                                           cfg.min_subgroup)}
+            {"value": value, **both_levels(task, table[values == value].reset_index(drop=True), cfg, seed)}
             for value in sorted(values.unique())]
+    return out
+
+
+def both_levels(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int) -> dict:
+    """`headline_of` the videos, and of their patients (evaluate.aggregate) under `patient_level`."""
+    out = headline_of(task, table, cfg, seed, cfg.min_subgroup)
+    found = units(task, table, cfg)
+    if found is not None:
+        out["patient_level"] = {**headline_of(task, found[0], cfg, seed, cfg.min_subgroup), "left_out": found[1]}
     return out

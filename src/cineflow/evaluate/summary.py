@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import EvalConfig
+from cineflow.evaluate.aggregate import unit_results
 from cineflow.io import read_csv, read_json
 from cineflow.tasks import Task
 
@@ -79,6 +80,14 @@ def summarize_model(metric_paths: list[str | Path], prediction_paths: list[str |
     oof = out_of_fold({fold_key(m): read_predictions(p) for m, p in zip(metrics, prediction_paths)})
     task = Task.from_dict(metrics[0]["task"])
     summary["pooled"] = task.pooled(first_repeat(oof), cfg, seed)
+    patients = unit_results(task, first_repeat(oof), cfg, seed)
+    if patients is not None:
+        summary["patient_level"] = patients
+    pooled_calibration = task.calibration_summary(first_repeat(oof), cfg)
+    if pooled_calibration is not None:
+        summary["calibration"] = {"method": cfg.calibration, "folds": [m.get("calibration") for m in
+                                                                       sorted(metrics, key=fold_key)],
+                                  "pooled": pooled_calibration}
     if oof["repeat"].nunique() > 1:
         summary["repeats"] = repeat_spread(task, oof, cfg)
     return summary, oof

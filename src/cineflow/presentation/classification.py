@@ -75,7 +75,7 @@ class ClassificationView(TaskView):
 @VIEWS.register
 class BinaryView(ClassificationView):
     name = "binary"
-    figures = ("roc", "pr", "confusion", "calibration", "uncertainty", "learning_curves")
+    figures = ("roc", "pr", "confusion", "calibration", "decision_curve", "uncertainty", "learning_curves")
     confidence_label = "positive-class probability"
 
     def fold_cells(self, metrics):

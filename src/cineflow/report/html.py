@@ -56,6 +56,7 @@ class ReportFiles:
     quarantine: str
     benchmarks: str
     comparison: str
+    sweeps: list[str] = field(default_factory=list)  # results/sweeps/<base>.json, one per sweep
 
 
 PARTITIONS = ["train", "val", "test"]
@@ -110,12 +111,35 @@ def comparison(summaries: dict[str, dict], tasks: dict[str, Task]) -> tuple[list
     return columns, rows, best
 
 
+def nested_sections(results: list[dict], tasks: dict[str, Task], best: dict[str, str]) -> list[dict]:
+    """The report's nested-selection section of each sweep (its per-outer-fold choices, the nested and naive
+    estimates, the optimism); each sweep's deployable choice becomes the ★ of its task (in `best`)."""
+    sections = []
+    for r in results:
+        key = task_key(tasks[r["choice"]])
+        best[key] = r["choice"]
+        per_fold = pd.DataFrame([{"outer fold": f["fold"], "chosen": f["chosen"],
+                                  f"inner {r['metric']}": f["inner_best"], f"outer test {r['metric']}": f["outer"],
+                                  **{f"inner mean {s}": v for s, v in f["inner_means"].items()}}
+                                 for f in r["per_fold"]])
+        sections.append({"sweep": r["sweep"], "metric": r["metric"], "choice": r["choice"],
+                         "settings": [{"model": m, "setting": ", ".join(f"{k}={v}" for k, v in s.items())}
+                                      for m, s in r["settings"].items()],
+                         "per_fold": per_fold.to_html(index=False, classes="table nested", border=0,
+                                                      float_format="%.4f"),
+                         "nested": r["nested_estimate"], "naive": r["naive_estimate"],
+                         "naive_choice": r["naive_choice"],
+                         "optimism": r["optimism"], "naive_optimism": r["naive_optimism"]})
+    return sections
+
+
 def comparison_rows(result: dict) -> list[dict]:
     """The report's rows of results/comparison.json."""
     def fmt(v):
         return "–" if v is None or v != v else f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.3f}"
 
-    return [{"pair": f"{r['models'][0]} − {r['models'][1]}", "metric": r["metric"], "test": r["test"].replace("_", " "),
+    return [{"pair": f"{r['models'][0]} − {r['models'][1]}", "level": r.get("level", "video"), "metric": r["metric"],
+             "test": r["test"].replace("_", " "),
              "estimates": " vs ".join(fmt(v) for v in r["values"]), "difference": fmt(r["difference"]),
              "ci": f"[{fmt(r['ci95'][0])}, {fmt(r['ci95'][1])}]", "p": fmt(r["p_value"]),
              "p_holm": fmt(r.get("p_value_holm"))} for r in result["pairs"]]
@@ -202,6 +226,36 @@ def per_fold_table(view: TaskView, fold_metrics: list[dict]) -> pd.DataFrame:
                          for m in fold_metrics])
 
 
+def unit_row(units: dict | None, task: Task) -> dict | None:
+    """The pooled table's patient- (unit-) level row: its name, headline values and CIs; None without
+    evaluate.aggregate."""
+    if units is None:
+        return None
+    level = "patient" if units["by"] == "group" else units["by"]
+    left = f", {units['n_left_out']} left out: their videos disagree on the truth" if units["n_left_out"] else ""
+    return {"label": f"pooled {level} level ({units['n']} {level}s, {units['how']} of their videos{left})",
+            "values": {k: units["metrics"][k] for k in task.headline},
+            "ci": {k: ci_text(units, k) for k in task.headline}}
+
+
+def calibration_table(summary: dict, fold_metrics: list[dict]) -> str | None:
+    """Each fold's test figures before and after its recalibration (fitted on its val partition), and the
+    pooled out-of-fold ones, as HTML; None where the model was not recalibrated."""
+    pooled = summary.get("calibration")
+    if pooled is None:
+        return None
+
+    def cells(before: dict, after: dict) -> dict:
+        return {f"{k} {when}": round(d[k], 4) for k in before if k != "reliability"
+                for when, d in (("before", before), ("after", after))}
+
+    rows = [{"test videos": f"fold {m.get('name', m['fold'])}", "recalibration": m["calibration"]["method"],
+             **cells(m["uncalibrated"], m["metrics"])} for m in fold_metrics if "uncalibrated" in m]
+    rows.append({"test videos": "all folds, pooled", "recalibration": pooled["method"],
+                 **cells(pooled["pooled"]["before"], pooled["pooled"]["after"])})
+    return pd.DataFrame(rows).to_html(index=False, classes="table calibration", border=0)
+
+
 def cam_rows(name: str, view: TaskView, fold_metrics: list[dict], gradcam_dirs: list[str]) -> list[dict]:
     """The model's Grad-CAMs, each a row of its fold's gradcam/index.csv with the file embedded."""
     cams = []
@@ -250,6 +304,8 @@ def model_section(model, config: dict, report_path: str | Path | None) -> tuple[
     section = {
         "name": name, "task": task.name,
         "per_fold": per_fold_table(view, fold_metrics).to_html(index=False, classes="table", border=0),
+        "calibration": calibration_table(summary, fold_metrics),
+        "units": unit_row(summary.get("patient_level"), task),
         "figures": [dict(f, uri=file_uri(plots_dir / f["file"])) for f in read_index(plots_dir)],
         "pooled": {k: pooled["metrics"][k] for k in task.headline},
         "ci": {k: ci_text(pooled, k) for k in task.headline},
@@ -287,13 +343,14 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
         sections.append(section)
         origins.append(origin_rows(model.name, fold_metrics))
     columns, rows, best = comparison(summaries, tasks)
+    nested = nested_sections([read_json(p) for p in files.sweeps], tasks, best)
     external_names, external_table = external_rows(externals, summaries, tasks)
     compared = read_json(files.comparison)
     template = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined
                                   ).from_string(resources.files("cineflow.report").joinpath("templates/report.html")
                                                 .read_text(encoding="utf-8"))
     return template.render(
-        title=title, best=best, comparison=rows, headline=columns, sections=sections,
+        title=title, best=best, comparison=rows, headline=columns, sections=sections, nested=nested,
         pairs=comparison_rows(compared), multiplicity=compared["multiplicity"],
         external_names=external_names, external_table=external_table,
         leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),

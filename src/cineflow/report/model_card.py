@@ -80,22 +80,62 @@ def model_card(name: str, model_cfg: dict, summary: dict, fold_metrics: list[dic
         name=name, cfg=model_cfg, first=first, prov=first["provenance"], n_folds=len(fold_metrics),
         what=task.describe(first), subgroups=subgroups, n_videos=len(manifest), n_groups=manifest["group"].nunique(),
         counts=counts, data=data_cfg, splits=split_cfg, pooled=summary["pooled"],
+        recalibration=recalibration_line(summary.get("calibration")),
+        decision=decision_line(summary["pooled"].get("decision_curve")),
         fold_spread=", ".join(f"{m} {mean_sd(summary['metrics'][m])}" for m in headline if m in summary["metrics"]),
-        repeats=repeats, externals=externals, external_rows=[(e["external"], e) for e in externals],
+        pooled_rows=with_units("pooled out-of-fold", summary["pooled"], summary.get("patient_level")),
+        repeats=repeats, externals=externals,
+        external_rows=[row for e in externals for row in with_units(e["external"], e, e.get("patient_level"))],
         external_lines=[external_line(e) for e in externals], caveats=caveats, hw=first.get("trained_on", {}),
         table=lambda rows: "\n".join(metric_table(headline, rows)),
         subgroup_rows=lambda column, values: [(f"{column} = {v['value']}", v) for v in values])
     return text
 
 
+def with_units(name: str, videos: dict, units: dict | None) -> list[tuple[str, dict]]:
+    """Metric-table rows: the video-level result and, where evaluate.aggregate made one, the unit level."""
+    if units is None:
+        return [(name, videos)]
+    level = "patient" if units["by"] == "group" else units["by"]
+    return [(f"{name}, videos", videos), (f"{name}, {level}s ({units['how']} of their videos)", units)]
+
+
+def recalibration_line(calibration: dict | None) -> str | None:
+    """What each fold's recalibration (fitted on its val partition) changed on the pooled test videos."""
+    if calibration is None:
+        return None
+    before, after = calibration["pooled"]["before"], calibration["pooled"]["after"]
+    changes = ", ".join(f"{k} {before[k]:.3f} → {after[k]:.3f}" for k in before if k != "reliability")
+    return f"Each fold recalibrated on its val partition ({calibration['method']}); pooled test {changes}."
+
+
+def decision_line(curve: dict | None) -> str | None:
+    """Where the decision curve says the model is worth using: the threshold probabilities at which its net
+    benefit beats treating everyone and treating no one, as ranges."""
+    if curve is None:
+        return None
+    useful = curve["beats_both"]
+    if not useful:
+        return "Decision curve: at no threshold probability does the model's net benefit beat treat-all and treat-none."
+    runs, start = [], useful[0]
+    for previous, current in zip(useful, useful[1:] + [None]):
+        if current is None or current - previous > 0.011:
+            runs.append(f"{start:.2f}–{previous:.2f}" if previous > start else f"{start:.2f}")
+            start = current
+    return ("Decision curve: the model's net benefit beats treat-all and treat-none at threshold probabilities "
+            + ", ".join(runs) + ".")
+
+
 def external_line(e: dict) -> str:
     """The model card's line on one external set: how much of it is in distribution, and what differs."""
     differs = [c for c in e["checks"] if c["status"] != "ok"]
     reasons = ", ".join(f"{k} ({n})" for k, n in e["shift"].get("reasons", {}).items())
+    decision = decision_line(e.get("decision_curve"))
     return (f"{e['external']}: {e['shift']['fraction_in_distribution']:.0%} of videos in distribution"
             + (f" (flagged for: {reasons})" if reasons else "") + f"; {e['n_skipped']} unreadable."
             + ("" if not differs else " Differs from training: " + "; ".join(
-                f"{c['check']} {c['external']} (training {c['training']})" for c in differs) + "."))
+                f"{c['check']} {c['external']} (training {c['training']})" for c in differs) + ".")
+            + (f" {decision}" if decision else ""))
 
 
 @lru_cache(maxsize=1)

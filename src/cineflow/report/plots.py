@@ -96,18 +96,50 @@ def confusion_figure(d: Inputs):
 
 @FIGURES.register(name="calibration", alt="Calibration plot")
 def calibration_figure(d: Inputs):
-    """Reliability curve of the pooled predictions, with the expected calibration error."""
+    """Reliability curve of the pooled predictions, with the expected calibration error; where the folds were
+    recalibrated, the curve before it beside the one after."""
     pooled = d.summary["pooled"]["metrics"]
-    curve = pd.DataFrame(pooled["reliability"])
+    before = d.summary.get("calibration", {}).get("pooled", {}).get("before")
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    title = f"Calibration (ECE {pooled['ece']:.3f})"
+    if before is not None:
+        curve = pd.DataFrame(before["reliability"])
+        if not curve.empty:
+            ax.plot(curve["confidence"], curve["observed"], marker="s", color="C1", alpha=0.6, label="before")
+        title = f"Calibration (ECE {before['ece']:.3f} -> {pooled['ece']:.3f})"
+    curve = pd.DataFrame(pooled["reliability"])
     if not curve.empty:
-        ax.plot(curve["confidence"], curve["observed"], marker="o", color="C0")
+        ax.plot(curve["confidence"], curve["observed"], marker="o", color="C0",
+                label="after" if before is not None else None)
         for row in curve.itertuples():
             ax.annotate(str(row.n), (row.confidence, row.observed), fontsize=6, xytext=(3, -8),
                         textcoords="offset points")
+    if before is not None:
+        ax.legend(fontsize=7, loc="upper left")
     ax.set(xlabel=f"predicted ({d.view.confidence_label})", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
-           title=f"Calibration (ECE {pooled['ece']:.3f})")
+           title=title)
+    return fig
+
+
+@FIGURES.register(name="decision_curve", alt="Decision curve")
+def decision_curve_figure(d: Inputs):
+    """Net benefit of the pooled (recalibrated) predictions against the threshold probability, with its
+    patient-bootstrap band, beside treating everyone and treating no one."""
+    curve = d.summary["pooled"].get("decision_curve")
+    if curve is None:
+        return None
+    t = np.asarray(curve["thresholds"])
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    if "model_ci" in curve:
+        ax.fill_between(t, *curve["model_ci"], color="C0", alpha=0.2, lw=0)
+    ax.plot(t, curve["model"], color="C0", label="model")
+    ax.plot(t, curve["treat_all"], color="C1", ls="--", label="treat all")
+    ax.axhline(0, color="grey", ls=":", label="treat none")
+    top = max(max(curve["model"]), max(curve["treat_all"]), 0.01)
+    ax.set(xlabel="threshold probability", ylabel="net benefit", xlim=(0, 1), ylim=(-0.1 * top, 1.1 * top),
+           title="Decision curve (pooled test)")
+    ax.legend(fontsize=7)
     return fig
 
 

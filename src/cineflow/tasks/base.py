@@ -17,6 +17,7 @@ from cineflow.tasks.metrics import calibration
 from cineflow.tasks.resampled import group_bootstrap
 
 TASKS: Registry[type["Task"]] = Registry("task", "models.<name>.task")
+RAW = "raw_"  # a predictions table's scores before recalibration: raw_<score column>
 
 
 def scalars(metrics: dict) -> dict:
@@ -97,6 +98,19 @@ class Task(ABC):
         """The decision threshold tuned on val (None where the task has none)."""
 
     @abstractmethod
+    def fit_calibration(self, method: str, y_val: np.ndarray, val_scores: np.ndarray) -> dict:
+        """The recalibration (tasks.recalibration) of evaluate.calibration fitted on val: a JSON object."""
+
+    @abstractmethod
+    def calibrate(self, calibration: dict | None, scores: np.ndarray) -> np.ndarray:
+        """[N, K] scores through a fitted recalibration (unchanged for None or none)."""
+
+    @abstractmethod
+    def calibration_figures(self, y: np.ndarray, scores: np.ndarray, cfg) -> dict:
+        """What recalibration changes, for the before/after table: ranking, calibration error, Brier score
+        (regression: MAE and bias)."""
+
+    @abstractmethod
     def settings(self, threshold, cfg) -> dict:
         """What metrics.json records about the decision (threshold, positive class or target)."""
 
@@ -117,12 +131,16 @@ class Task(ABC):
         """
 
     @abstractmethod
+    def score_columns(self) -> list[str]:
+        """The columns of a predictions table that hold the [N, K] scores."""
+
+    @abstractmethod
     def truth(self, table: pd.DataFrame) -> np.ndarray:
         """Targets of a predictions table."""
 
-    @abstractmethod
-    def scores_of(self, table: pd.DataFrame) -> np.ndarray:
-        """The [N, K] scores a predictions table was made from."""
+    def scores_of(self, table: pd.DataFrame, raw: bool = False) -> np.ndarray:
+        """The [N, K] scores a predictions table was made from (`raw`: before recalibration, RAW columns)."""
+        return table[[(RAW if raw else "") + c for c in self.score_columns()]].to_numpy(dtype=float)
 
     @abstractmethod
     def uncertainty_metrics(self, table: pd.DataFrame) -> dict:
@@ -131,8 +149,10 @@ class Task(ABC):
     def evaluate(self, y_val, val, y_test, test, test_rows: pd.DataFrame, cfg) -> tuple[dict, pd.DataFrame]:
         """(metrics.json content, predictions table) of one fold; `val`/`test` are inference.VideoScores.
 
-        The threshold (binary) is tuned on val and applied unchanged to test. Video scores are the
-        mean over clips; `clip_metrics` scores every clip on its own.
+        The recalibration (evaluate.calibration) is fitted on val and applied to val and test; the threshold
+        (binary) is tuned on the recalibrated val scores and applied unchanged to test. Video scores are the
+        mean over clips; `clip_metrics` scores every clip on its own. Where a recalibration was fitted, the
+        table keeps the scores before it (RAW columns) and `uncalibrated` the test figures before it.
 
         Args:
             y_val: val targets.
@@ -142,15 +162,23 @@ class Task(ABC):
             test_rows: the test partition's manifest rows.
             cfg: the evaluate section.
         """
-        threshold = self.decide(y_val, val.mean, cfg.threshold)
-        table = self.table(test_rows, y_test, test.mean, test.spread, threshold)
-        metrics = self.metrics(y_test, test.mean, threshold, cfg)
+        calibration = self.fit_calibration(cfg.calibration, y_val, val.mean)
+        val_scores, test_scores = self.calibrate(calibration, val.mean), self.calibrate(calibration, test.mean)
+        threshold = self.decide(y_val, val_scores, cfg.threshold)
+        table = self.table(test_rows, y_test, test_scores, test.spread, threshold)
+        metrics = self.metrics(y_test, test_scores, threshold, cfg)
         if test.spread is not None:
             metrics.update(self.uncertainty_metrics(table))
-        return {**self.settings(threshold, cfg), "metrics": metrics,
-                "clip_metrics": scalars(self.metrics(y_test[test.owner], test.clips, threshold, cfg)),
-                "n_test_clips": int(len(test.owner)),
-                "val_metrics": scalars(self.metrics(y_val, val.mean, threshold, cfg))}, table
+        out = {**self.settings(threshold, cfg), "calibration": calibration, "metrics": metrics,
+               "clip_metrics": scalars(self.metrics(y_test[test.owner], self.calibrate(calibration, test.clips),
+                                                    threshold, cfg)),
+               "n_test_clips": int(len(test.owner)),
+               "val_metrics": scalars(self.metrics(y_val, val_scores, threshold, cfg))}
+        if cfg.calibration != "none":
+            out["uncalibrated"] = self.calibration_figures(y_test, test.mean, cfg)
+            for name, column in zip(self.score_columns(), test.mean.T):
+                table[RAW + name] = column
+        return out, table
 
     def headline_metrics(self, table: pd.DataFrame) -> dict[str, float]:
         """The headline metrics of all rows of a predictions table, each row decided with its own fold's
@@ -180,8 +208,66 @@ class Task(ABC):
             metrics.update(self.uncertainty_metrics(oof))
         ci, nan_draws = (group_bootstrap(oof["group"].to_numpy(), self.headline_draws(oof), cfg.bootstrap, seed)
                          if cfg.bootstrap else ({}, {}))
-        return {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
-                "bootstrap": cfg.bootstrap, "nan_draws": nan_draws}
+        out = {"n": int(len(oof)), "n_groups": int(oof["group"].nunique()), "metrics": metrics, "ci": ci,
+               "bootstrap": cfg.bootstrap, "nan_draws": nan_draws}
+        curve = self.decision_curve(oof, cfg, seed)
+        return out if curve is None else {**out, "decision_curve": curve}
+
+    def decision_curve(self, table: pd.DataFrame, cfg, seed: int) -> dict | None:
+        """Net benefit against threshold probability with treat-all and treat-none, and patient-bootstrap
+        bands (None where the task makes no treat/do-not-treat decision)."""
+        return None
+
+    def combine(self, scores: np.ndarray) -> np.ndarray:
+        """Scores [N, K] combined by column over a unit's videos (a mean, median or max) back into valid
+        scores (classification: probabilities that sum to 1)."""
+        return scores
+
+    @abstractmethod
+    def unit_truth(self, table: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list]:
+        """(one row per unit of `by` with its label and target columns, the units whose videos disagree on the
+        truth and are left out)."""
+
+    def aggregate(self, table: pd.DataFrame, by: str, how: str) -> tuple[pd.DataFrame, list]:
+        """(the predictions table at the level of `by`: one row per patient or study, its videos' scores
+        combined by `how`, decided with its fold's threshold, `video_id` the unit and `n_videos` beside it;
+        the units left out because their videos disagree on the truth).
+
+        A unit's videos are in one fold (the splits keep a patient together), so the unit keeps that fold's
+        threshold and fold number; with a `by` that crosses folds the first video's are kept.
+
+        Args:
+            table: a predictions table (one row per video).
+            by: the column to combine by (group, or a labels-table column the table carries).
+            how: mean, median or max.
+        """
+        if by not in table:
+            raise ConfigError(f"evaluate/aggregate/by: '{by}' is not a column of the predictions "
+                              f"({sorted(table.columns)}); use group or a column of the labels table")
+        truth, conflicting = self.unit_truth(table, by)
+        keep = table[table[by].isin(truth[by])]
+        units = keep.groupby(by, sort=True)
+        scores = pd.DataFrame(self.scores_of(keep), index=keep.index).groupby(keep[by], sort=True).agg(how)
+        first = units.first()
+        rows = truth.set_index(by).loc[scores.index].reset_index()
+        groups = scores.index.to_numpy() if by == "group" else first["group"].to_numpy()
+        rows = rows.assign(video_id=scores.index.astype(str), group=groups)
+        threshold = first["threshold"].to_numpy(dtype=float) if "threshold" in keep else None
+        out = self.table(rows, self.targets(rows), self.combine(scores.to_numpy()), None, threshold)
+        out["n_videos"] = units.size().to_numpy()
+        for column in ("fold", "repeat"):
+            if column in keep:
+                out[column] = first[column].to_numpy()
+        return out, conflicting
+
+    def calibration_summary(self, oof: pd.DataFrame, cfg) -> dict | None:
+        """The pooled test predictions' calibration figures before and after the folds' recalibrations (None
+        where the tables have no RAW scores: no recalibration)."""
+        if not all(RAW + c in oof for c in self.score_columns()):
+            return None
+        y = self.truth(oof)
+        return {"before": self.calibration_figures(y, self.scores_of(oof, raw=True), cfg),
+                "after": self.calibration_figures(y, self.scores_of(oof), cfg)}
 
     def paired_tests(self, a: pd.DataFrame, b: pd.DataFrame, whole: list[dict], ci: dict) -> list[dict]:
         """The task's own paired tests of two models on the same videos (beside the paired bootstrap of every
@@ -210,4 +296,4 @@ class Task(ABC):
     def calibrated(self, out: dict, hit: np.ndarray, confidence: np.ndarray, cfg) -> dict:
         """`out` plus the expected calibration error and the reliability curve of (hit, confidence)."""
         cal = calibration(hit, confidence, cfg.calibration_bins)
-        return {**out, "ece": cal["ece"], "reliability": cal["reliability"]}
+        return {**out, "ece": cal["ece"], "ece_equal_mass": cal["ece_equal_mass"], "reliability": cal["reliability"]}

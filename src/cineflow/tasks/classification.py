@@ -8,9 +8,18 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cineflow.tasks import resampled
+from cineflow.tasks import recalibration, resampled
 from cineflow.tasks.base import TASKS, Task
-from cineflow.tasks.metrics import binary_metrics, delong, multiclass_metrics, tune_threshold
+from cineflow.tasks.metrics import (
+    binary_metrics,
+    brier,
+    delong,
+    inverse_variance,
+    multiclass_metrics,
+    net_benefit,
+    tune_threshold,
+)
+from cineflow.tasks.resampled import bootstrap_draws
 
 
 class Classification(Task):
@@ -52,16 +61,42 @@ class Classification(Task):
     def truth(self, table):
         return self.targets(table)
 
-    def scores_of(self, table):
-        return table[[f"score_{c}" for c in self.classes]].to_numpy(dtype=float)
+    def score_columns(self):
+        return [f"score_{c}" for c in self.classes]
+
+    def combine(self, scores):
+        """Binary: the combined positive probability and its complement; multiclass: rows renormalised."""
+        if scores.shape[1] == 2:
+            return np.stack([1 - scores[:, 1], scores[:, 1]], axis=1)
+        total = scores.sum(1, keepdims=True)
+        return scores / np.where(total > 0, total, 1)
+
+    def unit_truth(self, table, by):
+        """Each unit's label; units whose videos carry different labels are left out."""
+        labels = table.groupby(by, sort=True)["label"]
+        agree = labels.nunique() == 1
+        truth = labels.first()[agree].reset_index()
+        return truth, sorted(map(str, agree.index[~agree]))
+
+    def fit_calibration(self, method, y_val, val_scores):
+        return recalibration.fit_classifier(method, y_val, val_scores)
+
+    def calibrate(self, calibration, scores):
+        return recalibration.apply_classifier(calibration, scores)
+
+    def calibration_figures(self, y, scores, cfg):
+        """Ranking (ROC AUC), calibration error (equal-width and equal-mass bins), Brier score, reliability."""
+        figures = self.metrics(y, scores, self.decide(y, scores, "fixed"), cfg)
+        return {k: figures[k] for k in ("roc_auc", "ece", "ece_equal_mass", "brier", "reliability")}
 
     def val_metrics(self, y, scores):
         loss = float(-np.mean(np.log(np.clip(scores[np.arange(len(y)), y], 1e-7, 1.0))))
         return {"loss": loss, **{k: v for k, v in self._metrics(y, scores, 0.5).items() if isinstance(v, float)}}
 
     def metrics(self, y, scores, threshold, cfg):
-        """The task's metrics plus calibration."""
-        return self.calibrated(self._metrics(y, scores, threshold), *self.calibration_inputs(y, scores), cfg)
+        """The task's metrics plus calibration and the Brier score."""
+        out = self.calibrated(self._metrics(y, scores, threshold), *self.calibration_inputs(y, scores), cfg)
+        return {**out, "brier": brier(y, scores)}
 
     def decide(self, y_val, val_scores, rule):
         return None
@@ -126,13 +161,48 @@ class Binary(Classification):
                 f"val by {settings['threshold_rule']})")
 
     def paired_tests(self, a, b, whole, ci):
-        """DeLong's test of the two ROC AUCs (where both classes occur)."""
+        """DeLong's test of the two ROC AUCs on the pooled videos (where both classes occur) and, where the
+        tables carry their folds, DeLong within each fold combined over the folds by inverse variance: each
+        fold's scores are on that fold's own scale, so a pooled difference can come from the pooling."""
         y = self.truth(a)
         if len(set(y)) != 2:
             return []
         test = delong(y, self.scores_of(a)[:, 1], self.scores_of(b)[:, 1])
-        return [{"metric": "roc_auc", "values": [test["auc_a"], test["auc_b"]], "difference": test["difference"],
-                 "ci95": test["ci95"], "p_value": test["p_value"], "test": "delong", "z": test["z"]}]
+        out = [{"metric": "roc_auc", "values": [test["auc_a"], test["auc_b"]], "difference": test["difference"],
+                "ci95": test["ci95"], "p_value": test["p_value"], "test": "delong", "z": test["z"]}]
+        if "fold" in a:
+            folds = []
+            for fold in sorted(a["fold"].unique()):
+                inside = (a["fold"] == fold).to_numpy()
+                if len(set(y[inside])) == 2:
+                    t = delong(y[inside], self.scores_of(a)[inside, 1], self.scores_of(b)[inside, 1])
+                    folds.append({"fold": int(fold), "n": int(inside.sum()), "difference": t["difference"],
+                                  "se": t["se"], "p_value": t["p_value"]})
+            combined = inverse_variance([f["difference"] for f in folds], [f["se"] for f in folds])
+            out.append({"metric": "roc_auc", "values": [test["auc_a"], test["auc_b"]],
+                        "difference": combined["difference"], "ci95": combined["ci95"],
+                        "p_value": combined["p_value"], "test": "delong_per_fold", "z": combined["z"],
+                        "per_fold": folds, "folds_used": combined["n_used"]})
+        return out
+
+    def decision_curve(self, table, cfg, seed):
+        """Decision analysis of the positive class's (recalibrated) probability: the net benefit of treating the
+        videos at or above each threshold probability 1 %..99 %, of treating all and of treating none (0),
+        with 95 % patient-bootstrap bands, and the thresholds where the model beats both."""
+        y, score = self.truth(table), self.scores_of(table)[:, 1]
+        if len(set(y)) != 2:
+            return None
+        thresholds = np.round(np.arange(1, 100) / 100, 2)
+        model, everyone = net_benefit(y, score, thresholds), net_benefit(y, np.ones(len(y)), thresholds)
+        out = {"thresholds": thresholds.tolist(), "model": model.tolist(), "treat_all": everyone.tolist(),
+               "treat_none": 0.0, "bootstrap": cfg.bootstrap,
+               "beats_both": thresholds[model > np.maximum(everyone, 0) + 1e-12].tolist()}
+        if cfg.bootstrap:
+            draws = bootstrap_draws(table["group"].to_numpy(),
+                                    lambda w: resampled.net_benefit(y, score, thresholds, w), cfg.bootstrap, seed)
+            for name, values in draws.items():
+                out[f"{name}_ci"] = np.percentile(values, [2.5, 97.5], axis=0).tolist()
+        return out
 
     def calibration_inputs(self, y, scores):
         return y == 1, scores[:, 1]

@@ -130,7 +130,9 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> dict:
-    """Expected calibration error and the reliability curve over equal-width confidence bins.
+    """Expected calibration error over equal-width confidence bins (with the reliability curve) and over
+    equal-mass bins (each about N / n_bins rows, so sparse high-confidence bins do not hide or exaggerate the
+    error).
 
     `hit` is the event the confidence claims (binary: the positive class; multiclass: the top-1
     prediction is right). Empty bins are left out of the curve."""
@@ -144,7 +146,22 @@ def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> di
             ece += inside.mean() * gap
             curve.append({"bin": b, "confidence": float(confidence[inside].mean()),
                           "observed": float(hit[inside].mean()), "n": int(inside.sum())})
-    return {"ece": float(ece) if len(hit) else float("nan"), "reliability": curve}
+    order = np.argsort(confidence, kind="mergesort")
+    mass = sum(len(part) * abs(hit[part].mean() - confidence[part].mean())
+               for part in np.array_split(order, min(n_bins, len(order))) if len(part))
+    empty = float("nan")
+    return {"ece": float(ece) if len(hit) else empty, "ece_equal_mass": float(mass / len(hit)) if len(hit) else empty,
+            "reliability": curve}
+
+
+def brier(y: np.ndarray, probs: np.ndarray) -> float:
+    """The Brier score: the mean squared distance between the class probabilities [N, K] and the one-hot truth
+    (Brier 1950's multiclass form); binary, the usual mean of (p - y)^2 (half the two-class sum)."""
+    if not len(y):
+        return float("nan")
+    onehot = np.eye(probs.shape[1])[np.asarray(y).astype(int)]
+    value = float(np.mean(np.sum((np.asarray(probs, dtype=float) - onehot) ** 2, axis=1)))
+    return value / 2 if probs.shape[1] == 2 else value
 
 
 def bin_label(lo: float | None, hi: float | None) -> str:
@@ -228,3 +245,29 @@ def delong(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict:
     p = float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": float(diff), "se": se, "z": float(z),
             "p_value": p, "ci95": [float(diff - 1.96 * se), float(diff + 1.96 * se)]}
+
+
+def inverse_variance(differences: list[float], ses: list[float]) -> dict:
+    """The fixed-effect (inverse-variance weighted) combination of independent estimates of one difference,
+    e.g. per-fold DeLong differences: each fold's test videos are its own, so the folds are independent.
+    Estimates without a positive standard error are left out (counted in `n_used`)."""
+    d, se = np.asarray(differences, dtype=float), np.asarray(ses, dtype=float)
+    used = np.isfinite(d) & np.isfinite(se) & (se > 0)
+    if not used.any():
+        return {"difference": float("nan"), "se": float("nan"), "z": float("nan"), "p_value": float("nan"),
+                "ci95": [float("nan"), float("nan")], "n_used": 0}
+    weight = 1 / se[used] ** 2
+    diff, combined_se = float(np.sum(weight * d[used]) / weight.sum()), float(np.sqrt(1 / weight.sum()))
+    z = diff / combined_se
+    return {"difference": diff, "se": combined_se, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z))),
+            "ci95": [diff - 1.96 * combined_se, diff + 1.96 * combined_se], "n_used": int(used.sum())}
+
+
+def net_benefit(y: np.ndarray, score: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Net benefit of treating the rows whose score reaches each threshold probability pt (Vickers & Elkin
+    2006): TP/N - FP/N · pt / (1 - pt), one value per threshold."""
+    y, score = np.asarray(y).astype(bool), np.asarray(score, dtype=float)
+    treated = score[:, None] >= np.asarray(thresholds)[None, :]
+    tp, fp = (treated & y[:, None]).sum(0), (treated & ~y[:, None]).sum(0)
+    odds = np.asarray(thresholds) / (1 - np.asarray(thresholds))
+    return tp / len(y) - fp / len(y) * odds

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cineflow.tasks import resampled
+from cineflow.tasks import recalibration, resampled
 from cineflow.tasks.base import TASKS, Task
 from cineflow.tasks.metrics import binned_mae, bland_altman, cutoff_aucs, regression_metrics
 
@@ -33,8 +33,25 @@ class Regression(Task):
     def truth(self, table):
         return table["target"].to_numpy(dtype=float)
 
-    def scores_of(self, table):
-        return table[["prediction"]].to_numpy(dtype=float)
+    def score_columns(self):
+        return ["prediction"]
+
+    def unit_truth(self, table, by):
+        """Each unit's mean target (its label as the first video's): no unit is left out."""
+        units = table.groupby(by, sort=True)
+        truth = units["target"].mean().rename(self.target).to_frame().join(units["label"].first()).reset_index()
+        return truth, []
+
+    def fit_calibration(self, method, y_val, val_scores):
+        return recalibration.fit_regression(method, y_val, val_scores)
+
+    def calibrate(self, calibration, scores):
+        return recalibration.apply_regression(calibration, scores)
+
+    def calibration_figures(self, y, scores, cfg):
+        """What a linear recalibration changes: MAE, RMSE and bias."""
+        figures = self._metrics(y, scores)
+        return {k: figures[k] for k in ("mae", "rmse", "bias")}
 
     def _metrics(self, y, scores, threshold=None):
         return regression_metrics(y, scores[:, 0])

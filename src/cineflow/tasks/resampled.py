@@ -166,3 +166,13 @@ def regression(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> dict[str, np.n
             "r2": np.where(n > 1, r2, np.nan),
             "pearson_r": np.where(varied, _divide(covariance, np.sqrt(ss_tot * ss_p), np.nan), np.nan),
             "bias": (w @ error) / n}
+
+
+def net_benefit(y: np.ndarray, score: np.ndarray, thresholds: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """tasks.metrics.net_benefit of each resample, [B, thresholds], for the model and for treating everyone."""
+    y, t = np.asarray(y).astype(float), np.asarray(thresholds, dtype=float)
+    treated = (np.asarray(score, dtype=float)[:, None] >= t[None, :]).astype(float)
+    n, odds = w.sum(1, keepdims=True), (t / (1 - t))[None, :]
+    tp, fp = w @ (treated * y[:, None]), w @ (treated * (1 - y)[:, None])
+    prevalence = (w @ y)[:, None] / n
+    return {"model": tp / n - fp / n * odds, "treat_all": prevalence - (1 - prevalence) * odds}

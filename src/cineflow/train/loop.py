@@ -18,6 +18,7 @@ from cineflow.data.clips import Buffers, ClipBatches, ClipDataset, Prepare
 from cineflow.data.sampling import ClipSpec
 from cineflow.io import read_ahead
 from cineflow.models.inference import predict_videos
+from cineflow.seeding import compile_determinism
 from cineflow.tasks import Task
 from cineflow.train.distributed import Group
 from cineflow.train.precision import Precision
@@ -35,6 +36,7 @@ def compiled(model: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
     """torch.compile for the training forward pass; the plain module keeps the weights for saving."""
     if not setting:
         return model
+    compile_determinism()
     return torch.compile(model, backend="inductor" if setting is True else setting)
 
 
