@@ -17,7 +17,7 @@ from cineflow.tasks import Task
 def units(task: Task, table: pd.DataFrame, cfg: EvalConfig) -> tuple[pd.DataFrame, list] | None:
     """(the predictions at the unit level, the units left out), or None where evaluate.aggregate.by is null."""
     by = cfg.aggregate.get("by")
-    return None if not by else task.aggregate(table, by, cfg.aggregate.get("how", "mean"))
+    return None if not by else task.aggregate(table, by, cfg.aggregate["how"])
 
 
 def unit_results(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int) -> dict | None:
@@ -27,5 +27,5 @@ def unit_results(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int) ->
     if found is None:
         return None
     unit_table, left_out = found
-    return {"by": cfg.aggregate["by"], "how": cfg.aggregate.get("how", "mean"), "left_out": left_out,
+    return {"by": cfg.aggregate["by"], "how": cfg.aggregate["how"], "left_out": left_out,
             "n_left_out": len(left_out), **task.pooled(unit_table, cfg, seed)}

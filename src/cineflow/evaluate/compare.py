@@ -92,7 +92,7 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
         aggregate: evaluate.aggregate ({by, how}); None or a null `by`: the video level only.
     """
     pairs = comparable(tasks)
-    by, how = (aggregate or {}).get("by"), (aggregate or {}).get("how", "mean")
+    by = (aggregate or {}).get("by")
     levels = {"video": None, **({unit_level(by): by} if by else {})}
     resampled: dict[tuple, dict] = {}  # a model's draws on a set of rows: the same in each of its pairs
 
@@ -107,7 +107,8 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
     for a, b in pairs:
         videos = paired(oofs[a], oofs[b])
         for level, column in levels.items():
-            table_a, table_b = videos if column is None else (tasks[a].aggregate(t, column, how)[0] for t in videos)
+            table_a, table_b = (videos if column is None
+                                else (tasks[a].aggregate(t, column, aggregate["how"])[0] for t in videos))
             found = compare_pair(tasks[a], (a, b), table_a, table_b,
                                  (draws(a, level, table_a), draws(b, level, table_b)), n_boot)
             rows += [{**row, "level": level} for row in found]

@@ -87,15 +87,15 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
     """One row per input video: status, the ensemble's scores, prediction and uncertainty, and with
     `references` the input-shift warning (shift_score, in_distribution, shift_reasons: see evaluate.shift).
 
-    `fold_metrics` are the folds' metrics.json contents: each fold model's scores go through its fold's
-    recalibration before they are averaged, and binary decisions use the mean of the folds' val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
+    Each fold model's scores go through its fold's recalibration before the mean; binary decisions use the mean
+    of the folds' val-tuned thresholds. With `gradcam`, one MP4 (PNG for images) per video goes into `cam_dir`,
     the CAMs of the fold models averaged.
 
     Args:
         source: a folder of videos, a CSV/Parquet table with a path column, or a table (video_id, path)
             of files under `root`.
         model_paths: the fold models' checkpoints.
-        fold_metrics: the folds' metrics.json contents (recalibrations, thresholds), in the order of `model_paths`.
+        fold_metrics: the folds' metrics.json contents (recalibrations, thresholds), in model_paths' order.
         cfg: the evaluate section (eval_clips, block, mc_dropout).
         work_dir: where new videos are cached while they are scored.
         device: where the models run.
@@ -154,9 +154,9 @@ def aggregate_predictions(task: Task, table: pd.DataFrame, units: pd.Series, how
     """
     ok = table[(table["status"] == "ok") & table["video_id"].isin(units.dropna().index)]
     unit = ok["video_id"].map(units).astype(str)
-    combined = pd.DataFrame(task.scores_of(ok), index=ok.index).groupby(unit, sort=True).agg(how)
+    combined = task.unit_scores(ok, unit, how)
     threshold = float(ok["threshold"].iloc[0]) if "threshold" in ok and len(ok) else None
-    out = task.outputs(task.combine(combined.to_numpy()), None, threshold).drop(columns="uncertainty")
+    out = task.outputs(combined.to_numpy(), None, threshold).drop(columns="uncertainty")
     out.insert(0, units.name or "unit", combined.index.to_numpy())
     out.insert(1, "n_videos", unit.value_counts().loc[combined.index].to_numpy())
     return out

@@ -223,6 +223,12 @@ class Task(ABC):
         scores (classification: probabilities that sum to 1)."""
         return scores
 
+    def unit_scores(self, table: pd.DataFrame, unit: pd.Series, how: str) -> pd.DataFrame:
+        """Each unit's scores [units, K] (indexed by unit, sorted): its videos' rows of `table` combined by `how`
+        (mean, median or max) and made valid scores again (`combine`)."""
+        combined = pd.DataFrame(self.scores_of(table), index=table.index).groupby(unit, sort=True).agg(how)
+        return pd.DataFrame(self.combine(combined.to_numpy()), index=combined.index)
+
     @abstractmethod
     def unit_truth(self, table: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list]:
         """(one row per unit of `by` with its label and target columns, the units whose videos disagree on the
@@ -247,13 +253,13 @@ class Task(ABC):
         truth, conflicting = self.unit_truth(table, by)
         keep = table[table[by].isin(truth[by])]
         units = keep.groupby(by, sort=True)
-        scores = pd.DataFrame(self.scores_of(keep), index=keep.index).groupby(keep[by], sort=True).agg(how)
+        scores = self.unit_scores(keep, keep[by], how)
         first = units.first()
         rows = truth.set_index(by).loc[scores.index].reset_index()
         groups = scores.index.to_numpy() if by == "group" else first["group"].to_numpy()
         rows = rows.assign(video_id=scores.index.astype(str), group=groups)
         threshold = first["threshold"].to_numpy(dtype=float) if "threshold" in keep else None
-        out = self.table(rows, self.targets(rows), self.combine(scores.to_numpy()), None, threshold)
+        out = self.table(rows, self.targets(rows), scores.to_numpy(), None, threshold)
         out["n_videos"] = units.size().to_numpy()
         for column in ("fold", "repeat"):
             if column in keep:
