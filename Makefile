@@ -9,7 +9,7 @@ CORES ?= all
 .PHONY: demo test system bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures); gpu needs CUDA and says so without
-BENCHES := loader cache dag train_step explain stats_layer slurm gpu
+BENCHES := loader cache dag train_step explain stats_layer probe slurm gpu
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -21,6 +21,7 @@ from cineflow.config import (
     cache_settings,
     check_data,
     check_models,
+    expand_probes,
     expand_sweeps,
     external_data,
     fill_defaults,
@@ -39,6 +40,8 @@ from cineflow.sources import script_sources
 fill_defaults(config, load_schema(SCHEMA))
 # each sweep setting becomes a models: entry (base -> {model: setting}); nested selection compares them
 SWEEPS = expand_sweeps(config)
+# each probe model (arch: probe) takes its encoder's architecture and input keys: probe -> encoder
+PROBES = expand_probes(config)
 check_data(config)
 check_models(config)
 
@@ -48,6 +51,9 @@ LAYOUT = DATA.layout
 # the demo writes its table into its own root
 LABELS = table_source(DATA)
 MODELS = list(config["models"])
+# the models the train rule fits; probes are fitted by the probe rule, on their encoder's embeddings
+TRAINED = [name for name in MODELS if name not in PROBES]
+ENCODERS = list(config["encoders"])
 EXTERNAL = list(config["external"])
 # external sets the demo generator writes (another seed, another site): name -> (data, demo, seed)
 EXTERNAL_DEMOS = {
@@ -123,7 +129,10 @@ def shard_videos(wildcards) -> list[str]:
 # each model's frame cache: None = the one of `cache:` (results/cache/shard_*, results/manifest.parquet);
 # a model of another size or colour reads results/cache/<size>px-<colour>/, shared by the models that agree
 MODEL_CACHE = model_caches(config)
-CACHES = sorted({name for name in MODEL_CACHE.values() if name})
+ENCODER_CACHE = model_caches({"cache": config["cache"], "models": config["encoders"]})
+CACHES = sorted(
+    {name for name in [*MODEL_CACHE.values(), *ENCODER_CACHE.values()] if name}
+)
 
 
 wildcard_constraints:
@@ -140,6 +149,25 @@ def manifest_of(wildcards) -> str:
     return (
         f"results/cache/{name}/manifest.parquet" if name else "results/manifest.parquet"
     )
+
+
+def encoder_manifest(wildcards) -> str:
+    """The manifest of an encoder's frame cache."""
+    name = ENCODER_CACHE[wildcards.encoder]
+    return (
+        f"results/cache/{name}/manifest.parquet" if name else "results/manifest.parquet"
+    )
+
+
+def probe_inputs(wildcards) -> dict:
+    """A probe fold's split and manifest, and its encoder's embeddings and weights."""
+    encoder = f"results/embeddings/{PROBES[wildcards.model]}"
+    return {
+        "split": f"results/splits/fold_{wildcards.fold}.csv",
+        "manifest": manifest_of(wildcards),
+        "embeddings": f"{encoder}/embeddings.npz",
+        "encoder": f"{encoder}/encoder.pt",
+    }
 
 
 def model_inputs(wildcards) -> dict:

@@ -12,7 +12,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/fold_{fold}.tsv"
     wildcard_constraints:
-        model="|".join(MODELS),
+        model="|".join(TRAINED) or "(?!)",
         fold=r"\d+(_r\d+)?(i\d+)?",
     conda:
         ENV

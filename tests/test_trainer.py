@@ -124,8 +124,9 @@ STAGED = dict(batch_size=2, val_every_steps=2, monitor="roc_auc", stop_on="loss"
     ({}, 2, {"epoch": 1, "step": 0, "stage": 0}),  # killed in epoch 2: resumes after epoch 1
     (STAGED, 2, {"epoch": 0, "step": 2, "stage": 0}),  # inside an epoch, after 2 updates
     (STAGED, 3, {"epoch": 1, "step": 0, "stage": 0}),  # at the end of stage 1: stage 2 starts afresh
-    (STAGED, 4, {"epoch": 1, "step": 1, "stage": 1}),  # inside stage 2 (Lookahead's state restored)
-], ids=["epochs", "mid-epoch", "stage-boundary", "mid-stage-2"])
+    # inside stage 2 (Lookahead's state restored), with a moving average of the weights (resumed too)
+    ({**STAGED, "ema": {"decay": 0.5, "warmup": False}}, 4, {"epoch": 1, "step": 1, "stage": 1}),
+], ids=["epochs", "mid-epoch", "stage-boundary", "mid-stage-2-ema"])
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, tiny_dataset, tmp_path,
                                                                   monkeypatch, over, kill_at, saved):
     """Killed at the `kill_at`-th validation, the run resumes from the one before and ends with the
@@ -147,6 +148,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tiny_config, t
         run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)
     state = load_checkpoint(tmp_path / "resumed" / "state" / "state.pt")
     assert {k: state[k] for k in saved} == saved
+    if "ema" in over:  # the average is saved beside the weights, and is not them
+        assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
     monkeypatch.setattr(loop, "predict_videos", real)
 
     resumed = run(tiny_config, tiny_dataset, tmp_path / "resumed", cfg)

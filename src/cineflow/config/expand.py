@@ -85,3 +85,39 @@ def expand_sweeps(config: dict) -> dict[str, dict[str, dict]]:
                               "more")
         sweeps[base] = settings
     return sweeps
+
+
+ENCODER_KEYS = ("size", "color", "normalise", "clip_length", "clip_period", "pretrained", "weights")
+
+
+def expand_probes(config: dict) -> dict[str, str]:
+    """Give each probe model (arch: probe) its encoder's architecture and input keys, and return probe -> encoder.
+
+    The probe's `arch_params` become the encoder's architecture and the head's kind and size (what the probe
+    module is built from); its frames, size, colour and normalisation are the encoder's, so the probe reads
+    the cache and clips its embeddings were computed on. Run after expand_sweeps, so swept probe settings
+    are probes too."""
+    encoders = config.get("encoders", {})
+    for name, encoder in encoders.items():
+        if encoder["arch"] == "probe":
+            raise ConfigError(f"encoders/{name}/arch: an encoder is a network, not a probe; name an architecture")
+        if encoder["normalise"] == "fold":
+            raise ConfigError(f"encoders/{name}/normalise: an encoder's embeddings serve every fold, so its "
+                              "normalisation must be fixed: imagenet, or {mean, std}")
+    probes = {}
+    for name, model in config["models"].items():
+        if model["arch"] != "probe":
+            continue
+        spec = model.get("probe") or {}
+        if spec.get("encoder") not in encoders:
+            raise ConfigError(f"models/{name}/probe/encoder: '{spec.get('encoder')}' is not an encoders: entry; name "
+                              f"one of {sorted(encoders)} (a probe needs probe: {{encoder: <name>}})")
+        encoder = encoders[spec["encoder"]]
+        model.update({key: encoder[key] for key in ENCODER_KEYS})
+        model["arch_params"] = {"encoder_arch": encoder["arch"], "encoder_params": encoder["arch_params"],
+                                "head": spec["head"], "hidden": spec["hidden"]}
+        probes[name] = spec["encoder"]
+    for name, model in config["models"].items():
+        if model.get("probe") and model["arch"] != "probe":
+            raise ConfigError(f"models/{name}/probe: probe settings need arch: probe; remove them or set the arch")
+    return probes

@@ -40,13 +40,17 @@ def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
     """Fill schema defaults in place, including inside `additionalProperties` maps (models).
 
     snakemake.utils.validate only fills `properties`; model entries live under
-    `additionalProperties`, so they get their defaults here.
+    `additionalProperties`, so they get their defaults here. A node's `x-arch-defaults` ({arch: {key: value}})
+    comes first: an architecture's own input contract (the echo encoders' frames, size and normalisation).
     """
     root = schema if root is None else root
     schema = deref(schema, root)
     types = schema.get("type")
     if not isinstance(config, dict) or "object" not in (types if isinstance(types, list) else [types]):
         return config
+    arch = config.get("arch", deref(schema.get("properties", {}).get("arch", {}), root).get("default"))
+    for key, value in schema.get("x-arch-defaults", {}).get(arch, {}).items():
+        config.setdefault(key, copy.deepcopy(value))
     for key, sub in schema.get("properties", {}).items():
         sub = deref(sub, root)
         if key not in config and "default" in sub:
@@ -58,7 +62,15 @@ def fill_defaults(config: dict, schema: dict, root: dict | None = None) -> dict:
         for key in config:
             if key not in schema.get("properties", {}):
                 fill_defaults(config[key], extra, root)
+    if "then" in schema and _holds(schema["if"], config, root):  # a nullable section's settings
+        fill_defaults(config, {"type": "object", **schema["then"]}, root)
     return config
+
+
+def _holds(condition: dict, config: dict, root: dict) -> bool:
+    import jsonschema
+
+    return jsonschema.Draft7Validator({**condition, "definitions": root.get("definitions", {})}).is_valid(config)
 
 
 def typed_scalars(config: Any, schema: dict, root: dict | None = None) -> Any:

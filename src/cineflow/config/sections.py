@@ -152,6 +152,9 @@ class ModelConfig:
     clip_sampling: str
     clip_offset: int
     augment: dict
+    ema: dict | None
+    adapter: dict | None
+    probe: dict | None
 
     from_dict = classmethod(from_dict)
 

@@ -1,7 +1,8 @@
 """The architectures, one module per family (as timm does it): importing this module registers every family in
 MODELS, so `build_model` knows them all. Stages import what they need from here."""
 
-from cineflow.models import frame2d, resnext3d, tiny3d, video_cnn, videomae  # noqa: F401  (each registers its family)
+# each module registers its family
+from cineflow.models import echo, frame2d, probe, resnext3d, tiny3d, torchvision_video, videomae  # noqa: F401
 from cineflow.models.builder import (
                                      MODELS,
                                      Bidirectional,

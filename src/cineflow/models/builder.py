@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cineflow.config import ConfigError, schema_default
+from cineflow.models.adapters import add_adapter
 from cineflow.models.weights import load_weights
 from cineflow.registry import Registry
 
@@ -33,7 +34,8 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = False, weights: str | None = None,
                 input_size: tuple[int, int, int] = (16, 112, 112), weights_strict: bool = True,
-                fuse_directions: str | None = None, fuse_params: dict | None = None, **params) -> nn.Module:
+                fuse_directions: str | None = None, fuse_params: dict | None = None, adapter: dict | None = None,
+                **params) -> nn.Module:
     """Instantiate a registered architecture; `weights` is a local state-dict file (offline use).
 
     `in_channels` is the stem's channel count (see stem_channels); `input_size` is (frames, height, width).
@@ -48,6 +50,7 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         weights_strict: stop when `weights` leaves backbone parameters unset or has keys that fit nowhere.
         fuse_directions: None, or mean / concat / concat_mlp: the model sees both reads of every clip (Bidirectional).
         fuse_params: concat_mlp's sizes (latent, hidden, dropout).
+        adapter: low-rank adapters on the loaded backbone (models.adapters.add_adapter), or None.
         **params: the architecture's arch_params.
     """
     build = MODELS.get(arch)
@@ -58,6 +61,8 @@ def build_model(arch: str, n_outputs: int, in_channels: int, pretrained: bool = 
         raise ConfigError(f"models.<name>.arch_params: '{arch}' says {err}; check arch_params") from None
     if weights:
         load_weights(model, weights, strict=weights_strict)
+    if adapter:
+        add_adapter(model, adapter)
     if not fuse_directions:
         return model
     return Bidirectional(model, fuse_directions, **(fuse_params or schema_default("models", "*", "fuse_params")))
@@ -175,6 +180,12 @@ def pretrained_error(arch: str, err: Exception) -> RuntimeError:
     return RuntimeError(
         f"could not load pretrained weights for '{arch}' ({type(err).__name__}: {err}). Without network "
         "access either set `pretrained: false` or point `weights:` at a local state-dict file.")
+
+
+def frames_to_clip(activations: torch.Tensor, frames: int) -> torch.Tensor:
+    """A frame model's [B*T, C, h, w] activations as [B, C, T, h, w], so a CAM is scaled over the whole clip."""
+    bt, c, h, w = activations.shape
+    return activations.view(bt // frames, frames, c, h, w).transpose(1, 2)
 
 
 def get_module(model: nn.Module, dotted: str) -> nn.Module:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cineflow.models.builder import MODELS, match_channels, pretrained_error
+from cineflow.models.builder import MODELS, frames_to_clip, match_channels, pretrained_error
 
 
 class TemporalHead(nn.Module):
@@ -54,12 +54,19 @@ class FrameModel(nn.Module):
 
     @property
     def cam_layer(self) -> str:
+        """A vision transformer's last block's input norm (its patch tokens get gradients through attention;
+        the final norm's would only where the pooling reads), else the last Conv2d."""
+        if is_vit(self.backbone):
+            return f"backbone.blocks.{len(self.backbone.blocks) - 1}.norm1"
         return "backbone." + _last_conv_name(self.backbone)
 
     def cam_reshape(self, activations: torch.Tensor) -> torch.Tensor:
-        """[B*T, C, h, w] layer output -> [B, C, T, h, w], so the CAM is scaled over the whole clip."""
-        bt, c, h, w = activations.shape
-        return activations.view(bt // self._frames, self._frames, c, h, w).transpose(1, 2)
+        """The CAM layer's output as [B, C, T, h, w]: a CNN's [B*T, C, h, w], or a vision transformer's
+        [B*T, prefix + h*w, C] tokens (class and register tokens dropped, the patches put back on their grid)."""
+        if activations.dim() == 3:
+            grid = self.backbone.patch_embed.dynamic_feat_size(self._size)
+            activations = activations[:, self.backbone.num_prefix_tokens:].transpose(1, 2).unflatten(2, grid)
+        return frames_to_clip(activations, self._frames)
 
     def frame_attention(self):
         weights = self.head.last_weights
@@ -68,38 +75,53 @@ class FrameModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = match_channels(x, self.in_channels)
         b, c, t, h, w = x.shape
-        self._frames = t
+        self._frames, self._size = t, (h, w)
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         return self.head(self.backbone(frames).view(b, t, -1))
 
 
 @MODELS.register
 def frame2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_size=None, backbone: str = "resnet18",
-            temporal_head: str = "mean", hidden: int = 128, dropout: float | list = 0.3, classifier: str = "linear"
-            ) -> nn.Module:
+            temporal_head: str = "mean", hidden: int = 128, dropout: float | list = 0.3, classifier: str = "linear",
+            backbone_params: dict | None = None) -> nn.Module:
     """A timm 2D backbone on every frame, then a temporal head over the frame features.
 
     Args:
         n_outputs: the output layer's size.
         in_channels: the stem's channels.
         pretrained: timm's pretrained weights.
-        input_size: unused (any clip size works).
+        input_size: (frames, height, width) of the clips: a backbone with a fixed input size (ViT, DINOv2, SigLIP)
+            is built for the clips' height and width (timm resamples pretrained position embeddings to it).
         backbone: a timm model name.
         temporal_head: mean, attention, bilstm or bilstm_attention over the frame features.
         hidden: the head's hidden width.
         dropout: the head's dropout, or [before, after] the mlp's hidden layer.
         classifier: linear, or mlp.
+        backbone_params: more keyword arguments of timm.create_model (e.g. drop_path_rate).
     """
-    import timm
-
-    try:
-        net = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_channels)
-    except Exception as err:
-        if pretrained:
-            raise pretrained_error(backbone, err) from err
-        raise
+    net = timm_backbone(backbone, pretrained, in_channels, input_size, backbone_params or {})
     return FrameModel(net, TemporalHead(temporal_head, net.num_features, n_outputs, hidden, dropout, classifier),
                       in_channels)
+
+
+def timm_backbone(name: str, pretrained: bool, in_channels: int, input_size, params: dict) -> nn.Module:
+    """timm's `name` without its classifier, at the clips' frame size where the family takes one (`img_size`:
+    transformers; CNNs take any size and have no such argument)."""
+    import timm
+
+    kwargs = {"pretrained": pretrained, "num_classes": 0, "in_chans": in_channels, **params}
+    try:
+        if input_size is not None and "img_size" not in params:
+            try:
+                return timm.create_model(name, img_size=tuple(input_size[1:]), **kwargs)
+            except TypeError as err:
+                if "img_size" not in str(err):
+                    raise
+        return timm.create_model(name, **kwargs)
+    except Exception as err:
+        if pretrained:
+            raise pretrained_error(name, err) from err
+        raise
 
 
 @MODELS.register
@@ -113,6 +135,11 @@ def image2d(n_outputs: int, in_channels: int, pretrained: bool = False, input_si
     """
     return frame2d(n_outputs, in_channels, pretrained, input_size, backbone=backbone, temporal_head="mean",
                    hidden=hidden, dropout=dropout, classifier="mlp")
+
+def is_vit(backbone: nn.Module) -> bool:
+    """A timm vision transformer (ViT, DeiT, DINOv2, SigLIP, EVA): patch tokens through a list of blocks."""
+    return all(hasattr(backbone, a) for a in ("patch_embed", "blocks", "num_prefix_tokens"))
+
 
 def _last_conv_name(module: nn.Module) -> str:
     name = None

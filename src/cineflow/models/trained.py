@@ -18,6 +18,8 @@ import torch
 from cineflow.config import ModelConfig, schema_default
 from cineflow.data.sampling import ClipSpec
 from cineflow.io import atomic_path
+from cineflow.provenance import file_sha256
+from cineflow.models.adapters import base_keys
 from cineflow.models.architectures import build_model
 from cineflow.models.inference import VideoScores, embed_videos, score_videos
 from cineflow.tasks import Task
@@ -44,6 +46,7 @@ class TrainedModel:
     preprocess: dict | None  # the frame cache's settings (data.cache.cache_config), None for old manifests
     provenance: dict = field(default_factory=dict)
     progress: dict = field(default_factory=dict)
+    base_weights: dict | None = None  # {path, sha256} of the weights file an adapter model's frozen base comes from
     module: torch.nn.Module | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -55,20 +58,31 @@ class TrainedModel:
         return ClipSpec.of(self.spec)
 
     def build(self) -> torch.nn.Module:
-        """The architecture, untrained, at the geometry it was trained at (no weights are fetched)."""
-        spec = self.spec
+        """The architecture, untrained, at the geometry it was trained at (no weights are fetched), with its
+        adapters on the base weights file where the checkpoint refers to one (checked against its SHA-256)."""
+        spec, base = self.spec, self.base_weights
+        if base is not None:
+            if not Path(base["path"]).is_file() or file_sha256(base["path"]) != base["sha256"]:
+                raise FileNotFoundError(f"the adapter checkpoint's base weights {base['path']} are missing or changed "
+                                        f"(SHA-256 {base['sha256'][:12]}...): put the file it was trained on back")
         return build_model(spec.arch, n_outputs=self.n_outputs, in_channels=self.in_channels, pretrained=False,
-                           weights=None, input_size=self.input_size, fuse_directions=spec.fuse_directions,
-                           fuse_params=spec.fuse_params,
-                           **spec.arch_params)
+                           weights=base and base["path"], input_size=self.input_size,
+                           weights_strict=spec.weights_strict, fuse_directions=spec.fuse_directions,
+                           fuse_params=spec.fuse_params, adapter=spec.adapter, **spec.arch_params)
 
-    def save(self, path: str | Path, state_dict: dict) -> None:
-        """Write the record with `state_dict` as one checkpoint file, atomically."""
+    def save(self, path: str | Path, state_dict: dict, module: torch.nn.Module | None = None) -> None:
+        """Write the record with `state_dict` as one checkpoint file, atomically. An adapter model whose base is a
+        weights file (`base_weights`) keeps the adapters and the head only: `module` (the trained model) says
+        which keys are the frozen base's."""
+        if self.base_weights is not None and module is not None:
+            frozen = base_keys(module)
+            state_dict = {k: v for k, v in state_dict.items() if k not in frozen}
         payload = {"model": asdict(self.spec), "task": self.task.as_dict(), "classes": self.classes,
                    "loss": self.loss, "output": self.output, "monitor": self.monitor, "n_outputs": self.n_outputs,
                    "in_channels": self.in_channels, "input_size": list(self.input_size),
                    "normalisation": self.normalisation, "preprocess": self.preprocess,
-                   "provenance": self.provenance, **self.progress, "state_dict": state_dict}
+                   "provenance": self.provenance, **self.progress, "base_weights": self.base_weights,
+                   "state_dict": state_dict}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -78,7 +92,10 @@ class TrainedModel:
         ckpt = load_checkpoint(path)
         record = cls.of_checkpoint(ckpt)
         module = record.build()
-        module.load_state_dict(ckpt["state_dict"])
+        missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=record.base_weights is None)
+        if unexpected or set(missing) - base_keys(module):
+            raise ValueError(f"checkpoint {path} does not fit its adapter model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
         module.eval()
         module.to(device)
         return replace(record, module=module)
@@ -91,7 +108,8 @@ class TrainedModel:
                    output=ckpt["output"], monitor=ckpt["monitor"], n_outputs=ckpt["n_outputs"],
                    in_channels=ckpt["in_channels"], input_size=tuple(ckpt["input_size"]),
                    normalisation=ckpt["normalisation"], preprocess=ckpt.get("preprocess"),
-                   provenance=ckpt.get("provenance") or {}, progress=progress)
+                   provenance=ckpt.get("provenance") or {}, progress=progress,
+                   base_weights=ckpt.get("base_weights"))
 
     def score(self, rows: pd.DataFrame, n_clips: int | str, device: torch.device, block: int,
               mc_passes: int = 0, seed: int = 0) -> VideoScores:

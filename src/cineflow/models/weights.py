@@ -1,5 +1,6 @@
 """Starting weights from a local file: a cineflow checkpoint, or a plain torchvision / timm / Hugging Face state
-dict whose keys are mapped onto the model's backbone (the offline alternative to `pretrained`)."""
+dict whose keys are mapped onto the model's backbone (the offline alternative to `pretrained`). Keys an
+architecture recomputes rather than loads (its `derived_keys`, e.g. a fixed position encoding) are skipped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import torch
 from torch import nn
 
 CLASSIFIER_KEYS = ("fc.", "head.", "heads.", "classifier.", "last_linear.")  # other models' output layers
+
+
+def is_output_layer(key: str) -> bool:
+    """Whether a file's key belongs to its own output layer(s): fc, head, classifier (also below a first
+    prefix such as `module.`), or a multi-task model's `<task>_head` (PanEcho's 39 heads)."""
+    return (key.startswith(CLASSIFIER_KEYS) or key.split(".", 1)[-1].startswith(CLASSIFIER_KEYS)
+            or key.split(".", 1)[0].endswith("_head"))
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict:
@@ -31,7 +39,7 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dic
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found (models.<name>.weights)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "model_state_dict"):
+    for key in ("state_dict", "model", "model_state_dict", "weights"):
         if isinstance(state.get(key), dict):
             state = state[key]
             break
@@ -53,8 +61,8 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dic
     used = {source for source, _ in best.values()}
     missing = [k for k in target if k.startswith(backbone) and k not in best  # the head may start fresh
                and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in used and not k.startswith(CLASSIFIER_KEYS)
-                  and not k.split(".", 1)[-1].startswith(CLASSIFIER_KEYS)]
+    unexpected = [k for k in state if k not in used and not is_output_layer(k)
+                  and k not in getattr(model, "derived_keys", ())]
     if strict and (missing or unexpected):
         raise ValueError(f"weights file {path} matches the model only in part: {len(missing)} of its parameters "
                          f"missing from the file {missing[:10]}, {len(unexpected)} keys of the file that fit nowhere "

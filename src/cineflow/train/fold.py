@@ -28,7 +28,7 @@ from cineflow.io import write_csv
 from cineflow.models.architectures import build_model, init_output_bias, stem_channels
 from cineflow.models.losses import LOSSES, build_loss, n_outputs
 from cineflow.models.trained import TrainedModel, preprocess_of
-from cineflow.provenance import config_hash, source_hash
+from cineflow.provenance import config_hash, file_sha256, source_hash
 from cineflow.tasks import Task, task_for
 from cineflow.tasks.metrics import LOWER_IS_BETTER, is_better
 from cineflow.train import distributed
@@ -152,6 +152,12 @@ class Fold:
     group: distributed.Group
     seed: int
     device: torch.device
+    ema: torch.nn.Module | None = None  # timm's ModelEmaV3 of the model (models.<name>.ema), or None
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights validation scores and the checkpoints keep: the moving average where there is one."""
+        return self.model if self.ema is None else self.ema.module
 
 
 def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_rows: pd.DataFrame,
@@ -175,15 +181,16 @@ def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_ro
         n_outputs=n_outputs(loss_name, len(classes)), in_channels=stem_channels(channels, cfg.pretrained, cfg.weights),
         # the cached clips' size (the manifest's height and width are the source's)
         input_size=(cfg.clip_length, *map(int, video_frames(train_rows.iloc[0]).shape[1:3])),
-        normalisation=norm, preprocess=preprocess_of(manifest), provenance=provenance or {})
+        normalisation=norm, preprocess=preprocess_of(manifest), provenance=provenance or {},
+        base_weights=({"path": cfg.weights, "sha256": file_sha256(cfg.weights)} if cfg.adapter and cfg.weights
+                      else None))
     y_train = task.targets(train_rows)
     train_ds = ClipDataset(train_rows, y_train, record.clip_spec, seed=seed)
     prepare = Prepare(norm["mean"], norm["std"], augmentations(cfg.augment), seed)
     torch.manual_seed(seed)
     model = build_model(cfg.arch, record.n_outputs, record.in_channels, cfg.pretrained, cfg.weights,
                         record.input_size, weights_strict=cfg.weights_strict, fuse_directions=cfg.fuse_directions,
-                        fuse_params=cfg.fuse_params,
-                        **cfg.arch_params)
+                        fuse_params=cfg.fuse_params, adapter=cfg.adapter, **cfg.arch_params)
     bias = cfg.output_bias if cfg.output_bias is not None else task.output_bias(y_train)
     if bias is not None:
         init_output_bias(model, bias)
@@ -204,7 +211,16 @@ def setup(cfg: ModelConfig, classes: list[str], train_rows: pd.DataFrame, val_ro
                 workers=loader_workers(workers, device), batch_targets=batch_targets,
                 updates_per_epoch=-(-steps // cfg.accumulate), val_every=validation_interval(cfg),
                 val_rows=val_rows, y_val=task.targets(val_rows),
-                group=group, seed=seed, device=device)
+                group=group, seed=seed, device=device, ema=weight_average(model, cfg.ema))
+
+
+def weight_average(model: torch.nn.Module, spec: dict | None):
+    """timm's ModelEmaV3 of `model` (a copy that follows its weights after every update), or None."""
+    if not spec:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=spec["decay"], use_warmup=spec["warmup"])
 
 
 def resume_key(fold: Fold, train_rows: pd.DataFrame) -> str:
@@ -293,6 +309,8 @@ class StageRunner:
         state = self.state
         state.updates, state.stage_updates = state.updates + 1, state.stage_updates + 1
         self.schedule.update(state.stage_updates)
+        if self.fold.ema is not None:
+            self.fold.ema.update(self.fold.model, step=state.updates)
 
     def _epoch(self, stage: Stage) -> None:
         """The rest of the epoch in progress, in chunks that end at each validation (val_every_steps)."""
@@ -325,11 +343,12 @@ class StageRunner:
             if epoch_done:
                 self.schedule.epoch(in_stage + 1, state.epoch_metric)
                 if self.cams is not None and self.cams.due(state.epoch + 1):
-                    self.cams.render(fold.model, state.epoch + 1)
+                    self.cams.render(fold.scored, state.epoch + 1)
                 state.epoch, state.step, state.epoch_metric = state.epoch + 1, 0, None
             if due:
                 if fold.group.main:
-                    state.save(self.state_path, fold.model, self.optimizer, self.schedule, fold.precision.scaler)
+                    state.save(self.state_path, fold.model, self.optimizer, self.schedule, fold.precision.scaler,
+                               fold.ema)
                 if stage.patience and state.bad >= stage.patience:
                     return
 
@@ -338,14 +357,14 @@ class StageRunner:
         fold, state = self.fold, self.state
         fold.group.same_buffers(fold.model)
         record_ = fold.record
-        scores = validate(fold.model, fold.val_rows, fold.y_val, record_.task, record_.normalisation,
+        scores = validate(fold.scored, fold.val_rows, fold.y_val, record_.task, record_.normalisation,
                           record_.clip_spec, fold.device, fold.cfg.batch_size, record_.output, fold.group)
         row = {"epoch": state.epoch + 1 if epoch_done else round(state.epoch + state.step / n_steps, 3),
                "step": state.updates, "stage": state.stage + 1, "trains": trains,
                "train_loss": meter.loss_sum / max(1, meter.loss_n), "val_loss": scores["loss"],
                **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
                "lr": self.optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - meter.tic, 3)}
-        improved = record(state, row, scores, stage, fold.model)
+        improved = record(state, row, scores, stage, fold.scored)
         for tracker in self.trackers:
             tracker.log_epoch(len(state.history), {k: v for k, v in row.items() if isinstance(v, float)})
         print(f"epoch {row['epoch']} step {state.updates} ({trains}): train_loss={row['train_loss']:.4f} "
@@ -360,12 +379,13 @@ def finish(fold: Fold, state: ResumeState, paths: FoldPaths) -> pd.DataFrame:
     table = pd.DataFrame(state.history)
     if fold.group.main:
         if state.best_state is None:  # the monitor was never finite (e.g. one-class val): keep the last epoch
-            state.best_state, state.best_row = fold.model.state_dict(), len(state.history) - 1
+            state.best_state, state.best_row = fold.scored.state_dict(), len(state.history) - 1
         best = state.history[state.best_row]
         replace(fold.record, progress={"best_epoch": best["epoch"], "best_step": best["step"],
-                                       "best_score": state.best_score}).save(paths.model, state.best_state)
+                                       "best_score": state.best_score}).save(paths.model, state.best_state,
+                                                                             fold.model)
         replace(fold.record, progress={"epoch": state.epoch, "step": state.updates}).save(
-            paths.last, fold.model.state_dict())
+            paths.last, fold.scored.state_dict(), fold.model)
         write_csv(paths.history, table)
         publish(paths.cams_staging, paths.cams)
         Path(paths.state).unlink(missing_ok=True)
@@ -399,7 +419,7 @@ def train_fold(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manife
     if train_rows.empty or val_rows.empty:
         raise ValueError("fold has an empty train or val partition; add patients or lower splits.folds")
     fold = setup(cfg, classes, train_rows, val_rows, manifest, norm, seed, device, workers, provenance)
-    state, saved = ResumeState.load(paths.state, resume_key(fold, train_rows), fold.model)
+    state, saved = ResumeState.load(paths.state, resume_key(fold, train_rows), fold.model, fold.ema)
     task = fold.record.task
     for tracker in trackers:
         tracker.log_params({**asdict(cfg), "loss": fold.record.loss, "monitor": fold.record.monitor,

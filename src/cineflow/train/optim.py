@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cineflow.config import ConfigError, Stage
+from cineflow.models.adapters import has_adapter, is_adapter_key
 from cineflow.models.architectures import backbone_blocks
 
 
@@ -166,6 +167,9 @@ def apply_trainable(model: nn.Module, stage: Stage, epoch_in_stage: int) -> str:
         model.backbone.eval()
     for p in model.backbone.parameters():
         p.requires_grad_(id(p) not in frozen_ids)
+    if has_adapter(model):  # the base weights never train; the unfrozen blocks' adapters do
+        for name, p in model.backbone.named_parameters():
+            p.requires_grad_(p.requires_grad and is_adapter_key(name))
     for block in frozen:
         block.eval()
     return "head only" if k == 0 else "all" if k is None else f"head + last {k} of {len(blocks)} backbone blocks"

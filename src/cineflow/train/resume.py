@@ -20,8 +20,8 @@ from cineflow.io import atomic_path
 class ResumeState:
     """Progress of one fold at its last validation.
 
-    The weights, optimizer, scheduler and loss scaler are saved from and restored into the live
-    objects, together with the CPU and every CUDA generator's RNG state, so dropout and sampling
+    The weights (and their moving average), optimizer, scheduler and loss scaler are saved from and restored into
+    the live objects, together with the CPU and every CUDA generator's RNG state, so dropout and sampling
     after a resume draw what an uninterrupted run would have drawn. A validation can fall inside an
     epoch (val_every_steps): `step` then says how many of the epoch's batches are done, and the rest of
     the epoch, whose batches and augmentation depend only on the seed, epoch and step, follows."""
@@ -42,7 +42,7 @@ class ResumeState:
     best_stop: float | None = None  # of the stopping metric, in this stage
     bad: int = 0  # validations without improvement of it, in this stage
 
-    def save(self, path: str | Path, model, optimizer, schedule, scaler) -> None:
+    def save(self, path: str | Path, model, optimizer, schedule, scaler, ema=None) -> None:
         """Write the state with the live objects' own states, atomically.
 
         Args:
@@ -51,16 +51,18 @@ class ResumeState:
             optimizer: the stage's optimizer.
             schedule: its learning-rate schedule (optim.Schedule).
             scaler: the loss scaler (precision.Precision.scaler).
+            ema: the weights' moving average (timm's ModelEmaV3), or None.
         """
         payload = {**{f.name: getattr(self, f.name) for f in fields(self)}, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
-                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                   "ema": None if ema is None else ema.module.state_dict()}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
     @classmethod
-    def load(cls, path: str | Path, key: str, model) -> tuple["ResumeState", dict | None]:
+    def load(cls, path: str | Path, key: str, model, ema=None) -> tuple["ResumeState", dict | None]:
         """The saved state, with the weights restored into `model`, and the saved optimizer, scheduler,
         scaler and RNG states for `restore` once the stage's optimizer is built; a fresh state and None
         when there is none, it is unreadable (cut short by the kill itself) or its key differs.
@@ -69,6 +71,7 @@ class ResumeState:
             path: the resume file.
             key: what the state must have been saved for (a hash of config, code, data and processes).
             model: restored in place.
+            ema: the weights' moving average, restored in place (None: there is none).
         """
         path = Path(path)
         if not path.is_file():
@@ -82,6 +85,8 @@ class ResumeState:
             print(f"config or code changed since {path} was written: training from scratch", file=sys.stderr)
             return cls(key), None
         model.load_state_dict(saved["model"])
+        if ema is not None:
+            ema.module.load_state_dict(saved["ema"])
         inside = f" and {saved['step']} batches of the next" if saved["step"] else ""
         print(f"resuming from epoch {saved['epoch']}{inside}, stage {saved['stage'] + 1} (state {path})",
               file=sys.stderr, flush=True)
