@@ -145,7 +145,7 @@ def fit_probe(cfg: ModelConfig, classes: list[str], split: pd.DataFrame, manifes
     with torch.no_grad():
         for linear, (weight, bias) in zip(linears, layers):
             linear.weight.copy_(torch.as_tensor(weight)), linear.bias.copy_(torch.as_tensor(bias))
-        val_scores = to_scores(module.head(torch.as_tensor(x_val, dtype=torch.float32)), record.output).numpy()
+        val_scores = to_scores(module.head(torch.tensor(x_val, dtype=torch.float32)), record.output).numpy()
     scores = task.val_metrics(y_val, val_scores)
     history = pd.DataFrame([{"epoch": 1, "step": 1, "stage": 1, "trains": "head (probe)", "train_loss": float("nan"),
                              "val_loss": scores["loss"], **{f"val_{k}": v for k, v in scores.items() if k != "loss"},
