@@ -1,3 +1,7 @@
+# a trained model's inner fold (nested selection) is scored by its training job (rule train_inner)
+ruleorder: train_inner > evaluate
+
+
 rule evaluate:
     input:
         model="results/{model}/fold_{fold}/model.pt",
@@ -7,6 +11,7 @@ rule evaluate:
     output:
         metrics="results/{model}/fold_{fold}/metrics.json",
         predictions="results/{model}/fold_{fold}/predictions.csv",
+        reference="results/{model}/fold_{fold}/shift_reference.npz",
     log:
         "results/logs/evaluate/{model}/fold_{fold}.log",
     benchmark:
@@ -58,29 +63,3 @@ rule summarize:
         seed=SEED,
     script:
         "../scripts/summarize.py"
-
-
-rule shift_reference:
-    input:
-        model="results/{model}/fold_{fold}/model.pt",
-        split="results/splits/fold_{fold}.csv",
-        manifest=manifest_of,
-        code=code("shift_reference"),
-    output:
-        "results/{model}/fold_{fold}/shift_reference.npz",
-    log:
-        "results/logs/shift_reference/{model}/fold_{fold}.log",
-    benchmark:
-        "results/benchmarks/shift_reference/{model}/fold_{fold}.tsv"
-    conda:
-        ENV
-    threads: 1
-    resources:
-        **gpu_job(),
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
-        runtime=30,
-    params:
-        evaluate=canonical(config["evaluate"]),
-        seed=SEED,
-    script:
-        "../scripts/shift_reference.py"

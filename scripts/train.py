@@ -1,6 +1,9 @@
-"""Rule train: one model on one fold, in this process or (models.<name>.gpus > 1) in one process per GPU."""
+"""Rules train and train_inner: one model on one fold, in this process or (models.<name>.gpus > 1) in one process
+per GPU; an inner fold of nested selection (rule train_inner) then scored by scripts/score_inner.py."""
 
+import runpy
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -38,3 +41,5 @@ with to_log(snakemake.log[0]):
         with job_device() as device:
             print(f"device: {device}")
             run_job(job(device), device)
+if "metrics" in snakemake.output.keys():  # rule train_inner; Snakemake sets __file__ to this script's path
+    runpy.run_path(str(Path(__file__).with_name("score_inner.py")), init_globals={"snakemake": snakemake})

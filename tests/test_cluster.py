@@ -15,7 +15,7 @@ from cineflow.config import ConfigError
 from helpers import REPO, SNAKEMAKE, TINY, settings
 from helpers.workflow import copy_repo, write_config
 
-GPU_RULES = {"train", "evaluate", "shift_reference", "gradcam", "external", "predict"}
+GPU_RULES = {"train", "train_inner", "evaluate", "gradcam", "external", "predict"}
 CPU_RULES = {"cache_shard", "cache_shard_model", "normalisation", "normalisation_model"}
 
 
@@ -84,7 +84,7 @@ def local_rules(config: dict) -> set[str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The tiny workflow with every kind of rule: repeated splits, a model with a cache of its own and two
-    GPUs, an external set and a predict target."""
+    GPUs, a sweep's inner folds, an external set and a predict target."""
     workdir = copy_repo(tmp_path_factory.mktemp("site"))
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["splits"]["repeats"] = 2
@@ -92,6 +92,7 @@ def site(tmp_path_factory):
     config["external"] = {"site_c": {"layout": "demo", "root": "resources/demo_site_c", "seed": 11,
                                      "demo": {"n_patients": 6, "sites": ["C"]}}}
     config["resources"] = {"train_threads": 2, "loader_workers": 3}
+    config["sweep"] = {"grids": {"tiny": {"arch_params.width": [4, 2]}}, "inner_folds": 2}
     (workdir / "new_videos").mkdir()
     config["predict"] = {"input": "new_videos"}
     write_config(workdir, config)
@@ -115,12 +116,12 @@ def routed(site, *args: str) -> dict[str, list[dict]]:
 def test_the_profile_as_shipped_routes_gpu_rules_to_gpus(site):
     options = routed(site)
     for rule in GPU_RULES:
-        cpus = "5" if rule == "train" else "2"  # train_threads 2 + loader_workers 3
+        cpus = "5" if rule.startswith("train") else "2"  # train_threads 2 + loader_workers 3
         for job in options[rule]:
             assert job["p"] == "gpu" and job["cpus-per-gpu"] == cpus and "gres" not in job and "A" not in job, (
                 rule, job)
-    assert sorted(job["gpus"] for job in options["train"]) == ["1"] * 4 + ["2"] * 4  # two folds, two repeats
-    assert all(job["gpus"] == "1" for rule in GPU_RULES - {"train"} for job in options[rule])
+    assert sorted(job["gpus"] for job in options["train"]) == ["1"] * 8 + ["2"] * 4  # 2 folds × 2 repeats
+    assert all(job["gpus"] == "1" for rule in GPU_RULES - {"train", "train_inner"} for job in options[rule])
     for rule in CPU_RULES:
         assert all(job == {"p": "cpu", "cpus-per-task": "1"} for job in options[rule]), rule
 
@@ -132,7 +133,7 @@ def test_a_site_with_partitions_and_gpus_by_model_set_on_the_command_line(site):
         for job in options[rule]:
             assert job["p"] == "a100" and job["cpus-per-gpu"] == "8" and job["gpus"].startswith("a100:"), (rule, job)
             assert "gres" not in job and "A" not in job
-    assert sorted(job["gpus"] for job in options["train"]) == ["a100:1"] * 4 + ["a100:2"] * 4
+    assert sorted(job["gpus"] for job in options["train"]) == ["a100:1"] * 8 + ["a100:2"] * 4
     for rule in CPU_RULES:
         assert all(job["p"] == "cpu" and "gpus" not in job for job in options[rule]), rule
 
@@ -144,11 +145,11 @@ def test_a_gres_only_site_with_an_account_in_a_site_config_file(site, tmp_path):
                                                      "account": "lab42", "gpu_request": "gres"}}))
     options = routed(site, "--configfile", "config.yaml", str(site_file))
     for rule in GPU_RULES:
-        cpus = "5" if rule == "train" else "2"
+        cpus = "5" if rule.startswith("train") else "2"
         for job in options[rule]:
             assert job["p"] == "gpu_v100" and job["A"] == "lab42" and job["cpus-per-gpu"] == cpus, (rule, job)
             assert "gpus" not in job and job["gres"].startswith("gpu:"), (rule, job)
-    assert sorted(job["gres"] for job in options["train"]) == ["gpu:1"] * 4 + ["gpu:2"] * 4
+    assert sorted(job["gres"] for job in options["train"]) == ["gpu:1"] * 8 + ["gpu:2"] * 4
     for rule in CPU_RULES:
         assert all(job == {"A": "lab42", "cpus-per-task": "1"} for job in options[rule]), rule
 

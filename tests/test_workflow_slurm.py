@@ -65,9 +65,9 @@ def test_slurm_profile_runs_the_workflow_and_a_cancelled_training_resumes(workfl
     by_rule: dict[str, list[dict]] = {}
     for record in records.values():
         by_rule.setdefault(record["Comment"].split("_wildcards")[0].removeprefix("rule_"), []).append(record)
-    assert {"cache_shard", "normalisation", "train", "evaluate", "gradcam", "shift_reference", "external"} == set(by_rule)
+    assert {"cache_shard", "normalisation", "train", "evaluate", "gradcam", "external"} == set(by_rule)
     for rule, jobs in by_rule.items():
-        gpu = rule in ("train", "evaluate", "gradcam", "shift_reference", "external")
+        gpu = rule in ("train", "evaluate", "gradcam", "external")
         assert all((j["Partition"] == "gpu") == gpu for j in jobs), (rule, jobs)
         assert all(("gpu:1" in j.get("TresPerJob", "")) == gpu for j in jobs), (rule, jobs)
     trains = [(j["JobId"], j["Comment"], j["JobState"], j.get("ExitCode"), j.get("Reason")) for j in by_rule["train"]]

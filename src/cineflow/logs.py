@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def to_log(path: str | Path):
+def to_log(path: str | Path, mode: str = "w"):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1, encoding="utf-8") as fh, contextlib.redirect_stderr(fh), \
+    with open(path, mode, buffering=1, encoding="utf-8") as fh, contextlib.redirect_stderr(fh), \
             contextlib.redirect_stdout(fh):
         try:
             yield fh

@@ -9,23 +9,23 @@ import pandas as pd
 import torch
 
 from cineflow.config import ConfigError, EvalConfig
-from cineflow.data.splits import fold_rows
+from cineflow.data.splits import fold_rows, parse_fold
 from cineflow.models.trained import TrainedModel
 
 
-def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
+def evaluate_fold(model: str | Path | TrainedModel, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
                   device: torch.device, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """(metrics dict, predictions table with one row per test video).
 
     Args:
-        model_path: the fold's best checkpoint.
+        model: the fold's best checkpoint, or that checkpoint loaded.
         split: the fold's split table (video_id, partition).
         manifest: the cached videos with labels and targets.
         cfg: the evaluate section.
         device: where the model runs.
         seed: seeds the MC dropout passes.
     """
-    trained = TrainedModel.load(model_path, device)
+    trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model, device)
     task, spec = trained.task, trained.spec
 
     def scores(rows: pd.DataFrame):
@@ -48,3 +48,23 @@ def evaluate_fold(model_path: str | Path, split: pd.DataFrame, manifest: pd.Data
         "trained_on": trained.provenance.get("hardware", {}),
     }
     return metrics, predictions
+
+
+def fold_record(model: str | Path | TrainedModel, split: pd.DataFrame, manifest: pd.DataFrame, cfg: EvalConfig,
+                device: torch.device, *, seed: int, names: tuple[str, str], provenance: dict
+                ) -> tuple[dict, pd.DataFrame]:
+    """A fold's metrics.json record (what summarize, nested selection and the report read) and its predictions.
+
+    One function for the evaluate rule and for an inner fold of nested selection, which its training job scores
+    (rule train_inner: a job start saved per inner fold), so both records are the same.
+
+    Args:
+        model, split, manifest, cfg, device, seed: as for `evaluate_fold`.
+        names: the model's name and the fold's (`2`, `2_r1`, `2i0`).
+        provenance: the config, code and hardware the record carries.
+    """
+    metrics, predictions = evaluate_fold(model, split, manifest, cfg, device, seed=seed)
+    repeat, fold = parse_fold(names[1])
+    record = {"model": names[0], "fold": fold, "repeat": repeat, "name": names[1], **metrics,
+              "provenance": provenance}
+    return record, predictions
