@@ -43,6 +43,7 @@ include: "rules/external.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
+include: "rules/deploy.smk"
 
 
 # a killed run (SIGKILL, a lost node) cleans nothing up: its temporaries go before anything else runs, while
@@ -60,12 +61,14 @@ localrules:
     manifest_model,
     splits,
     splits_repeat,
+    inner_splits,
     summarize,
     plots,
     report,
     compare,
     subgroups,
     model_card,
+    nested,
 
 
 rule all:

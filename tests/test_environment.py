@@ -25,7 +25,8 @@ def requirements(lines) -> dict[str, SpecifierSet]:
 
 def test_conda_env_lists_the_same_packages_and_bounds_as_pyproject():
     meta = project()
-    wanted = requirements(meta["dependencies"] + meta["optional-dependencies"]["tracking"])
+    extras = meta["optional-dependencies"]
+    wanted = requirements(meta["dependencies"] + extras["tracking"] + extras["deploy"])
     wanted = {k: v for k, v in wanted.items() if k not in DRIVER_ONLY}
     for path in sorted((REPO / "envs").glob("*.yaml")):
         env = yaml.safe_load(path.read_text())

@@ -37,6 +37,21 @@ from helpers.workflow import (
 pytestmark = pytest.mark.workflow
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """cineflow installed from its built wheel into a fresh environment (helpers.workflow.wheel_install)."""
+    return wheel_install(tmp_path_factory.mktemp("wheel"))
+
+
+def new_videos(workflow: Path, folder: Path) -> Path:
+    """New videos to predict: two demo AVIs, a broken file and a DICOM cine loop in a subfolder."""
+    folder.mkdir()
+    for name in ("patient_000_clip0.avi", "patient_001_clip0.avi", "corrupt_0.avi"):
+        shutil.copy(workflow / "resources" / "demo" / "videos" / name, folder / name)
+    write_dicom(folder / "scanner" / "cine.dcm", gradient_clip(12, 40, rgb=False))
+    return folder
+
+
 def test_all_outputs_exist_with_provenance(workflow):
     results = workflow / "results"
     manifest = pd.read_parquet(results / "manifest.parquet")
@@ -111,13 +126,9 @@ def test_out_of_fold_predictions_pooled_metrics_and_confidence_intervals(workflo
     assert {"scatter.png", "bland_altman.png", "bin_mae.png"} <= figures
 
 
-def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
+def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path, installed):
     """The fold models' ensemble on a folder of new AVIs, a DICOM cine loop and a broken file."""
-    new = tmp_path / "new"
-    new.mkdir()
-    for name in ("patient_000_clip0.avi", "patient_001_clip0.avi", "corrupt_0.avi"):
-        shutil.copy(workflow / "resources" / "demo" / "videos" / name, new / name)
-    write_dicom(new / "scanner" / "cine.dcm", gradient_clip(12, 40, rgb=False))
+    new = new_videos(workflow, tmp_path / "new")
     # set on the command line, as the README shows: --config reads `True` as text, cineflow as the boolean
     snakemake(workflow, "results/predict/tiny/predictions.csv", "--config", f"predict={{input: {new}, gradcam: True}}")
     out = workflow / "results" / "predict" / "tiny"
@@ -136,7 +147,7 @@ def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
         assert container.streams.video[0].width == 80 and 40 < container.streams.video[0].height < 80
     # the command line, installed from the built wheel into a fresh environment and run outside the
     # checkout, gives the same numbers for the same videos and settings
-    cli = wheel_install(tmp_path / "wheel") / "bin" / "cineflow-predict"
+    cli = installed / "bin" / "cineflow-predict"
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     subprocess.run([str(cli), str(new), "--summary", str(workflow / "results" / "tiny" / "summary.json"),
@@ -144,6 +155,52 @@ def test_predict_rule_and_command_line_on_new_videos(workflow, tmp_path):
                     "--seed", str(CONFIG["seed"])], cwd=outside, check=True, timeout=300)
     same = pd.read_parquet(tmp_path / "p.parquet")
     assert same["score"].tolist() == pytest.approx(table["score"].tolist(), nan_ok=True)
+
+
+def test_a_bundle_predicts_alone_as_the_workflow_does(workflow, tmp_path, installed):
+    """results/tiny/bundle copied to a folder without results/ or config, run by the installed wheel: the predict
+    rule's scores to 1e-5 on the torch route, the same through ONNX Runtime, and a changed bundle refused."""
+    new = new_videos(workflow, tmp_path / "new")
+    snakemake(workflow, "results/tiny/bundle", "results/predict/tiny/predictions.csv", "--config",
+              f"predict={{input: {new}}}")
+    bundle = tmp_path / "elsewhere" / "bundle"
+    shutil.copytree(workflow / "results" / "tiny" / "bundle", bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["onnx_skipped"] == {} and {"contract.json", "model_card.md", "folds/0/model.onnx",
+                                              "folds/1/shift_reference.npz"} <= set(manifest["files"])
+
+    def predict(*args: str, bundle_dir: Path = bundle) -> subprocess.CompletedProcess:
+        return subprocess.run([str(installed / "bin" / "cineflow-predict"), str(new), "--bundle", str(bundle_dir),
+                               "--seed", str(CONFIG["seed"]), *args], cwd=bundle.parent, capture_output=True,
+                              text=True, timeout=300)
+
+    workflow_table = pd.read_csv(workflow / "results" / "predict" / "tiny" / "predictions.csv")
+    runs = {"torch": ("--mc-dropout", str(CONFIG["evaluate"].get("mc_dropout", 0))), "plain": ("--mc-dropout", "0"),
+            "onnx": ("--mc-dropout", "0", "--runtime", "onnx")}
+    tables = {}
+    for name, args in runs.items():
+        done = predict("--out", str(tmp_path / f"{name}.csv"), *args)
+        assert done.returncode == 0 and "verified (manifest SHA-256" in done.stderr, done.stderr[-2000:]
+        tables[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    assert tables["torch"]["video_id"].tolist() == workflow_table["video_id"].tolist()
+    assert tables["torch"]["score"].to_numpy() == pytest.approx(workflow_table["score"].to_numpy(), abs=1e-5,
+                                                                nan_ok=True)
+    assert tables["torch"]["shift_score"].to_numpy() == pytest.approx(workflow_table["shift_score"].to_numpy(),
+                                                                      abs=1e-5, nan_ok=True)
+    assert tables["onnx"]["score"].to_numpy() == pytest.approx(tables["plain"]["score"].to_numpy(), abs=1e-5,
+                                                               nan_ok=True)
+    assert tables["onnx"]["prediction"].tolist()[1:] == tables["plain"]["prediction"].tolist()[1:]
+    # one byte changed in a fold model: refused, the file named, nothing predicted
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    with open(tampered / "folds" / "1" / "model.onnx", "r+b") as fh:
+        fh.seek(100)
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 1]))
+    done = predict("--out", str(tmp_path / "no.csv"), bundle_dir=tampered)
+    assert done.returncode != 0 and "folds/1/model.onnx has changed since the bundle was built" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "no.csv").exists()
 
 
 def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):

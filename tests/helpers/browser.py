@@ -21,9 +21,8 @@ def missing() -> str | None:
     return None
 
 
-def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
-    """Load the page; wait until every <video> can play. Returns the console errors; per video and image, what
-    the page reports (readyState, duration, natural size); and per table its id, class and cells' text by row."""
+def chromium():
+    """A headless Chromium driver that plays videos without a gesture and keeps the console log (quit it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -33,7 +32,29 @@ def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def console_errors(driver) -> list[dict]:
+    """The page's SEVERE console entries so far."""
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def wait_for(check, timeout: float, what: str):
+    """check()'s first truthy value within `timeout` seconds; AssertionError naming `what` otherwise."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"no {what} within {timeout:.0f} s")
+
+
+def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
+    """Load the page; wait until every <video> can play. Returns the console errors; per video and image, what
+    the page reports (readyState, duration, natural size); and per table its id, class and cells' text by row."""
+    driver = chromium()
     try:
         driver.get(html.resolve().as_uri())
         deadline = time.time() + timeout
@@ -54,7 +75,7 @@ def open_report(html: Path, screenshot: Path, timeout: float = 60) -> dict:
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1300, min(int(height), 12000))
         driver.save_screenshot(str(screenshot))
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        errors = console_errors(driver)
         return {"videos": videos, "images": images, "errors": errors, "tables": tables,
                 "title": driver.title}
     finally:

@@ -79,11 +79,10 @@ def prepare(videos: pd.DataFrame, root: Path, preprocess: dict, work_dir: Path, 
     return pd.DataFrame(rows, columns=CACHED_COLUMNS), pd.DataFrame(status, columns=STATUS_COLUMNS)
 
 
-def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str | Path], fold_metrics: list[dict],
-                       cfg: EvalConfig, work_dir: str | Path, device: torch.device, seed: int = 0,
-                       gradcam: GradcamConfig | None = None, cam_dir: str | Path | None = None,
-                       references: list[str | Path] | None = None, root: str | Path | None = None
-                       ) -> pd.DataFrame:
+def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str | Path | TrainedModel],
+                       fold_metrics: list[dict], cfg: EvalConfig, work_dir: str | Path, device: torch.device,
+                       seed: int = 0, gradcam: GradcamConfig | None = None, cam_dir: str | Path | None = None,
+                       references: list[str | Path] | None = None, root: str | Path | None = None) -> pd.DataFrame:
     """One row per input video: status, the ensemble's scores, prediction and uncertainty, and with
     `references` the input-shift warning (shift_score, in_distribution, shift_reasons: see evaluate.shift).
 
@@ -94,7 +93,7 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
     Args:
         source: a folder of videos, a CSV/Parquet table with a path column, or a table (video_id, path)
             of files under `root`.
-        model_paths: the fold models' checkpoints.
+        model_paths: the fold models' checkpoints, or their records loaded (an ONNX bundle's sessions).
         fold_metrics: the folds' metrics.json contents (recalibrations, thresholds), in model_paths' order.
         cfg: the evaluate section (eval_clips, block, mc_dropout).
         work_dir: where new videos are cached while they are scored.
@@ -106,7 +105,7 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         root: the folder the paths of a `source` table are relative to.
     """
     work_dir = Path(work_dir)
-    models = [TrainedModel.load(p, device) for p in model_paths]
+    models = [p if isinstance(p, TrainedModel) else TrainedModel.load(p, device) for p in model_paths]
     if models[0].preprocess is None:
         raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
     task = models[0].task

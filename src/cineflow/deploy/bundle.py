@@ -1,0 +1,214 @@
+"""A model bundle: everything a fold ensemble needs to predict on another machine, with no results/ tree and no
+config, and a manifest of SHA-256 checksums that prediction verifies before it reads anything.
+
+Layout (`results/<model>/bundle/`):
+    manifest.json          format, model, every other file with its SHA-256, what ONNX could not export
+    contract.json          the preprocessing contract (frame-cache settings: sector/ROI, size, colour, fps; clip
+                           spec; normalisation; channels), the task and classes, the evaluation settings, and per
+                           fold its files, val-tuned threshold and recalibration
+    folds/<fold>/model.pt  the fold checkpoint (weights and record; loaded weights_only: nothing is unpickled)
+    folds/<fold>/model.onnx   the same model as ONNX, where the family exports
+    folds/<fold>/shift_reference.npz   the input-shift reference (plain arrays, no pickles)
+    model_card.md, summary.json   the model card and the run's summary with its provenance
+
+The torch route rebuilds each fold's architecture from the installed package and loads the checkpoint's
+weights; the ONNX route runs the exported graphs in ONNX Runtime. Both score with the same code as the workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cineflow.config import EvalConfig, GradcamConfig, section
+from cineflow.evaluate.predict import predict_new_videos
+from cineflow.io import read_json, write_json
+from cineflow.models.trained import TrainedModel, load_checkpoint
+from cineflow.provenance import file_sha256, provenance
+
+FORMAT = "cineflow-bundle/1"
+MANIFEST, CONTRACT = "manifest.json", "contract.json"
+
+
+class BundleError(ValueError):
+    """A bundle that is incomplete, changed after it was built, or not a bundle: the message says which file."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its folder, contract, and per fold the checkpoint, ONNX file (or None), metrics
+    (threshold, recalibration, task) and shift reference."""
+
+    root: Path
+    contract: dict
+    models: list[Path]
+    onnx: list[Path | None]
+    metrics: list[dict]
+    references: list[Path]
+    digest: str  # SHA-256 of manifest.json: one number that names everything in the bundle
+    ignored: list[str]  # files in the folder the manifest does not list: never read
+
+
+def fold_contract(trained: TrainedModel, metrics: dict) -> dict:
+    """What one fold needs besides its weights: its input contract and its decision settings."""
+    return {"task": trained.task.as_dict(), "output": trained.output, "in_channels": trained.in_channels,
+            "input_size": list(trained.input_size), "normalisation": trained.normalisation,
+            "preprocess": trained.preprocess, "clip_spec": vars(trained.clip_spec),
+            "threshold": metrics.get("threshold"), "calibration": metrics.get("calibration")}
+
+
+def build_bundle(model: str, model_paths: list[str | Path], metric_paths: list[str | Path],
+                 reference_paths: list[str | Path], summary: str | Path, card: str | Path, evaluate: dict,
+                 out_dir: str | Path, onnx: bool = True) -> dict:
+    """Write the bundle of one model into `out_dir` (replaced whole, so a killed build leaves no half bundle) and
+    return its manifest.
+
+    Args:
+        model: the model's name.
+        model_paths, metric_paths, reference_paths: each fold's checkpoint, metrics.json and shift reference.
+        summary: the model's summary.json (its provenance travels with the bundle).
+        card: the model card.
+        evaluate: the evaluate section (eval_clips, block: how prediction reads a video).
+        out_dir: the bundle folder.
+        onnx: also export each fold as ONNX (where the family allows).
+    """
+    from cineflow.deploy.onnx import export_onnx  # torch's exporter is loaded only to build a bundle
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    folds, skipped = [], {}
+    for model_path, metric_path, reference_path in zip(model_paths, metric_paths, reference_paths):
+        metrics = read_json(metric_path)
+        name = str(metrics.get("name", Path(model_path).parent.name.removeprefix("fold_")))
+        fold_dir = tmp / "folds" / name
+        fold_dir.mkdir(parents=True)
+        trained = TrainedModel.load(model_path, "cpu")
+        if trained.base_weights is not None:  # an adapter on a weights file elsewhere: the whole model goes along
+            trained = replace(trained, base_weights=None)
+            trained.save(fold_dir / "model.pt", trained.module.state_dict())
+        else:
+            shutil.copyfile(model_path, fold_dir / "model.pt")
+        shutil.copyfile(reference_path, fold_dir / "shift_reference.npz")
+        reason = export_onnx(trained, fold_dir / "model.onnx") if onnx else "not asked for"
+        if reason:
+            skipped[name] = reason
+        folds.append({"name": name, "model": f"folds/{name}/model.pt",
+                      "onnx": None if reason else f"folds/{name}/model.onnx",
+                      "shift_reference": f"folds/{name}/shift_reference.npz", **fold_contract(trained, metrics)})
+    shutil.copyfile(summary, tmp / "summary.json")
+    shutil.copyfile(card, tmp / "model_card.md")
+    write_json(tmp / CONTRACT, {"model": model, "evaluate": {k: evaluate[k] for k in ("eval_clips", "block")},
+                                "folds": folds})
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    manifest = {"format": FORMAT, "model": model, "files": {f: file_sha256(tmp / f) for f in files},
+                "onnx_skipped": skipped, "provenance": provenance({"model": model, "evaluate": evaluate})}
+    write_json(tmp / MANIFEST, manifest)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return manifest
+
+
+def verify_bundle(root: str | Path) -> dict:
+    """The manifest of the bundle at `root` once every file it lists is there, inside the bundle, with its checksum;
+    otherwise BundleError naming the file. Nothing in the folder is read before this passes, and only the files
+    it lists are read after."""
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
+        raise BundleError(f"{root} is not a cineflow bundle: it has no {MANIFEST} (build one with "
+                          f"`snakemake results/<model>/bundle`)")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(f"{root / MANIFEST} is not valid JSON ({error}): the bundle is damaged") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"),
+                                                                                            dict):
+        raise BundleError(f"{root / MANIFEST}: not a {FORMAT} manifest; rebuild the bundle with this version")
+    listed = manifest["files"]
+    for name, digest in listed.items():
+        path = (root / name).resolve()
+        if not path.is_relative_to(root.resolve()) or name == MANIFEST:
+            raise BundleError(f"{root / MANIFEST} lists '{name}', which is outside the bundle: refused")
+        if not path.is_file():
+            raise BundleError(f"{root}: {name} is missing; copy the whole bundle folder")
+        if file_sha256(path) != digest:
+            raise BundleError(f"{root}: {name} has changed since the bundle was built (SHA-256 {digest[:12]}... "
+                              f"expected): refused; use the bundle as it was built")
+    return manifest
+
+
+def unlisted_files(root: str | Path, manifest: dict) -> list[str]:
+    """Files in the bundle folder that its manifest does not list (hidden ones, such as Snakemake's timestamp of a
+    directory output, left out): prediction never reads them, and says so."""
+    root = Path(root)
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    return sorted(present - set(manifest["files"]) - {MANIFEST})
+
+
+def open_bundle(root: str | Path) -> Bundle:
+    """The verified bundle at `root` (verify_bundle), with its folds' files and decision settings."""
+    root = Path(root)
+    manifest = verify_bundle(root)
+    contract = read_json(root / CONTRACT)
+    folds = contract["folds"]
+    metrics = [{"task": f["task"], "threshold": f["threshold"], "calibration": f["calibration"]} for f in folds]
+    return Bundle(root=root, contract=contract, models=[root / f["model"] for f in folds],
+                  onnx=[root / f["onnx"] if f["onnx"] else None for f in folds], metrics=metrics,
+                  references=[root / f["shift_reference"] for f in folds], digest=file_sha256(root / MANIFEST),
+                  ignored=unlisted_files(root, manifest))
+
+
+def onnx_models(bundle: Bundle) -> list[TrainedModel]:
+    """Each fold's record with its ONNX Runtime session as the module (clear error where a fold has no ONNX)."""
+    from cineflow.deploy.onnx import OnnxModule
+
+    missing = [str(p.parent.name) for p, o in zip(bundle.models, bundle.onnx) if o is None]
+    if missing:
+        raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json onnx_skipped says why); "
+                          f"use the torch route (--runtime torch)")
+    return [replace(TrainedModel.of_checkpoint(load_checkpoint(m)), module=OnnxModule(o))
+            for m, o in zip(bundle.models, bundle.onnx)]
+
+
+def load_models(bundle: Bundle, device: torch.device) -> list[TrainedModel]:
+    """The bundle's fold models loaded (torch route), e.g. once when an app starts."""
+    return [TrainedModel.load(p, device) for p in bundle.models]
+
+
+def predict_with_bundle(bundle: Bundle, source: str | Path | pd.DataFrame, work_dir: str | Path,
+                        device: torch.device, runtime: str = "torch", seed: int = 0, mc_dropout: int = 0,
+                        cam_dir: str | Path | None = None, root: str | Path | None = None,
+                        models: list[TrainedModel] | None = None) -> pd.DataFrame:
+    """predict_new_videos with the bundle's folds, thresholds, recalibrations and references, and the evaluation
+    settings it was built with: the workflow's predictions for the same videos.
+
+    Args:
+        bundle: an opened bundle (open_bundle).
+        source: a folder of videos, a table with a path column, or a (video_id, path) table under `root`.
+        work_dir: where new videos are cached while they are scored.
+        device: where the torch route runs (the ONNX route runs on the CPU).
+        runtime: "torch" (checkpoints; shift warning, MC dropout and Grad-CAM) or "onnx" (ONNX Runtime, scores).
+        seed: seeds MC dropout.
+        mc_dropout: MC dropout passes (torch route only).
+        cam_dir: where Grad-CAMs go (torch route only), or None for none.
+        root: the folder a (video_id, path) table's paths are relative to.
+        models: the torch route's fold models already loaded (load_models); None: loaded here.
+    """
+    cfg = section(EvalConfig, "evaluate", **bundle.contract["evaluate"], mc_dropout=mc_dropout)
+    if runtime == "onnx":
+        if mc_dropout or cam_dir:
+            raise BundleError("the ONNX route gives scores only: MC dropout and Grad-CAM need --runtime torch")
+        models, references = onnx_models(bundle), None
+    elif runtime == "torch":
+        models, references = models or bundle.models, bundle.references
+    else:
+        raise BundleError(f"unknown runtime '{runtime}': torch or onnx")
+    gradcam = section(GradcamConfig, "gradcam") if cam_dir else None
+    return predict_new_videos(source, models, bundle.metrics, cfg, work_dir, device, seed, gradcam, cam_dir,
+                              references, root)

@@ -1,0 +1,155 @@
+"""The interactive app on a bundle of the session's tiny run: Streamlit's AppTest, and a real headless Chromium
+that uploads a demo video, sees the prediction and the Grad-CAM playing, and is refused a wrong type and an
+oversized file."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+import cineflow.deploy
+from cineflow.deploy.bundle import open_bundle
+from cineflow.deploy.serve import UploadError, check_upload, predict_upload
+from helpers import browser
+from helpers.workflow import snakemake
+
+pytestmark = pytest.mark.workflow
+APP = Path(cineflow.deploy.__file__).with_name("app.py")
+
+
+@pytest.fixture(scope="module")
+def bundle(workflow, tmp_path_factory) -> Path:
+    snakemake(workflow, "results/tiny/bundle")
+    out = tmp_path_factory.mktemp("app") / "bundle"
+    shutil.copytree(workflow / "results" / "tiny" / "bundle", out)
+    return out
+
+
+def demo_video(workflow: Path, name: str = "patient_000_clip0.avi") -> Path:
+    return workflow / "resources" / "demo" / "videos" / name
+
+
+def started(bundle: Path, monkeypatch, *args: str):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(sys, "argv", ["app", "--bundle", str(bundle), *args])
+    app = AppTest.from_file(str(APP), default_timeout=180)
+    app.run()
+    return app
+
+
+def test_uploads_are_checked_by_type_and_size_and_the_name_is_never_a_path():
+    assert check_upload("../../etc/Clip 1.AVI", 10, 1) == ".avi"
+    with pytest.raises(UploadError, match="'.txt' files are not accepted"):
+        check_upload("notes.txt", 10, 1)
+    with pytest.raises(UploadError, match="the limit is 1 MB"):
+        check_upload("big.dcm", 2**20 + 1, 1)
+
+
+def test_the_app_predicts_an_upload_with_its_uncertainty_and_grad_cam(bundle, workflow, monkeypatch):
+    app = started(bundle, monkeypatch, "--mc-dropout", "3", "--max-mb", "1")
+    assert app.title[0].value == "cineflow · tiny" and "Upload a file" in app.info[0].value
+    data = demo_video(workflow).read_bytes()
+    before = set(Path(tempfile.gettempdir()).glob("cineflow-app-*"))
+    app.file_uploader[0].set_value(("../../x/clip.avi", data, "video/x-msvideo")).run()
+    assert not app.exception and not app.error
+    # the same numbers as the bundle's own prediction of that file
+    loaded = open_bundle(bundle)
+    expected = predict_upload(loaded, loaded.models, data, ".avi", torch.device("cpu"), 3, 0)
+    lines = [m.value for m in app.markdown]
+    assert lines == [line for line in expected.lines if not line.startswith("WARNING")]
+    assert [w.value for w in app.warning] == [line for line in expected.lines if line.startswith("WARNING")]
+    assert lines[0] in ("Prediction: NORMAL", "Prediction: REDUCED")
+    assert any(line.startswith("Uncertainty: fold spread (sd)") and "MC dropout sd" in line for line in lines)
+    assert sum(line.startswith(("Input check: like", "WARNING: unlike")) for line in expected.lines) == 1
+    assert app.get("video") and expected.cam[4:8] == b"ftyp"  # an MP4 of the CAM on the source frames
+    assert set(Path(tempfile.gettempdir()).glob("cineflow-app-*")) == before  # its private folder removed
+    # an unreadable file and an oversized one: said, not a traceback
+    app.file_uploader[0].set_value(("corrupt.avi", demo_video(workflow, "corrupt_0.avi").read_bytes(),
+                                    "video/x-msvideo")).run()
+    assert "could not be read" in app.error[0].value and not app.exception
+    app.file_uploader[0].set_value(("big.avi", b"\0" * (2**20 + 1), "video/x-msvideo")).run()
+    assert "the limit is 1 MB" in app.error[0].value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_browser_uploads_a_video_and_sees_the_prediction_and_the_cam_play(bundle, workflow, tmp_path):
+    reason = browser.missing()
+    if reason:
+        pytest.skip(reason)
+    from selenium.webdriver.common.by import By
+
+    port = free_port()
+    app = subprocess.Popen([str(Path(sys.executable).with_name("cineflow-app")), "--bundle", str(bundle),
+                            "--port", str(port), "--max-mb", "1", "--mc-dropout", "2"],
+                           stdout=(tmp_path / "app.log").open("w"), stderr=subprocess.STDOUT)
+    driver = None
+    try:
+        browser.wait_for(lambda: healthy(port), 120, "app server")
+        driver = browser.chromium()
+        driver.get(f"http://localhost:{port}")
+
+        def upload(path: Path, text: str) -> None:
+            browser.wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, 'input[type="file"]'), 60,
+                             "upload field")[0].send_keys(str(path))
+            browser.wait_for(lambda: text in driver.find_element(By.TAG_NAME, "body").text, 120, f"'{text}'")
+
+        upload(demo_video(workflow), "Prediction:")
+        playing = browser.wait_for(lambda: driver.execute_script(
+            "const v = document.querySelector('video'); return v && !v.paused && v.currentTime > 0 && "
+            "v.videoWidth > 0 && !v.error"), 30, "Grad-CAM video playing")
+        assert playing and "P(REDUCED) = " in driver.find_element(By.TAG_NAME, "body").text
+        assert browser.console_errors(driver) == []
+        (tmp_path / "notes.txt").write_text("not a video")
+        upload(tmp_path / "notes.txt", "files are not allowed")
+        (tmp_path / "big.avi").write_bytes(b"\0" * (3 * 2**19))
+        upload(tmp_path / "big.avi", "File must be 1.0MB or smaller")
+    finally:
+        if driver is not None:
+            driver.quit()
+        app.terminate()
+        app.wait(timeout=30)
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_the_bundle_as_an_mlflow_registry_version_predicts_as_the_bundle(bundle, workflow, tmp_path, monkeypatch):
+    """cineflow-register into a local SQLite registry; the version loaded back through MLflow gives the bundle's
+    predictions (the model is stored as code, the bundle as its artifact: nothing pickled)."""
+    import mlflow
+    import pandas as pd
+
+    from cineflow.cli import register_main
+    from cineflow.deploy.bundle import predict_with_bundle
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert register_main(["--bundle", str(bundle), "--name", "tiny", "--registered-model", "tiny-demo",
+                          "--tracking-uri", uri]) == 0
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/tiny-demo/1")
+    videos = [str(demo_video(workflow, f"patient_00{i}_clip0.avi")) for i in (0, 1)]
+    served = model.predict(pd.DataFrame({"path": videos}))
+    direct = predict_with_bundle(open_bundle(bundle), pd.DataFrame({"video_id": ["a", "b"], "path": videos}),
+                                 tmp_path / "work", torch.device("cpu"), root="/")
+    assert served["score"].tolist() == pytest.approx(direct["score"].tolist(), abs=1e-6)
+    assert served["status"].tolist() == ["ok", "ok"]
