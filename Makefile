@@ -9,7 +9,7 @@ CORES ?= all
 .PHONY: demo test system bench lint fmt clean
 
 # each benchmark writes bench/results/<name>.json (a flat object of figures); gpu needs CUDA and says so without
-BENCHES := loader cache dag train_step explain stats_layer probe slurm gpu
+BENCHES := loader cache dag train_step explain stats_layer probe deploy slurm gpu
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: $(BIN)/snakemake
 
 # one worker per core, a test file per worker at a time (the workflow tests share a module fixture)
 test: $(BIN)/snakemake system
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=30
 
 # Debian packages two kinds of tests need: headless Chromium for the report test, and slurm-wlm + munge
 # for the single-node SLURM test and benchmark. Installed with apt when missing and root; otherwise those

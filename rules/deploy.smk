@@ -26,5 +26,6 @@ rule bundle:
         # how prediction reads a video; the rest of evaluate: leaves the bundle as it is
         evaluate={k: config["evaluate"][k] for k in ("eval_clips", "block")},
         onnx=config["deploy"]["onnx"],
+        program=config["deploy"]["program"],
     script:
         "../scripts/bundle.py"

@@ -4,6 +4,8 @@ oversized file."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import pytest
 import torch
 
 import cineflow.deploy
-from cineflow.deploy.bundle import open_bundle
+from cineflow.deploy.bundle import load_models, open_bundle
 from cineflow.deploy.serve import UploadError, check_upload, predict_upload
 from helpers import browser
 from helpers.workflow import snakemake
@@ -63,7 +65,8 @@ def test_the_app_predicts_an_upload_with_its_uncertainty_and_grad_cam(bundle, wo
     assert not app.exception and not app.error
     # the same numbers as the bundle's own prediction of that file
     loaded = open_bundle(bundle)
-    expected = predict_upload(loaded, loaded.models, data, ".avi", torch.device("cpu"), 3, 0)
+    expected = predict_upload(loaded, load_models(loaded, torch.device("cpu")), data, ".avi", torch.device("cpu"), 3,
+                              0)
     lines = [m.value for m in app.markdown]
     assert lines == [line for line in expected.lines if not line.startswith("WARNING")]
     assert [w.value for w in app.warning] == [line for line in expected.lines if line.startswith("WARNING")]
@@ -98,7 +101,7 @@ def test_a_browser_uploads_a_video_and_sees_the_prediction_and_the_cam_play(bund
                            stdout=(tmp_path / "app.log").open("w"), stderr=subprocess.STDOUT)
     driver = None
     try:
-        browser.wait_for(lambda: healthy(port), 120, "app server")
+        browser.wait_for(lambda: answers(f"http://localhost:{port}/_stcore/health"), 120, "app server")
         driver = browser.chromium()
         driver.get(f"http://localhost:{port}")
 
@@ -124,9 +127,10 @@ def test_a_browser_uploads_a_video_and_sees_the_prediction_and_the_cam_play(bund
         app.wait(timeout=30)
 
 
-def healthy(port: int) -> bool:
+def answers(url: str) -> bool:
+    """The server at `url` is up and says 200."""
     try:
-        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
@@ -153,3 +157,25 @@ def test_the_bundle_as_an_mlflow_registry_version_predicts_as_the_bundle(bundle,
                                  tmp_path / "work", torch.device("cpu"), root="/")
     assert served["score"].tolist() == pytest.approx(direct["score"].tolist(), abs=1e-6)
     assert served["status"].tolist() == ["ok", "ok"]
+    # `mlflow models serve` on that version, in this environment (activated: the server is uvicorn, found on
+    # PATH): its REST answer is the bundle's
+    port, bin_dir = free_port(), Path(sys.executable).parent
+    server = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/tiny-demo/1",
+                               "--env-manager", "local", "--port", str(port)], cwd=tmp_path, text=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": uri,
+                                   "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        browser.wait_for(lambda: server.poll() is not None or answers(f"http://127.0.0.1:{port}/ping"), 180,
+                         "mlflow models serve")
+        assert server.poll() is None, server.communicate()[1][-3000:]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"dataframe_split": {"columns": ["path"],
+                                                                              "data": [[v] for v in videos]}}).encode())
+        with urllib.request.urlopen(request, timeout=120) as response:
+            rows = json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        error = server.communicate(timeout=60)[1]
+    assert [row["score"] for row in rows] == pytest.approx(direct["score"].tolist(), abs=1e-6), error[-2000:]

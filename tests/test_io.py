@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cineflow.data.video_io import write_avi
-from cineflow.io import atomic_path, frames_dir, sweep_temporaries, write_text
+from cineflow.io import atomic_dir, atomic_path, frames_dir, sweep_temporaries, write_text
 
 
 def dead_pid() -> int:
@@ -41,6 +41,7 @@ def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_pa
         path.write_text("half")
     (tmp_path / f".frames-{pid}-q1w2").mkdir()
     (tmp_path / f".frames-{pid}-q1w2" / "v.npy").write_bytes(b"x")
+    (nested / f".bundle.{pid}.k9_x.tmpdir" / "folds").mkdir(parents=True)  # a killed atomic_dir
     with frames_dir(tmp_path) as live_frames, atomic_path(nested / "live.json") as live:
         live.write_text("writing")
         kept = [nested / "summary.json", tmp_path / ".hidden.tmp", tmp_path / ".frames-notapid"]
@@ -48,10 +49,23 @@ def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_pa
         kept[1].write_text("not ours: no pid in the name")
         kept[2].mkdir()
         removed = sweep_temporaries(tmp_path)
-        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2"])
+        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2", nested / f".bundle.{pid}.k9_x.tmpdir"])
         assert live.exists() and os.path.isdir(live_frames) and all(p.exists() for p in kept)
         assert sweep_temporaries(tmp_path) == []  # nothing more of dead processes
         everything = sweep_temporaries(tmp_path, everything=True)  # the workflow's start, under its lock
         assert sorted(everything) == sorted([live, tmp_path / os.path.basename(live_frames)])
         live.write_text("rewritten")  # so that the context's rename has a file
     assert sweep_temporaries(tmp_path / "missing") == []
+
+
+def test_a_folder_written_atomically_replaces_the_old_one_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "bundle"
+    (out / "old").mkdir(parents=True)
+    with atomic_dir(out) as tmp:
+        assert not tmp.name.startswith("bundle") and tmp.parent == tmp_path
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed halfway")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"] and (out / "new.txt").exists()

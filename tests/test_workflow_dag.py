@@ -109,3 +109,19 @@ def test_naming_another_subgroup_column_retrains_nothing(workflow):
     with config_in(workflow, config):
         jobs = planned(workflow)
     assert set(jobs) == {"subgroups", "model_card", "report", "all"} and jobs["subgroups"] == 2
+
+
+def test_the_bundle_reruns_when_what_it_holds_changes_and_only_then(workflow):
+    """The bundle holds the fold models, their thresholds and calibrations, references, summary, card, the
+    evaluation settings prediction uses and the export choices: a change of one of those rebuilds it; the report's
+    code does not."""
+    snakemake(workflow, "results/tiny/bundle")
+    assert planned(workflow, "results/tiny/bundle") == {}
+    with edited(workflow / "src" / "cineflow" / "report" / "html.py"):
+        assert planned(workflow, "results/tiny/bundle") == {}
+    for section, key, value in (("deploy", "program", False), ("evaluate", "threshold", "fixed")):
+        config = yaml.safe_load(yaml.safe_dump(CONFIG))
+        config.setdefault(section, {})[key] = value
+        with config_in(workflow, config):
+            jobs = planned(workflow, "results/tiny/bundle")
+        assert jobs.get("bundle") == 1 and "train" not in jobs, (key, jobs)

@@ -17,8 +17,10 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
+from cineflow.models.trained import TrainedModel
 from cineflow.provenance import source_hash
 from helpers import TINY
 from helpers.media import gradient_clip, write_dicom
@@ -166,8 +168,15 @@ def test_a_bundle_predicts_alone_as_the_workflow_does(workflow, tmp_path, instal
     bundle = tmp_path / "elsewhere" / "bundle"
     shutil.copytree(workflow / "results" / "tiny" / "bundle", bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["onnx_skipped"] == {} and {"contract.json", "model_card.md", "folds/0/model.onnx",
-                                              "folds/1/shift_reference.npz"} <= set(manifest["files"])
+    assert manifest["skipped"] == {"onnx": {}, "program": {}} and {
+        "contract.json", "model_card.md", "folds/0/model.onnx", "folds/1/model.pt2",
+        "folds/1/shift_reference.npz"} <= set(manifest["files"])
+    for fold in json.loads((bundle / "contract.json").read_text())["folds"]:  # the torch.export program: the
+        checkpoint = TrainedModel.load(bundle / fold["model"], "cpu")  # checkpoint's outputs, at another batch
+        program = torch.export.load(str(bundle / fold["program"])).module()
+        clips = torch.rand(3, fold["in_channels"], *fold["input_size"])
+        with torch.no_grad():
+            assert torch.allclose(program(clips), checkpoint.module(clips), atol=1e-5)
 
     def predict(*args: str, bundle_dir: Path = bundle) -> subprocess.CompletedProcess:
         return subprocess.run([str(installed / "bin" / "cineflow-predict"), str(new), "--bundle", str(bundle_dir),
@@ -240,7 +249,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
     resume(a_job_runs())  # no --rerun-incomplete needed after a SIGTERM
     snakemake(second, "--rerun-incomplete", *targets)
     assert_same_results(workflow, second, ["tiny"], [0, 1])
-    left = [p for p in results.rglob(".*") if re.search(r"\.tmp(\.\w+)?$|^\.frames-", p.name)]
+    left = [p for p in results.rglob(".*") if re.search(r"\.tmp(dir|\.\w+)?$|^\.frames-", p.name)]
     assert left == [], left
     dry = snakemake(second, "-n", *targets)
     assert "nothing to be done" in (dry.stdout + dry.stderr).lower()

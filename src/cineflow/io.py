@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 # Temporaries carry the writing process's id, so a sweep can tell a killed process's leftovers from those of
-# one still running: `.{target}.{pid}.{random}.tmp[suffix]` files and `.frames-{pid}-{random}` folders.
+# one still running: `.{target}.{pid}.{random}.tmp[suffix]` files, `.{target}.{pid}.{random}.tmpdir` folders
+# (atomic_dir) and `.frames-{pid}-{random}` folders.
 _TEMP_FILE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")
-_FRAMES_DIR = re.compile(r"^\.frames-(\d+)-")
+_TEMP_DIR = re.compile(r"^(?:\..+\.(\d+)\.[^.]+\.tmpdir|\.frames-(\d+)-.*)$")
 
 
 @contextmanager
@@ -49,6 +50,29 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder beside `path`; on success it replaces `path` whole (a folder output such as a bundle
+    is never seen half-written or mixed with an older one), on error it is removed, and after a kill
+    `sweep_temporaries` removes it.
+
+    Args:
+        path: the folder to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmpdir", dir=path.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; outputs get the usual mode
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def frames_dir(parent: str | os.PathLike) -> tempfile.TemporaryDirectory:
@@ -89,8 +113,8 @@ def sweep_temporaries(folder: str | os.PathLike, everything: bool = False) -> li
                 (Path(dirpath) / name).unlink(missing_ok=True)
                 removed.append(Path(dirpath) / name)
         for name in list(dirnames):
-            match = _FRAMES_DIR.match(name)
-            if match and (everything or not _alive(int(match.group(1)))):
+            match = _TEMP_DIR.match(name)
+            if match and (everything or not _alive(int(match.group(1) or match.group(2)))):
                 shutil.rmtree(Path(dirpath) / name, ignore_errors=True)
                 removed.append(Path(dirpath) / name)
                 dirnames.remove(name)

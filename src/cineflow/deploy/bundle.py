@@ -2,12 +2,14 @@
 config, and a manifest of SHA-256 checksums that prediction verifies before it reads anything.
 
 Layout (`results/<model>/bundle/`):
-    manifest.json          format, model, every other file with its SHA-256, what ONNX could not export
+    manifest.json          format, model, every other file with its SHA-256, what could not be exported and why
     contract.json          the preprocessing contract (frame-cache settings: sector/ROI, size, colour, fps; clip
                            spec; normalisation; channels), the task and classes, the evaluation settings, and per
                            fold its files, val-tuned threshold and recalibration
     folds/<fold>/model.pt  the fold checkpoint (weights and record; loaded weights_only: nothing is unpickled)
     folds/<fold>/model.onnx   the same model as ONNX, where the family exports
+    folds/<fold>/model.pt2    the same model as a torch.export program (graph and weights; for the hospital's
+                              own torch or AOTInductor stack: cineflow's prediction does not load it)
     folds/<fold>/shift_reference.npz   the input-shift reference (plain arrays, no pickles)
     model_card.md, summary.json   the model card and the run's summary with its provenance
 
@@ -18,7 +20,6 @@ weights; the ONNX route runs the exported graphs in ONNX Runtime. Both score wit
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,11 +29,11 @@ import torch
 
 from cineflow.config import EvalConfig, GradcamConfig, section
 from cineflow.evaluate.predict import predict_new_videos
-from cineflow.io import read_json, write_json
+from cineflow.io import atomic_dir, read_json, write_json
 from cineflow.models.trained import TrainedModel, load_checkpoint
 from cineflow.provenance import file_sha256, provenance
 
-FORMAT = "cineflow-bundle/1"
+FORMAT = "cineflow-bundle/2"
 MANIFEST, CONTRACT = "manifest.json", "contract.json"
 
 
@@ -65,7 +66,7 @@ def fold_contract(trained: TrainedModel, metrics: dict) -> dict:
 
 def build_bundle(model: str, model_paths: list[str | Path], metric_paths: list[str | Path],
                  reference_paths: list[str | Path], summary: str | Path, card: str | Path, evaluate: dict,
-                 out_dir: str | Path, onnx: bool = True) -> dict:
+                 out_dir: str | Path, onnx: bool = True, program: bool = True) -> dict:
     """Write the bundle of one model into `out_dir` (replaced whole, so a killed build leaves no half bundle) and
     return its manifest.
 
@@ -77,42 +78,50 @@ def build_bundle(model: str, model_paths: list[str | Path], metric_paths: list[s
         evaluate: the evaluate section (eval_clips, block: how prediction reads a video).
         out_dir: the bundle folder.
         onnx: also export each fold as ONNX (where the family allows).
+        program: also export each fold as a torch.export program (model.pt2).
     """
-    from cineflow.deploy.onnx import export_onnx  # torch's exporter is loaded only to build a bundle
-
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    folds, skipped = [], {}
-    for model_path, metric_path, reference_path in zip(model_paths, metric_paths, reference_paths):
-        metrics = read_json(metric_path)
-        name = str(metrics.get("name", Path(model_path).parent.name.removeprefix("fold_")))
-        fold_dir = tmp / "folds" / name
-        fold_dir.mkdir(parents=True)
-        trained = TrainedModel.load(model_path, "cpu")
-        if trained.base_weights is not None:  # an adapter on a weights file elsewhere: the whole model goes along
-            trained = replace(trained, base_weights=None)
-            trained.save(fold_dir / "model.pt", trained.module.state_dict())
-        else:
-            shutil.copyfile(model_path, fold_dir / "model.pt")
-        shutil.copyfile(reference_path, fold_dir / "shift_reference.npz")
-        reason = export_onnx(trained, fold_dir / "model.onnx") if onnx else "not asked for"
-        if reason:
-            skipped[name] = reason
-        folds.append({"name": name, "model": f"folds/{name}/model.pt",
-                      "onnx": None if reason else f"folds/{name}/model.onnx",
-                      "shift_reference": f"folds/{name}/shift_reference.npz", **fold_contract(trained, metrics)})
-    shutil.copyfile(summary, tmp / "summary.json")
-    shutil.copyfile(card, tmp / "model_card.md")
-    write_json(tmp / CONTRACT, {"model": model, "evaluate": {k: evaluate[k] for k in ("eval_clips", "block")},
-                                "folds": folds})
-    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-    manifest = {"format": FORMAT, "model": model, "files": {f: file_sha256(tmp / f) for f in files},
-                "onnx_skipped": skipped, "provenance": provenance({"model": model, "evaluate": evaluate})}
-    write_json(tmp / MANIFEST, manifest)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        folds, skipped = [], {"onnx": {}, "program": {}}
+        for paths in zip(model_paths, metric_paths, reference_paths):
+            folds.append(bundle_fold(*paths, tmp, onnx, program, skipped))
+        shutil.copyfile(summary, tmp / "summary.json")
+        shutil.copyfile(card, tmp / "model_card.md")
+        write_json(tmp / CONTRACT, {"model": model, "evaluate": {k: evaluate[k] for k in ("eval_clips", "block")},
+                                    "folds": folds})
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        manifest = {"format": FORMAT, "model": model, "files": {f: file_sha256(tmp / f) for f in files},
+                    "skipped": skipped, "provenance": provenance({"model": model, "evaluate": evaluate})}
+        write_json(tmp / MANIFEST, manifest)
     return manifest
+
+
+def bundle_fold(model_path: str | Path, metric_path: str | Path, reference_path: str | Path, tmp: Path,
+                onnx: bool, program: bool, skipped: dict[str, dict[str, str]]) -> dict:
+    """Write one fold's files under `tmp`/folds/<fold>/ and return its contract entry; an export that fails is
+    recorded in `skipped` (export kind -> fold -> reason)."""
+    from cineflow.deploy.onnx import export_onnx  # torch's exporters are loaded only to build a bundle
+    from cineflow.deploy.program import export_program
+
+    metrics = read_json(metric_path)
+    name = str(metrics.get("name", Path(model_path).parent.name.removeprefix("fold_")))
+    fold_dir = tmp / "folds" / name
+    fold_dir.mkdir(parents=True)
+    trained = TrainedModel.load(model_path, "cpu")
+    if trained.base_weights is not None:  # an adapter on a weights file elsewhere: the whole model goes along
+        trained = replace(trained, base_weights=None)
+        trained.save(fold_dir / "model.pt", trained.module.state_dict())
+    else:
+        shutil.copyfile(model_path, fold_dir / "model.pt")
+    shutil.copyfile(reference_path, fold_dir / "shift_reference.npz")
+    entry = {"name": name, "model": f"folds/{name}/model.pt",
+             "shift_reference": f"folds/{name}/shift_reference.npz"}
+    for kind, wanted, export, file in (("onnx", onnx, export_onnx, "model.onnx"),
+                                       ("program", program, export_program, "model.pt2")):
+        reason = export(trained, fold_dir / file) if wanted else "not asked for"
+        if reason:
+            skipped[kind][name] = reason
+        entry[kind] = None if reason else f"folds/{name}/{file}"
+    return {**entry, **fold_contract(trained, metrics)}
 
 
 def verify_bundle(root: str | Path) -> dict:
@@ -170,7 +179,7 @@ def onnx_models(bundle: Bundle) -> list[TrainedModel]:
 
     missing = [str(p.parent.name) for p, o in zip(bundle.models, bundle.onnx) if o is None]
     if missing:
-        raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json onnx_skipped says why); "
+        raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json's skipped.onnx says why); "
                           f"use the torch route (--runtime torch)")
     return [replace(TrainedModel.of_checkpoint(load_checkpoint(m)), module=OnnxModule(o))
             for m, o in zip(bundle.models, bundle.onnx)]
@@ -198,13 +207,14 @@ def predict_with_bundle(bundle: Bundle, source: str | Path | pd.DataFrame, work_
         mc_dropout: MC dropout passes (torch route only).
         cam_dir: where Grad-CAMs go (torch route only), or None for none.
         root: the folder a (video_id, path) table's paths are relative to.
-        models: the torch route's fold models already loaded (load_models); None: loaded here.
+        models: the fold models already loaded for this runtime (load_models or onnx_models, e.g. once when an
+            app starts); None: loaded here.
     """
     cfg = section(EvalConfig, "evaluate", **bundle.contract["evaluate"], mc_dropout=mc_dropout)
     if runtime == "onnx":
         if mc_dropout or cam_dir:
             raise BundleError("the ONNX route gives scores only: MC dropout and Grad-CAM need --runtime torch")
-        models, references = onnx_models(bundle), None
+        models, references = models or onnx_models(bundle), None
     elif runtime == "torch":
         models, references = models or bundle.models, bundle.references
     else:

@@ -85,7 +85,7 @@ def predict_upload(bundle: Bundle, models: list[TrainedModel], data: bytes, suff
 
     Args:
         bundle: the opened bundle.
-        models: its fold models, loaded once at the app's start (Bundle.load).
+        models: its fold models, loaded once at the app's start (load_models).
         data: the file's bytes.
         suffix: its checked suffix (check_upload).
         device: where the models run.

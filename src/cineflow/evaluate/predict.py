@@ -102,14 +102,15 @@ def predict_new_videos(source: str | Path | pd.DataFrame, model_paths: list[str 
         gradcam: the gradcam section, or None for no CAMs.
         cam_dir: where the CAMs go.
         references: each fold model's shift_reference.npz, in the order of `model_paths`; None: no warning.
-        root: the folder the paths of a `source` table are relative to.
+        root: the folder the paths of a `source` table are relative to; None: the working folder (absolute
+            paths read as they are).
     """
     work_dir = Path(work_dir)
     models = [p if isinstance(p, TrainedModel) else TrainedModel.load(p, device) for p in model_paths]
     if models[0].preprocess is None:
         raise ValueError(f"{model_paths[0]} records no frame-cache settings; retrain it with this version")
     task = models[0].task
-    videos, root = (source, Path(root)) if isinstance(source, pd.DataFrame) else find_videos(source)
+    videos, root = (source, Path(root or Path.cwd())) if isinstance(source, pd.DataFrame) else find_videos(source)
     listed = "table" if isinstance(source, pd.DataFrame) or not Path(source).is_dir() else "folder"
     rows, status = prepare(videos, root, models[0].preprocess, work_dir / "frames", listed)
     if rows.empty:
