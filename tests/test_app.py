@@ -14,6 +14,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,6 +22,7 @@ import cineflow.deploy
 from cineflow.deploy.bundle import load_models, open_bundle
 from cineflow.deploy.serve import UploadError, check_upload, predict_upload
 from helpers import browser
+from helpers.media import ultrasound, write_dicom, write_image
 from helpers.workflow import snakemake
 
 pytestmark = pytest.mark.workflow
@@ -56,7 +58,7 @@ def test_uploads_are_checked_by_type_and_size_and_the_name_is_never_a_path():
         check_upload("big.dcm", 2**20 + 1, 1)
 
 
-def test_the_app_predicts_an_upload_with_its_uncertainty_and_grad_cam(bundle, workflow, monkeypatch):
+def test_the_app_predicts_an_upload_with_its_uncertainty_and_grad_cam(bundle, workflow, monkeypatch, tmp_path):
     app = started(bundle, monkeypatch, "--mc-dropout", "3", "--max-mb", "1")
     assert app.title[0].value == "cineflow · tiny" and "Upload a file" in app.info[0].value
     data = demo_video(workflow).read_bytes()
@@ -75,6 +77,16 @@ def test_the_app_predicts_an_upload_with_its_uncertainty_and_grad_cam(bundle, wo
     assert sum(line.startswith(("Input check: like", "WARNING: unlike")) for line in expected.lines) == 1
     assert app.get("video") and expected.cam[4:8] == b"ftyp"  # an MP4 of the CAM on the source frames
     assert set(Path(tempfile.gettempdir()).glob("cineflow-app-*")) == before  # its private folder removed
+    # a scanner's DICOM cine (JPEG baseline, YBR) and a still image: read as in training, answered or said
+    frames, _ = ultrasound(20, 48, seed=5)
+    dicom = write_dicom(tmp_path / "cine.dcm", np.repeat(frames, 3, axis=3), "YBR_FULL_422", "jpeg_baseline")
+    app.file_uploader[0].set_value(("IM_0001.dcm", dicom.read_bytes(), "application/dicom")).run()
+    said = [m.value for m in app.markdown] + [w.value for w in app.warning]
+    assert not app.exception and not app.error and said[0].startswith("Prediction: ") and app.get("video")
+    assert sum(line.startswith(("Input check: like", "WARNING: unlike")) for line in said) == 1
+    image = write_image(tmp_path / "still.png", frames[0, ..., 0])
+    app.file_uploader[0].set_value(("still.png", image.read_bytes(), "image/png")).run()
+    assert not app.exception and "a still image (1 frame) where cache.media is 'video'" in app.error[0].value
     # an unreadable file and an oversized one: said, not a traceback
     app.file_uploader[0].set_value(("corrupt.avi", demo_video(workflow, "corrupt_0.avi").read_bytes(),
                                     "video/x-msvideo")).run()
