@@ -49,7 +49,8 @@ def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_pa
         kept[1].write_text("not ours: no pid in the name")
         kept[2].mkdir()
         removed = sweep_temporaries(tmp_path)
-        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2", nested / f".bundle.{pid}.k9_x.tmpdir"])
+        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2",
+                                          nested / f".bundle.{pid}.k9_x.tmpdir"])
         assert live.exists() and os.path.isdir(live_frames) and all(p.exists() for p in kept)
         assert sweep_temporaries(tmp_path) == []  # nothing more of dead processes
         everything = sweep_temporaries(tmp_path, everything=True)  # the workflow's start, under its lock

@@ -179,8 +179,8 @@ def onnx_models(bundle: Bundle) -> list[TrainedModel]:
 
     missing = [str(p.parent.name) for p, o in zip(bundle.models, bundle.onnx) if o is None]
     if missing:
-        raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json's skipped.onnx says why); "
-                          f"use the torch route (--runtime torch)")
+        raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json's skipped.onnx says "
+                          f"why); use the torch route (--runtime torch)")
     return [replace(TrainedModel.of_checkpoint(load_checkpoint(m)), module=OnnxModule(o))
             for m, o in zip(bundle.models, bundle.onnx)]
 

@@ -38,4 +38,3 @@ def export_program(trained: TrainedModel, path: str | Path) -> str | None:
     except Exception as error:  # data-dependent control flow, an operator export does not trace
         return f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
     return None
-
