@@ -28,3 +28,15 @@ def test_versions_are_recorded():
     versions = package_versions()
     assert versions["torch"] != "not installed" and "python" in versions
     assert "+src." in code_version()
+
+
+def test_jobs_without_torch_do_not_load_it_for_their_provenance():
+    """The summaries, plots and report record the host without importing torch (~2 s a job); a job that
+    loaded torch also records whether CUDA was there."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from cineflow.provenance import provenance; hw = provenance({})['hardware']; "
+             "assert 'torch' not in sys.modules and 'cuda' not in hw and hw['cpu_count'], hw; "
+             "import torch; hw = provenance({}, 'cpu')['hardware']; assert hw['cuda'] is torch.cuda.is_available()")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)

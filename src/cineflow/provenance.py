@@ -7,12 +7,11 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
-
-import torch
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TRACKED_PACKAGES = (
@@ -69,10 +68,17 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
 
 
 def hardware(device: Any = "cpu") -> dict[str, Any]:
-    """The machine and the device a job ran on; under SLURM also its job id and the GPUs it was given."""
+    """The machine and the device a job ran on; under SLURM also its job id and the GPUs it was given.
+
+    CUDA is asked about only where the job loaded torch: a job that did not (summaries, plots, the report)
+    ran on the CPU whatever the machine holds, so they leave `cuda` out: importing torch just to ask
+    costs ~2 s a job."""
     info = {"device": str(device), "host": platform.node(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
-    if torch.cuda.is_available():
+            "cpu_count": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["cuda"] = torch.cuda.is_available()
+    if info.get("cuda"):
         device = torch.device(device)
         info["gpu"] = torch.cuda.get_device_name(device.index or 0)
     for name in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES"):
