@@ -21,7 +21,7 @@ $(BIN)/snakemake: pyproject.toml
 demo: $(BIN)/snakemake
 	$(BIN)/snakemake results/report.html --cores $(CORES) --resources gpu=1
 
-# one worker more than the cores (conftest.py), a test file per worker at a time (workflow tests share a module fixture)
+# one worker more than the cores (conftest.py), a test file per worker at a time (workflow tests share one run)
 test: $(BIN)/snakemake system
 	$(BIN)/python -m pytest -n auto --dist loadfile --durations=30
 
