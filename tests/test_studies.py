@@ -20,11 +20,15 @@ from helpers.workflow import copy_repo, snakemake
 pytestmark = pytest.mark.workflow
 
 
-def run_study(study: str, tmp_path, *targets: str, extra: dict | None = None) -> tuple:
+def run_study(study: str, tmp_path, *targets: str, extra: dict | None = None, only: bool = False) -> tuple:
     """(workdir, what the generator wrote) after the example, with `extra` config on top (config/extra.yaml,
-    which the training below keeps), ran to results/splits/fold_0.csv."""
+    which the training below keeps), ran to results/splits/fold_0.csv. `only`: the example with its SHRUNK
+    models alone, so that its whole DAG (report_study) trains nothing else."""
     workdir = copy_repo(tmp_path / "repo")
     config = yaml.safe_load((REPO / "config" / "examples" / f"{study}.yaml").read_text())
+    if only:
+        config["models"] = {name: config["models"][name] for name in SHRUNK[study]}
+        (workdir / "config" / "examples" / f"{study}.yaml").write_text(yaml.safe_dump(config))
     written = STUDIES[study](workdir / config["data"]["root"])
     (workdir / "config" / "extra.yaml").write_text(yaml.safe_dump(extra or {}))
     snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/extra.yaml",
@@ -69,6 +73,23 @@ def train_study(workdir, study: str) -> dict:
                    pd.read_csv(workdir / "results" / name / "fold_0" / "history.csv")) for name in overrides}
 
 
+# what the tests that run an example to its report add: two folds, one CAM, a short bootstrap
+SMALL_DAG = {"splits": {"folds": 2}, "gradcam": {"n_videos": 1}, "evaluate": {"bootstrap": 50}}
+
+
+def report_study(workdir, study: str) -> dict:
+    """After train_study: the example's whole DAG to results/report.html, with the same config files; returns
+    the model's summary.json, subgroups.json, model card and the report's text."""
+    snakemake(workdir, "--configfile", f"config/examples/{study}.yaml", "config/extra.yaml", "config/shrunk.yaml",
+              "--replace-workflow-config", "results/report.html")
+    name, = SHRUNK[study]
+    results = workdir / "results"
+    return {"summary": json.loads((results / name / "summary.json").read_text()),
+            "subgroups": json.loads((results / name / "subgroups.json").read_text()),
+            "model_card": (results / name / "model_card.md").read_text(),
+            "report": (results / "report.html").read_text()}
+
+
 def outputs(workdir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     results = workdir / "results"
     return (pd.read_parquet(results / "manifest.parquet"), pd.read_csv(results / "quarantine.csv", dtype={"video_id": str}),
@@ -103,7 +124,10 @@ def test_ann_vs_normal_frame_folders_with_orig_and_hflip_copies(tmp_path):
 
 def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_the_dicom_header(tmp_path):
     synthetic = {"from": "GOOD", "label": "POOR", "noise_level": 0.2, "blur_kernel": 5, "contrast_reduction": 0.5}
-    workdir, written = run_study("echo_quality", tmp_path, extra={"data": {"synthetic_low_quality": synthetic}})
+    # the workflow's default patient level (the example turns it off): each patient's two loops are rated apart
+    workdir, written = run_study("echo_quality", tmp_path, only=True, extra={
+        **SMALL_DAG, "data": {"synthetic_low_quality": synthetic}, "evaluate": {"bootstrap": 50,
+                                                                                 "aggregate": {"by": "group"}}})
     manifest, quarantine, split = outputs(workdir)
     assert quarantine["video_id"].tolist() == written["quarantined"] + [  # the missing GOOD file and its copy
         f"{written['quarantined'][0]}__low_quality"] and set(quarantine["reason"]) == {"file not found"}
@@ -130,6 +154,14 @@ def test_echo_quality_export_with_repeated_names_and_an_excel_table_groups_from_
     assert history["trains"].tolist() == ["head + last 2 of 12 backbone blocks", "head + last 4 of 12 backbone blocks",
                                           "head + last 6 of 12 backbone blocks"]
     assert metrics["loss"] == "focal" and "roc_auc" in metrics["metrics"]
+    # to the report: 4 of 10 patients mix labels, 6 remain, fewer than min_units: skipped, and said everywhere
+    done = report_study(workdir, "echo_quality")
+    units = done["summary"]["patient_level"]
+    assert units["n_left_out"] == 4 and units["n_units"] == 10 and "metrics" not in units
+    assert units["skipped"].startswith("6 patient(s) with one truth each, fewer than evaluate.aggregate.min_units")
+    assert done["subgroups"]["overall"]["patient_level"]["skipped"] == units["skipped"]
+    assert f"not reported: {units['skipped']}" in done["report"]
+    assert f"patients: not reported, {units['skipped']}" in done["model_card"]
 
 
 def test_lung_xray_kaggle_folders_with_spaces_and_a_cache_per_input_size(tmp_path):
@@ -180,7 +212,7 @@ def test_echonet_dynamic_as_published(tmp_path):
 
 
 def test_stall_catchers_joined_tables_and_the_outlined_roi(tmp_path):
-    workdir, written = run_study("stall_catchers", tmp_path)
+    workdir, written = run_study("stall_catchers", tmp_path, only=True, extra=SMALL_DAG)
     manifest, quarantine, split = outputs(workdir)
     assert quarantine["video_id"].tolist() == written["quarantined"]
     assert quarantine["reason"][0].startswith("no outline of colour [255, 140, 0]")
@@ -199,3 +231,8 @@ def test_stall_catchers_joined_tables_and_the_outlined_roi(tmp_path):
     assert history["stage"].tolist() == [1, 2] and metrics["monitor"] == "mcc"
     assert history["trains"].tolist() == ["head + last 6 of 12 backbone blocks"] * 2
     assert metrics["threshold_rule"] == "fixed" and metrics["threshold"] == 0.5
+    # to the report, though its projects hold stalled and flowing vessels: the example scores vessels only
+    assert (table.groupby("project_id")["stalled"].nunique() > 1).any()
+    done = report_study(workdir, "stall_catchers")
+    assert "patient_level" not in done["summary"] and np.isfinite(done["summary"]["pooled"]["metrics"]["mcc"])
+    assert "pooled patient level" not in done["report"] and "Model: r2plus1d_stall" in done["report"]

@@ -44,14 +44,15 @@ def write_ann_vs_normal(root: str | Path, n_scans: int = 12, n_frames: int = 12,
 def write_echo_quality(root: str | Path, n_patients: int = 10, size: int = 24) -> dict:
     """echo_annotations.csv (video_path relative to the root, quality_score 0/1) + DICOM cine loops as a scanner
     exports them: echo_videos/<study folder>/IM_0001.dcm, IM_0002.dcm, ... (the same names in every folder), two
-    loops for the first four patients (the patient only in the DICOM header). The table is saved as Excel on
-    Windows saves it: ';'-separated, cp1252, a padded header. One listed file is missing: quarantined."""
+    loops for the first four patients (the patient only in the DICOM header), rated one by one: a patient's two
+    loops have different scores. The table is saved as Excel on Windows saves it: ';'-separated, cp1252, a
+    padded header. One listed file is missing: quarantined."""
     root = Path(root)
     rows = []
     for patient in range(n_patients):
         for k in range(2 if patient < 4 else 1):
             path = f"echo_videos/Étude {patient:02d}/IM_{k + 1:04d}.dcm"
-            score = patient % 2
+            score = (patient + k) % 2
             frames = gradient_clip(6, size, rgb=False, seed=patient) // (1 if score else 3)
             write_dicom(root / path, frames, patient_id=f"PAT{patient:03d}")
             rows.append({"video_path": path, "quality_score": score})

@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from cineflow.evaluate.aggregate import level_name, units
 from cineflow.evaluate.summary import first_repeat
 from cineflow.tasks import Task
 from cineflow.tasks.resampled import bootstrap_draws, percentile_ci
@@ -39,12 +40,13 @@ def comparable(tasks: dict[str, Task]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in itertools.combinations(tasks, 2) if tasks[a].as_dict() == tasks[b].as_dict()]
 
 
-def paired(oof_a: pd.DataFrame, oof_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The two models' predictions of the videos both predicted, in one order (repeat 0 where repeated)."""
+def paired(oof_a: pd.DataFrame, oof_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The two models' predictions of the videos both predicted, in one order (repeat 0 where repeated); None
+    where they share no video."""
     first = [first_repeat(t) for t in (oof_a, oof_b)]
     shared = sorted(set(first[0]["video_id"]) & set(first[1]["video_id"]))
     if not shared:
-        raise ValueError("the two models share no predicted video; compare models trained on the same splits")
+        return None
     return tuple(t.set_index("video_id").loc[shared].reset_index() for t in first)
 
 
@@ -89,11 +91,14 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
         tasks: each model's task.
         n_boot: bootstrap resamples of patients.
         seed: seeds the resampling.
-        aggregate: evaluate.aggregate ({by, how}); None or a null `by`: the video level only.
+        aggregate: evaluate.aggregate (defaults filled); None or a null `by`: the video level only. A unit level
+            skipped for either model of a pair (cineflow.evaluate.aggregate) has no rows, and `skipped_levels`
+            says why.
     """
     pairs = comparable(tasks)
     by = (aggregate or {}).get("by")
-    levels = {"video": None, **({unit_level(by): by} if by else {})}
+    levels = {"video": None, **({level_name(by): by} if by else {})}
+    skipped_levels: dict[str, dict] = {}  # level -> "a vs b" -> why it has no rows (cineflow.evaluate.aggregate)
     resampled: dict[tuple, dict] = {}  # a model's draws on a set of rows: the same in each of its pairs
 
     def draws(name: str, level: str, table: pd.DataFrame) -> dict:
@@ -103,12 +108,22 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
                                               seed) if n_boot else {})
         return resampled[key]
 
-    rows = []
+    rows, unshared = [], []
     for a, b in pairs:
         videos = paired(oofs[a], oofs[b])
+        if videos is None:
+            unshared.append([a, b])
+            continue
         for level, column in levels.items():
-            table_a, table_b = (videos if column is None
-                                else (tasks[a].aggregate(t, column, aggregate["how"])[0] for t in videos))
+            if column is None:
+                table_a, table_b = videos
+            else:
+                found_a, found_b = (units(tasks[a], t, aggregate) for t in videos)
+                why = found_a.skipped or found_b.skipped
+                if why:
+                    skipped_levels.setdefault(level, {})[f"{a} vs {b}"] = why
+                    continue
+                table_a, table_b = found_a.table, found_b.table
             found = compare_pair(tasks[a], (a, b), table_a, table_b,
                                  (draws(a, level, table_a), draws(b, level, table_b)), n_boot)
             rows += [{**row, "level": level} for row in found]
@@ -120,11 +135,8 @@ def compare_models(oofs: dict[str, pd.DataFrame], tasks: dict[str, Task], n_boot
         for i, adjusted in zip(finite, holm([rows[i]["p_value"] for i in finite])):
             rows[i]["p_value_holm"] = adjusted
     skipped = [[a, b] for a, b in itertools.combinations(tasks, 2) if (a, b) not in pairs]
-    return {"pairs": rows, "multiplicity": MULTIPLICITY, "not_compared": skipped,
+    return {"pairs": rows, "multiplicity": MULTIPLICITY, "not_compared": skipped, "skipped_levels": skipped_levels,
+            "no_shared_videos": unshared,
             "note": "difference = first model - second model, on the videos both predicted (pooled out-of-fold); "
                     "patient-level rows combine those videos per patient (evaluate.aggregate)"}
 
-
-def unit_level(by: str) -> str:
-    """The name of a unit level: patient for the group column, the column's name otherwise."""
-    return "patient" if by == "group" else by

@@ -59,9 +59,11 @@ def subgroup_metrics(task: Task, oof: pd.DataFrame, attributes: pd.DataFrame, co
 
 
 def both_levels(task: Task, table: pd.DataFrame, cfg: EvalConfig, seed: int) -> dict:
-    """`headline_of` the videos, and of their patients (evaluate.aggregate) under `patient_level`."""
+    """`headline_of` the videos, and of their patients (evaluate.aggregate) under `patient_level`: there, only
+    why, where the unit level is skipped (cineflow.evaluate.aggregate)."""
     out = headline_of(task, table, cfg, seed, cfg.min_subgroup)
-    found = units(task, table, cfg)
+    found = units(task, table, cfg.aggregate)
     if found is not None:
-        out["patient_level"] = {**headline_of(task, found[0], cfg, seed, cfg.min_subgroup), "left_out": found[1]}
+        out["patient_level"] = {**found.record(), **({} if found.skipped else
+                                                     headline_of(task, found.table, cfg, seed, cfg.min_subgroup))}
     return out

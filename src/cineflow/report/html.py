@@ -17,6 +17,7 @@ import yaml
 
 from cineflow.config import DataConfig
 from cineflow.data.layouts import leakage_warning
+from cineflow.evaluate.aggregate import level_name
 from cineflow.evaluate.summary import first_repeat, read_predictions
 from cineflow.figures import png_bytes
 from cineflow.io import read_csv, read_json, read_parquet
@@ -231,7 +232,9 @@ def unit_row(units: dict | None, task: Task) -> dict | None:
     evaluate.aggregate."""
     if units is None:
         return None
-    level = "patient" if units["by"] == "group" else units["by"]
+    level = level_name(units["by"])
+    if units.get("skipped"):
+        return {"label": f"pooled {level} level", "skipped": units["skipped"]}
     left = f", {units['n_left_out']} left out: their videos disagree on the truth" if units["n_left_out"] else ""
     return {"label": f"pooled {level} level ({units['n']} {level}s, {units['how']} of their videos{left})",
             "values": {k: units["metrics"][k] for k in task.headline},
@@ -352,6 +355,7 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
     return template.render(
         title=title, best=best, comparison=rows, headline=columns, sections=sections, nested=nested,
         pairs=comparison_rows(compared), multiplicity=compared["multiplicity"],
+        skipped_levels=compared.get("skipped_levels", {}),
         external_names=external_names, external_table=external_table,
         leakage_warning=leakage_warning(DataConfig.from_dict(config["data"])),
         n_videos=len(manifest), n_groups=manifest["group"].nunique(),

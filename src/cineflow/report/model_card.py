@@ -13,6 +13,7 @@ import pandas as pd
 
 from cineflow.config import DataConfig
 from cineflow.data.layouts import leakage_warning
+from cineflow.evaluate.aggregate import level_name
 from cineflow.tasks import Task
 
 
@@ -96,7 +97,10 @@ def with_units(name: str, videos: dict, units: dict | None) -> list[tuple[str, d
     """Metric-table rows: the video-level result and, where evaluate.aggregate made one, the unit level."""
     if units is None:
         return [(name, videos)]
-    level = "patient" if units["by"] == "group" else units["by"]
+    level = level_name(units["by"])
+    if units.get("skipped"):  # the reason in the row's name, no figures (cineflow.evaluate.aggregate)
+        return [(f"{name}, videos", videos), (f"{name}, {level}s: not reported, {units['skipped']}",
+                                             {"n": units["n_units"], "metrics": {}})]
     return [(f"{name}, videos", videos), (f"{name}, {level}s ({units['how']} of their videos)", units)]
 
 

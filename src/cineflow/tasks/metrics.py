@@ -61,8 +61,8 @@ def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold) -> dict:
     tn, fp, fn, tp = np.bincount(2 * y_true + pred, minlength=4).astype(float)
     both = len(np.unique(y_true)) == 2
 
-    def ratio(a, b):
-        return float(a / b) if b else 0.0
+    def ratio(a, b):  # 0 where the denominator is 0 (sklearn's zero_division), NaN where there are no rows
+        return float(a / b) if b else (0.0 if len(y_true) else float("nan"))
 
     recall, specificity = ratio(tp, tp + fn), (float(tn / (tn + fp)) if tn + fp else float("nan"))
     denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
@@ -90,6 +90,8 @@ def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
     """Argmax predictions: macro and weighted variants, one-vs-rest AUC, and per-class figures."""
     y_true = np.asarray(y_true).astype(int)
     labels = list(range(len(classes)))
+    if not len(y_true):
+        return undefined_multiclass(classes)
     pred = probs.argmax(1)
     present = np.unique(y_true)
     all_present = len(present) == len(classes)
@@ -117,8 +119,22 @@ def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
     return out
 
 
+def undefined_multiclass(classes: list[str]) -> dict:
+    """multiclass_metrics of no rows: every figure NaN, the confusion matrix zeros."""
+    nan = float("nan")
+    scalars = ["accuracy", "balanced_accuracy", "mcc", "roc_auc", "roc_auc_weighted", "f1"] + [
+        f"{m}_{a}" for a in ("macro", "weighted") for m in ("precision", "recall", "f1")]
+    return {**dict.fromkeys(scalars, nan),
+            "per_class": {c: {"precision": nan, "recall": nan, "f1": nan, "support": 0, "roc_auc": nan}
+                          for c in classes},
+            "confusion_matrix": np.zeros((len(classes), len(classes)), int).tolist()}
+
+
 def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
+    """MAE, RMSE, R², Pearson's r and the bias (NaN where the rows cannot define them: none, or one for R²)."""
     y_true, pred = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    if not len(y_true):
+        return dict.fromkeys(("mae", "rmse", "r2", "pearson_r", "bias"), float("nan"))
     varied = len(y_true) > 1 and np.std(y_true) > 0 and np.std(pred) > 0
     return {
         "mae": float(skm.mean_absolute_error(y_true, pred)),
@@ -137,6 +153,8 @@ def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> di
     `hit` is the event the confidence claims (binary: the positive class; multiclass: the top-1
     prediction is right). Empty bins are left out of the curve."""
     hit, confidence = np.asarray(hit, dtype=float), np.asarray(confidence, dtype=float)
+    if not len(hit):
+        return {"ece": float("nan"), "ece_equal_mass": float("nan"), "reliability": []}
     which = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     curve, ece = [], 0.0
     for b in range(n_bins):
@@ -149,9 +167,7 @@ def calibration(hit: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> di
     order = np.argsort(confidence, kind="mergesort")
     mass = sum(len(part) * abs(hit[part].mean() - confidence[part].mean())
                for part in np.array_split(order, min(n_bins, len(order))) if len(part))
-    empty = float("nan")
-    return {"ece": float(ece) if len(hit) else empty, "ece_equal_mass": float(mass / len(hit)) if len(hit) else empty,
-            "reliability": curve}
+    return {"ece": float(ece), "ece_equal_mass": float(mass / len(hit)), "reliability": curve}
 
 
 def brier(y: np.ndarray, probs: np.ndarray) -> float:
@@ -227,6 +243,11 @@ def delong(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict:
     m, n = int(y.sum()), int((~y).sum())
     if m == 0 or n == 0:
         raise ValueError("DeLong's test needs positive and negative cases")
+    if m < 2 or n < 2:  # a class of one case: the AUCs exist, their covariance does not
+        auc_a, auc_b = roc_auc(y, score_a), roc_auc(y, score_b)
+        nan = float("nan")
+        return {"auc_a": auc_a, "auc_b": auc_b, "difference": auc_a - auc_b, "se": nan, "z": nan, "p_value": nan,
+                "ci95": [nan, nan], "note": "one case of a class: DeLong's variance needs two of each"}
     scores = np.vstack([score_a, score_b]).astype(float)  # [2, N]
     pos, neg = scores[:, y], scores[:, ~y]
     aucs, v10, v01 = [], [], []

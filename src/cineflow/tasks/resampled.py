@@ -97,6 +97,8 @@ def average_precision(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.nda
     """Average precision of each resample (precision at each distinct score, weighted by the recall it adds);
     NaN where a resample has no positive."""
     y = np.asarray(y).astype(float)
+    if not len(y):
+        return np.full(len(w), np.nan)
     order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
     s, hits, ws = np.asarray(score, dtype=float)[order], y[order], w[:, order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
@@ -104,6 +106,12 @@ def average_precision(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.nda
     recall = _divide(tps, tps[:, -1:], np.nan)
     gained = np.diff(np.concatenate([np.zeros((len(w), 1)), recall], axis=1), axis=1)
     return np.sum(gained * _divide(tps, seen), axis=1)
+
+
+def _undefined_where_empty(total: np.ndarray, metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """NaN in every metric of a resample without rows (a ratio's 0 for an empty denominator is for a class
+    that no row has, not for no rows at all), as tasks.metrics gives for an empty table."""
+    return {k: np.where(total > 0, v, np.nan) for k, v in metrics.items()}
 
 
 def _confusion(y: np.ndarray, pred: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
@@ -121,13 +129,14 @@ def binary(y: np.ndarray, score: np.ndarray, threshold, w: np.ndarray) -> dict[s
     both = (tp + fn > 0) & (tn + fp > 0)
     recall, specificity = _divide(tp, tp + fn), _divide(tn, tn + fp, np.nan)
     denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return {"accuracy": _divide(tp + tn, c.sum((1, 2))),
+    return _undefined_where_empty(c.sum((1, 2)), {
+            "accuracy": _divide(tp + tn, c.sum((1, 2))),
             "balanced_accuracy": np.where(both, (recall + specificity) / 2, np.nan),
             "precision": _divide(tp, tp + fp), "recall": recall, "specificity": specificity,
             "f1": _divide(2 * tp, 2 * tp + fp + fn),
             "roc_auc": np.where(both, auc(y, score, w), np.nan),
             "pr_auc": np.where(both, average_precision(y, score, w), np.nan),
-            "mcc": _divide(tp * tn - fp * fn, denominator)}
+            "mcc": _divide(tp * tn - fp * fn, denominator)})
 
 
 def multiclass(y: np.ndarray, probs: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
@@ -142,12 +151,13 @@ def multiclass(y: np.ndarray, probs: np.ndarray, w: np.ndarray) -> dict[str, np.
     cov = (total ** 2 - (predicted ** 2).sum(1)) * (total ** 2 - (truth ** 2).sum(1))
     per_class = np.stack([auc(y == i, probs[:, i], w) for i in range(k)], axis=1)
     every = present.all(1)
-    return {"accuracy": _divide(right.sum(1), total),
+    return _undefined_where_empty(total, {
+            "accuracy": _divide(right.sum(1), total),
             "balanced_accuracy": _divide(_divide(right, truth).sum(1), present.sum(1), np.nan),
             "mcc": _divide(cov_tp, np.sqrt(cov)),
             "roc_auc": np.where(every, per_class.mean(1), np.nan),
             "roc_auc_weighted": np.where(every, _divide((per_class * truth).sum(1), total, np.nan), np.nan),
-            "f1_macro": f1.mean(1), "f1_weighted": _divide((f1 * truth).sum(1), total)}
+            "f1_macro": f1.mean(1), "f1_weighted": _divide((f1 * truth).sum(1), total)})
 
 
 def regression(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
@@ -155,17 +165,17 @@ def regression(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> dict[str, np.n
     y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
     n = w.sum(1)
     error = pred - y
-    mean_y, mean_p = (w @ y) / n, (w @ pred) / n
+    mean_y, mean_p = _divide(w @ y, n, np.nan), _divide(w @ pred, n, np.nan)
     ss_res, ss_tot = w @ error ** 2, (w * (y - mean_y[:, None]) ** 2).sum(1)
     ss_p = (w * (pred - mean_p[:, None]) ** 2).sum(1)
     covariance = (w * (y - mean_y[:, None]) * (pred - mean_p[:, None])).sum(1)
     tolerance = 1e-12 * np.maximum(1.0, n * mean_y ** 2)  # a constant column's sum of squares is rounding
     r2 = np.where(ss_tot > tolerance, 1 - _divide(ss_res, ss_tot), np.where(ss_res > 0, 0.0, 1.0))
     varied = (n > 1) & (ss_tot > tolerance) & (ss_p > 1e-12 * np.maximum(1.0, n * mean_p ** 2))
-    return {"mae": (w @ np.abs(error)) / n, "rmse": np.sqrt(ss_res / n),
+    return {"mae": _divide(w @ np.abs(error), n, np.nan), "rmse": np.sqrt(_divide(ss_res, n, np.nan)),
             "r2": np.where(n > 1, r2, np.nan),
             "pearson_r": np.where(varied, _divide(covariance, np.sqrt(ss_tot * ss_p), np.nan), np.nan),
-            "bias": (w @ error) / n}
+            "bias": _divide(w @ error, n, np.nan)}
 
 
 def net_benefit(y: np.ndarray, score: np.ndarray, thresholds: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
