@@ -11,6 +11,12 @@ Figures:
 - torch_videos_s, onnx_videos_s: scores of VIDEOS demo videos through the bundle, models loaded beforehand,
   with the torch checkpoints and with ONNX Runtime (no shift check, MC dropout or CAM on either).
 Each is the median of interleaved rounds after a warm-up call, with its `_spread`.
+- served_*: the bundle registered in a local SQLite registry and served by `mlflow models serve` on 127.0.0.1 (a
+  free port of the loopback, nothing else), then LOAD_REQUESTS requests of one demo video each from
+  LOAD_CLIENTS concurrent clients, after one warm-up request; every answer must be HTTP 200 and strict JSON (no
+  bare NaN) with the bundle's columns. Bounded: that many requests, each with a timeout, and a deadline for the
+  server's start; the server is stopped after. served_ok counts the correct answers; served_median_s and
+  served_p95_s are the latencies.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from cineflow.deploy.serve import predict_upload
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 ROUNDS, VIDEOS, MODEL = 5, 8, "tiny3d"
+LOAD_REQUESTS, LOAD_CLIENTS, REQUEST_TIMEOUT_S, START_TIMEOUT_S = 200, 4, 120, 300
 
 
 def bundled_demo() -> Path:
@@ -55,6 +62,68 @@ def bundled_demo() -> Path:
     if done.returncode != 0:
         raise SystemExit(f"snakemake results/{MODEL}/bundle failed:\n{done.stderr[-4000:]}")
     return work
+
+
+def served_load(work: Path, root: Path, videos: list[Path]) -> dict:
+    """The loopback load test of the served bundle (module docstring), as figures."""
+    import json
+    import os
+    import socket
+    import statistics
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    def refuse(constant: str):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CINEFLOW_SERVE_ROOT": str(work / "resources" / "demo"),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run([str(bin_dir / "cineflow-register"), "--bundle", str(root), "--name", MODEL, "--registered-model",
+                    "bench", "--tracking-uri", uri], cwd=work, env=env, check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/bench/1", "--env-manager",
+                               "local", "--host", "127.0.0.1", "--port", str(port)], cwd=work, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def ask(video: Path) -> tuple[bool, float]:
+        body = json.dumps({"dataframe_split": {"columns": ["path"], "data": [[str(video)]]}}).encode()
+        request = urllib.request.Request(f"{base}/invocations", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+                rows = json.loads(response.read(), parse_constant=refuse)["predictions"]
+            ok = response.status == 200 and rows[0]["status"] == "ok" and rows[0]["video_id"] == video.name
+        except (OSError, ValueError, KeyError, IndexError):
+            ok = False
+        return ok, time.perf_counter() - start
+
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("mlflow models serve did not start")
+                time.sleep(1)
+        ask(videos[0])  # warm-up
+        with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+            answers = list(pool.map(ask, [videos[i % len(videos)] for i in range(LOAD_REQUESTS)]))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    latencies = sorted(t for _, t in answers)
+    return {"served_requests": LOAD_REQUESTS, "served_clients": LOAD_CLIENTS,
+            "served_ok": sum(ok for ok, _ in answers), "served_median_s": round(statistics.median(latencies), 3),
+            "served_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3)}
 
 
 def main() -> None:
@@ -88,6 +157,7 @@ def main() -> None:
                "videos": VIDEOS, "bundle_build_s": round(float(build), 2)}
     for key, values in seconds.items():
         figures.update(median_spread(key, values, 3))
+    figures.update(served_load(work, root, videos))
     shutil.rmtree(work, ignore_errors=True)
     save("deploy", figures)
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -158,6 +159,8 @@ def test_the_bundle_as_an_mlflow_registry_version_predicts_as_the_bundle(bundle,
     from cineflow.deploy.bundle import predict_with_bundle
 
     monkeypatch.chdir(tmp_path)
+    served_root = workflow / "resources" / "demo"  # request paths are read inside it only
+    monkeypatch.setenv("CINEFLOW_SERVE_ROOT", str(served_root))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert register_main(["--bundle", str(bundle), "--name", "tiny", "--registered-model", "tiny-demo",
                           "--tracking-uri", uri]) == 0
@@ -174,7 +177,7 @@ def test_the_bundle_as_an_mlflow_registry_version_predicts_as_the_bundle(bundle,
     port, bin_dir = free_port(), Path(sys.executable).parent
     server = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/tiny-demo/1",
                                "--env-manager", "local", "--port", str(port)], cwd=tmp_path, text=True,
-                              env={**os.environ, "MLFLOW_TRACKING_URI": uri,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": uri, "CINEFLOW_SERVE_ROOT": str(served_root),
                                    "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -186,8 +189,73 @@ def test_the_bundle_as_an_mlflow_registry_version_predicts_as_the_bundle(bundle,
                                          data=json.dumps({"dataframe_split": {"columns": ["path"],
                                                                               "data": [[v] for v in videos]}}).encode())
         with urllib.request.urlopen(request, timeout=120) as response:
-            rows = json.loads(response.read())["predictions"]
+            rows = json.loads(response.read(), parse_constant=refuse)["predictions"]  # strict JSON: no bare NaN
+        # a request without the path column, and one naming a file outside the serving folder: 400, the
+        # message alone (no stack trace sent to the client)
+        for columns, data, said in ((["file"], [["x.avi"]], "needs a `path` column"),
+                                    (["path"], [["/etc/passwd"]], "outside the folder this server reads")):
+            bad = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"dataframe_split": {"columns": columns,
+                                                                              "data": data}}).encode())
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(bad, timeout=60)
+            body = json.loads(answer.value.read())
+            assert answer.value.code == 400 and said in body["message"] and "stack_trace" not in body, body
     finally:
         server.terminate()
         error = server.communicate(timeout=60)[1]
     assert [row["score"] for row in rows] == pytest.approx(direct["score"].tolist(), abs=1e-6), error[-2000:]
+    assert [row["video_id"] for row in rows] == [Path(v).name for v in videos]
+    assert all(row["uncertainty"] is None for row in rows)  # no MC dropout asked: null, not NaN
+
+
+def refuse(constant: str):
+    raise AssertionError(f"not strict JSON: {constant}")
+
+
+def test_hostile_inputs_to_predict_end_in_a_message_not_a_traceback(bundle, workflow, tmp_path, capsys):
+    """Issue 45's adversarial cases against cineflow-predict --bundle, in process: an empty folder and one where
+    every file is skipped exit 1 and say so; a truncated ONNX graph (the manifest re-hashed) is named; the stale
+    sweep leaves a user's look-alike temporaries in and under --out's folder alone; --expect-manifest pins it."""
+    from cineflow.cli import predict_main
+    from cineflow.provenance import file_sha256
+
+    def predict(*args: str) -> tuple[int | str, str]:
+        try:
+            code = predict_main(list(args))
+        except SystemExit as stop:
+            code = stop.code
+        return code, capsys.readouterr().err
+
+    digest = file_sha256(bundle / "manifest.json")
+    (tmp_path / "empty").mkdir()
+    code, said = predict(str(tmp_path / "empty"), "--bundle", str(bundle), "--out", str(tmp_path / "e.csv"))
+    assert code == 1 and "no video, DICOM file or image found" in said
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "text.mp4").write_text("not a video")
+    (tmp_path / "bad" / "zero.avi").write_bytes(b"")
+    user = [tmp_path / "docs" / ".thesis.999999.draft.tmp", tmp_path / ".frames-999999-mydata",
+            tmp_path / "projects" / "other" / ".frames-999999-mydata"]
+    for path in user:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine") if path.suffix == ".tmp" else path.mkdir()
+    code, said = predict(str(tmp_path / "bad"), "--bundle", str(bundle), "--out", str(tmp_path / "b.csv"),
+                         "--expect-manifest", digest)
+    assert code == 1 and "0 of 2 videos predicted with 2 fold models" in said and "none of the 2 files" in said
+    assert all(p.exists() for p in user) and "Traceback" not in said
+    code, said = predict(str(tmp_path / "bad"), "--bundle", str(bundle), "--out", str(tmp_path / "c.csv"),
+                         "--expect-manifest", "f" * 64)
+    assert "not the bundle that was built" in str(code) and not (tmp_path / "c.csv").exists()
+    cut = tmp_path / "cut"
+    shutil.copytree(bundle, cut)
+    onnx = cut / "folds" / "0" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:200])
+    manifest = json.loads((cut / "manifest.json").read_text())
+    manifest["files"]["folds/0/model.onnx"] = file_sha256(onnx)
+    (cut / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "one").mkdir()
+    shutil.copyfile(demo_video(workflow), tmp_path / "one" / "clip.avi")
+    code, said = predict(str(tmp_path / "one"), "--bundle", str(cut), "--runtime", "onnx", "--out",
+                         str(tmp_path / "o.csv"))
+    assert "folds/0/model.onnx cannot be read" in str(code) and "Traceback" not in said

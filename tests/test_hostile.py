@@ -97,3 +97,73 @@ def test_the_workflow_refuses_a_hostile_table_and_model_name_at_parse_time(tmp_p
     dry = snakemake(work, "-n", check=False)
     assert dry.returncode != 0 and "models/../out" in dry.stdout + dry.stderr
     assert not (work / "results").exists() and not (tmp_path / "escape").exists()
+
+
+def test_a_served_request_reads_only_inside_its_folder_and_answers_strict_json(tmp_path):
+    """Issue 45, cases 8, 13 and 15 without a server: a request without `path`, or naming a file outside the
+    serving folder (also through a symlink), is a bad request whose message MLflow sends alone; ids are the files'
+    names; NaN goes out as null."""
+    import json
+    import math
+
+    from mlflow.exceptions import MlflowException
+
+    from cineflow.deploy.pyfunc import request_videos, strict_json
+
+    root = (tmp_path / "served").resolve()
+    root.mkdir()
+    (tmp_path / "secret.avi").write_bytes(b"x")
+    os.symlink(tmp_path / "secret.avi", root / "link.avi")
+    with pytest.raises(MlflowException, match="needs a `path` column") as error:
+        request_videos(pd.DataFrame({"file": ["a.avi"]}), root)
+    assert error.value.get_http_status_code() == 400 and "Traceback" not in json.dumps(error.value.serialize_as_json())
+    for path in (str(tmp_path / "secret.avi"), "../secret.avi", "link.avi"):
+        with pytest.raises(MlflowException, match="outside the folder this server reads"):
+            request_videos(pd.DataFrame({"path": [path]}), root)
+    videos = request_videos(pd.DataFrame({"path": ["a/clip 1.avi", "b/clip 1.avi", "c.dcm"]}), root)
+    assert videos["video_id"].tolist() == ["clip 1.avi", "clip 1.avi (2)", "c.dcm"]
+    answer = strict_json(pd.DataFrame({"video_id": ["a"], "uncertainty": [math.nan], "score": [0.25]}))
+    assert json.loads(json.dumps(answer.to_dict(orient="records"), allow_nan=False)) == [
+        {"video_id": "a", "uncertainty": None, "score": 0.25}]
+
+
+def test_the_app_listens_on_this_machine_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    """Case 14: Streamlit's own default is every interface; cineflow-app passes 127.0.0.1, and warns for any
+    other address."""
+    import sys
+
+    from streamlit.web import cli as streamlit_cli
+
+    from cineflow import cli
+
+    monkeypatch.setattr(cli, "open_bundle", lambda *a: None, raising=False)
+    monkeypatch.setattr("cineflow.deploy.bundle.open_bundle", lambda *a: None)
+    seen = []
+    monkeypatch.setattr(streamlit_cli, "main", lambda: seen.append(list(sys.argv)) or 0)
+    assert cli.app_main(["--bundle", str(tmp_path)]) == 0
+    assert seen[0][seen[0].index("--server.address") + 1] == "127.0.0.1"
+    assert "WARNING" not in capsys.readouterr().err
+    cli.app_main(["--bundle", str(tmp_path), "--address", "0.0.0.0"])
+    assert seen[1][seen[1].index("--server.address") + 1] == "0.0.0.0"
+    assert "no login" in capsys.readouterr().err
+    assert cli.is_loopback("127.0.0.2") and cli.is_loopback("::1") and cli.is_loopback("localhost")
+    assert not cli.is_loopback("192.168.1.4") and not cli.is_loopback("myhost")
+
+
+@pytest.mark.parametrize("out, message", [
+    ("victim.avi", "a predictions file is named .csv or .parquet"),
+    ("folder", "is a folder; name a file in it"),
+    ("notes.txt/p.csv", "notes.txt is a file, not a folder"),
+])
+def test_an_unusable_out_is_refused_before_anything_is_read_or_written(tmp_path, out, message):
+    """Case 7 and 10: --out that would overwrite a video, is a folder, or lies under a file."""
+    from cineflow.cli import checked_out
+
+    (tmp_path / "victim.avi").write_bytes(b"a video")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("notes")
+    with pytest.raises(SystemExit, match=message):
+        checked_out(str(tmp_path / out))
+    assert (tmp_path / "victim.avi").read_bytes() == b"a video" and (tmp_path / "notes.txt").read_text() == "notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.txt", "victim.avi"]
+    assert checked_out(str(tmp_path / "new" / "p.parquet")).parent.is_dir()

@@ -36,12 +36,19 @@ def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_pa
     pid = dead_pid()
     nested = tmp_path / "model" / "fold_0"
     nested.mkdir(parents=True)
-    dead = [nested / f".metrics.json.{pid}.abc123.tmp", tmp_path / f".clip.avi.{pid}.x_y.tmp.avi"]
+    dead = [nested / f".metrics.json.cineflow-{pid}-abc123.tmp", tmp_path / f".clip.avi.cineflow-{pid}-x_y.tmp.avi"]
     for path in dead:
         path.write_text("half")
-    (tmp_path / f".frames-{pid}-q1w2").mkdir()
-    (tmp_path / f".frames-{pid}-q1w2" / "v.npy").write_bytes(b"x")
-    (nested / f".bundle.{pid}.k9_x.tmpdir" / "folds").mkdir(parents=True)  # a killed atomic_dir
+    (tmp_path / f".cineflow-frames-{pid}-q1w2").mkdir()
+    (tmp_path / f".cineflow-frames-{pid}-q1w2" / "v.npy").write_bytes(b"x")
+    (nested / f".bundle.cineflow-{pid}-k9_x.tmpdir" / "folds").mkdir(parents=True)  # a killed atomic_dir
+    # a user's files of the same shape (issue 45: a thesis draft and another project's frames were deleted)
+    theirs = [tmp_path / "docs" / f".thesis.{pid}.draft.tmp", tmp_path / "other" / f".frames-{pid}-mydata",
+              tmp_path / f".notes.{pid}.x.tmpdir"]
+    theirs[0].parent.mkdir()
+    theirs[0].write_text("a chapter")
+    theirs[1].mkdir(parents=True)
+    theirs[2].mkdir()
     with frames_dir(tmp_path) as live_frames, atomic_path(nested / "live.json") as live:
         live.write_text("writing")
         kept = [nested / "summary.json", tmp_path / ".hidden.tmp", tmp_path / ".frames-notapid"]
@@ -49,14 +56,20 @@ def test_the_sweep_removes_what_killed_processes_left_and_keeps_live_ones(tmp_pa
         kept[1].write_text("not ours: no pid in the name")
         kept[2].mkdir()
         removed = sweep_temporaries(tmp_path)
-        assert sorted(removed) == sorted([*dead, tmp_path / f".frames-{pid}-q1w2",
-                                          nested / f".bundle.{pid}.k9_x.tmpdir"])
-        assert live.exists() and os.path.isdir(live_frames) and all(p.exists() for p in kept)
+        assert sorted(removed) == sorted([*dead, tmp_path / f".cineflow-frames-{pid}-q1w2",
+                                          nested / f".bundle.cineflow-{pid}-k9_x.tmpdir"])
+        assert live.exists() and os.path.isdir(live_frames) and all(p.exists() for p in kept + theirs)
         assert sweep_temporaries(tmp_path) == []  # nothing more of dead processes
         everything = sweep_temporaries(tmp_path, everything=True)  # the workflow's start, under its lock
         assert sorted(everything) == sorted([live, tmp_path / os.path.basename(live_frames)])
+        assert all(p.exists() for p in theirs)
         live.write_text("rewritten")  # so that the context's rename has a file
     assert sweep_temporaries(tmp_path / "missing") == []
+    # cineflow-predict's sweep: its output folder alone, not the folders below it
+    (nested / f".p.csv.cineflow-{pid}-q.tmp").write_text("half")
+    (tmp_path / f".p.csv.cineflow-{pid}-q.tmp").write_text("half")
+    assert sweep_temporaries(tmp_path, recursive=False) == [tmp_path / f".p.csv.cineflow-{pid}-q.tmp"]
+    assert (nested / f".p.csv.cineflow-{pid}-q.tmp").exists()
 
 
 def test_a_folder_written_atomically_replaces_the_old_one_whole_or_not_at_all(tmp_path):

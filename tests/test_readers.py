@@ -102,7 +102,7 @@ def put(path, data: bytes):
     (lambda d: zero_frames(d / "zero.avi"), "no decodable frames \\(opencv reader\\): zero frames"),
     (lambda d: put(d / "junk.avi", b"RIFF" + bytes(300)), "corrupt"),
     (lambda d: put(d / "junk.dcm", b"not dicom" * 40), "not a readable DICOM"),
-    (lambda d: put(d / "junk.png", b"\x89PNG" + bytes(40)), "cannot decode the image"),
+    (lambda d: put(d / "junk.png", b"\x89PNG" + bytes(40)), "not a readable image"),
     (lambda d: write_dicom(d / "mpeg2.dcm", GREY, syntax="unsupported"), "cannot decode transfer syntax"),
 ])
 def test_unusable_files_raise_with_the_reason(tmp_path, make, reason):
@@ -239,3 +239,36 @@ def test_unusable_frame_folders_raise_with_the_reason(tmp_path, make, reason):
         read_video(tmp_path / "clip")
     with pytest.raises(UnreadableVideo, match="frame folder not found"):
         read_video(tmp_path / "absent", "frames")
+
+
+def png_claiming(path, width: int, height: int) -> None:
+    """A tiny PNG file whose header claims width x height (one empty IDAT): what a decompression bomb's header
+    looks like, without its megabytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) +
+                     chunk(b"IEND", b""))
+
+
+def test_an_image_is_checked_by_its_header_before_it_is_decoded(tmp_path, monkeypatch):
+    """Issue 45, case 12: a PNG claiming 32000 x 32000 is refused from its header (OpenCV never decodes it), and a
+    file whose content is not the format its name says is refused too."""
+    import cv2
+
+    from cineflow.data.readers import UnreadableVideo, image
+
+    png_claiming(tmp_path / "bomb.png", 32000, 32000)
+    monkeypatch.setattr(cv2, "imread", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    with pytest.raises(UnreadableVideo, match="refused before decoding"):
+        image(tmp_path / "bomb.png")
+    monkeypatch.undo()
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "photo.png").write_bytes((tmp_path / "photo.jpg").read_bytes())
+    with pytest.raises(UnreadableVideo, match="its content is JPEG, not the PNG its name says"):
+        image(tmp_path / "photo.png")
+    assert image(tmp_path / "photo.jpg")[0].shape == (1, 8, 8, 3)

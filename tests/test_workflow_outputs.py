@@ -249,7 +249,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_results(workflow, tmp_path):
     resume(a_job_runs())  # no --rerun-incomplete needed after a SIGTERM
     snakemake(second, "--rerun-incomplete", *targets)
     assert_same_results(workflow, second, ["tiny"], [0, 1])
-    left = [p for p in results.rglob(".*") if re.search(r"\.tmp(dir|\.\w+)?$|^\.frames-", p.name)]
+    left = [p for p in results.rglob(".*") if re.search(r"\.tmp(dir|\.\w+)?$|^\.cineflow-frames-", p.name)]
     assert left == [], left
     dry = snakemake(second, "-n", *targets)
     assert "nothing to be done" in (dry.stdout + dry.stderr).lower()

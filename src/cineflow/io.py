@@ -21,11 +21,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-# Temporaries carry the writing process's id, so a sweep can tell a killed process's leftovers from those of
-# one still running: `.{target}.{pid}.{random}.tmp[suffix]` files, `.{target}.{pid}.{random}.tmpdir` folders
-# (atomic_dir) and `.frames-{pid}-{random}` folders.
-_TEMP_FILE = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")
-_TEMP_DIR = re.compile(r"^(?:\..+\.(\d+)\.[^.]+\.tmpdir|\.frames-(\d+)-.*)$")
+# Temporaries are named so that only cineflow's own match: they carry "cineflow-" and the writing process's id,
+# so a sweep can tell a killed process's leftovers from those of one still running, and never mistakes a user's
+# `.thesis.999.draft.tmp` for one: `.{target}.cineflow-{pid}-{random}.tmp[suffix]` files,
+# `.{target}.cineflow-{pid}-{random}.tmpdir` folders (atomic_dir) and `.cineflow-frames-{pid}-{random}` folders.
+_MARK = "cineflow-"
+_TEMP_FILE = re.compile(r"^\..+\.cineflow-(\d+)-[^.]+\.tmp(\.\w+)?$")
+_TEMP_DIR = re.compile(r"^(?:\..+\.cineflow-(\d+)-[^.]+\.tmpdir|\.cineflow-frames-(\d+)-[^.]+)$")
 
 
 @contextmanager
@@ -38,7 +40,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_MARK}{os.getpid()}-", suffix=".tmp" + suffix,
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -63,7 +66,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmpdir", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_MARK}{os.getpid()}-", suffix=".tmpdir", dir=path.parent))
     try:
         yield tmp
         umask = os.umask(0)
@@ -78,7 +81,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def frames_dir(parent: str | os.PathLike) -> tempfile.TemporaryDirectory:
     """A temporary folder in `parent` for the frames of videos being predicted; removed on exit and on error,
     and by `sweep_temporaries` after a kill."""
-    return tempfile.TemporaryDirectory(dir=parent, prefix=f".frames-{os.getpid()}-")
+    return tempfile.TemporaryDirectory(dir=parent, prefix=f".{_MARK}frames-{os.getpid()}-")
 
 
 def _alive(pid: int) -> bool:
@@ -91,22 +94,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_temporaries(folder: str | os.PathLike, everything: bool = False) -> list[Path]:
-    """Remove the temporaries (atomic-write temp files, frame folders) that killed processes left under `folder`;
-    return what was removed. A kill (SIGKILL, a node lost) runs no cleanup, so the next run sweeps.
+def sweep_temporaries(folder: str | os.PathLike, everything: bool = False, recursive: bool = True) -> list[Path]:
+    """Remove the temporaries (atomic-write temp files, frame folders) that killed cineflow processes left in
+    `folder`; return what was removed. A kill (SIGKILL, a node lost) runs no cleanup, so the next run sweeps.
+    Only names cineflow gives its temporaries are touched (see _TEMP_FILE): nothing a user made, however named.
 
     Args:
-        folder: searched recursively; a missing folder is fine.
+        folder: a missing folder is fine.
         everything: remove every temporary, whoever made it. Only for a caller that knows nothing else
             writes there now: the workflow's start, which holds Snakemake's lock. Otherwise only those of
             processes no longer running on this machine go (pids of other machines cannot be checked: keep
             runs on several machines out of one output folder).
+        recursive: also the folders below (the workflow's results/, all its own); False: `folder` itself only
+            (cineflow-predict's output folder, which may be a user's home).
     """
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         for name in filenames:
             match = _TEMP_FILE.match(name)
             if match and (everything or not _alive(int(match.group(1)))):
@@ -118,6 +124,8 @@ def sweep_temporaries(folder: str | os.PathLike, everything: bool = False) -> li
                 shutil.rmtree(Path(dirpath) / name, ignore_errors=True)
                 removed.append(Path(dirpath) / name)
                 dirnames.remove(name)
+        if not recursive:
+            break
     return sorted(removed)
 
 

@@ -232,11 +232,45 @@ def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
     return np.stack(frames)
 
 
-@READERS.register(suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+# The most pixels a file may claim before it is decoded: a 3 MB PNG can claim 32000 x 32000 and take 25 s and
+# 6.7 GB to decode (a decompression bomb). 100 megapixels is ten times a chest X-ray's; a cine loop may hold
+# 4 gigasamples (about 8,000 frames of 800 x 600 RGB).
+MAX_IMAGE_PIXELS = 100_000_000
+MAX_VIDEO_SAMPLES = 4_000_000_000
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def checked_image_header(path: Path) -> None:
+    """Raise UnreadableVideo where an image's content is not the format its suffix names, or where its header
+    claims more than MAX_IMAGE_PIXELS: read from the header alone (Pillow's lazy open), before any decoding."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as header:
+                kind, (width, height) = header.format, header.size
+    except Image.DecompressionBombError as error:
+        raise UnreadableVideo(f"refused before decoding: {error}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise UnreadableVideo(f"not a readable image ({type(error).__name__}: {error})") from None
+    expected = IMAGE_FORMATS.get(path.suffix.lower())
+    if expected and kind != expected:
+        raise UnreadableVideo(f"its content is {kind}, not the {expected} its name says; rename or convert it")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise UnreadableVideo(f"refused before decoding: the header claims {width} x {height} pixels, over the "
+                              f"{MAX_IMAGE_PIXELS:,}-pixel limit (a decompression bomb, or an image to downscale first)")
+
+
+@READERS.register(suffixes=tuple(IMAGE_FORMATS))
 def image(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
-    """A still image as a 1-frame clip (16-bit and alpha handled); fps 0."""
+    """A still image as a 1-frame clip (16-bit and alpha handled); fps 0. Its header is checked first
+    (checked_image_header)."""
     import cv2
 
+    checked_image_header(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UnreadableVideo("OpenCV cannot decode the image (corrupt or unsupported format)")
@@ -263,6 +297,11 @@ def dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
         raise UnreadableVideo(f"not a readable DICOM file: {err}") from None
     if "PixelData" not in ds:
         raise UnreadableVideo("DICOM file has no pixel data (a report or structured document?)")
+    claimed = (int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+               * int(ds.get("SamplesPerPixel", 1) or 1))
+    if claimed > MAX_VIDEO_SAMPLES:
+        raise UnreadableVideo(f"refused before decoding: the header claims {claimed:,} samples (frames x rows x "
+                              f"columns x samples), over the {MAX_VIDEO_SAMPLES:,} limit")
     syntax = ds.file_meta.get("TransferSyntaxUID")
     interpretation = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     luma = grey and interpretation.startswith("YBR")  # Y is the grey wanted: no YBR -> RGB -> grey

@@ -17,6 +17,7 @@ from cineflow.deploy.serve import UploadError, check_upload, predict_upload, upl
 def options(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cineflow-app")
     p.add_argument("--bundle", required=True)
+    p.add_argument("--expect-manifest")
     p.add_argument("--max-mb", type=int, default=200)
     p.add_argument("--mc-dropout", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -24,16 +25,17 @@ def options(argv: list[str]) -> argparse.Namespace:
 
 
 @st.cache_resource(show_spinner="Loading the model bundle…")
-def loaded(bundle_dir: str):
-    """(bundle, its fold models): verified and loaded once, shared by every session of this server."""
-    bundle = open_bundle(bundle_dir)
+def loaded(bundle_dir: str, expect: str | None):
+    """(bundle, its fold models): verified (against the expected manifest digest, where given) and loaded once,
+    shared by every session of this server."""
+    bundle = open_bundle(bundle_dir, expect)
     return bundle, load_models(bundle, torch.device("cpu"))
 
 
 def main(args: argparse.Namespace) -> None:
     st.set_page_config(page_title="cineflow", layout="centered")
     try:
-        bundle, models = loaded(args.bundle)
+        bundle, models = loaded(args.bundle, args.expect_manifest)
     except BundleError as error:
         st.error(str(error))
         st.stop()

@@ -20,6 +20,7 @@ weights; the ONNX route runs the exported graphs in ONNX Runtime. Both score wit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,14 +125,30 @@ def bundle_fold(model_path: str | Path, metric_path: str | Path, reference_path:
     return {**entry, **fold_contract(trained, metrics)}
 
 
-def verify_bundle(root: str | Path) -> dict:
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+FOLD_FILES = ("model", "onnx", "program", "shift_reference")  # a fold's files named in the contract
+
+
+def verify_bundle(root: str | Path, expect: str | None = None) -> dict:
     """The manifest of the bundle at `root` once every file it lists is there, inside the bundle, with its checksum;
     otherwise BundleError naming the file. Nothing in the folder is read before this passes, and only the files
-    it lists are read after."""
+    it lists are read after (open_bundle also holds the contract to that).
+
+    Args:
+        root: the bundle folder.
+        expect: the manifest's SHA-256 as its builder published it (`--expect-manifest`), or None. The manifest
+            is not signed: anyone who edits a file can re-hash it, so only a digest known from elsewhere shows
+            that a received bundle is the one that was built.
+    """
     root = Path(root)
     if not (root / MANIFEST).is_file():
         raise BundleError(f"{root} is not a cineflow bundle: it has no {MANIFEST} (build one with "
                           f"`snakemake results/<model>/bundle`)")
+    if expect is not None:
+        digest = file_sha256(root / MANIFEST)
+        if digest != expect.strip().lower():
+            raise BundleError(f"{root / MANIFEST} has SHA-256 {digest}, not the {expect} you expect: this is not "
+                              f"the bundle that was built; refused")
     try:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -140,7 +157,13 @@ def verify_bundle(root: str | Path) -> dict:
                                                                                             dict):
         raise BundleError(f"{root / MANIFEST}: not a {FORMAT} manifest; rebuild the bundle with this version")
     listed = manifest["files"]
+    if CONTRACT not in listed:
+        raise BundleError(f"{root / MANIFEST} does not list {CONTRACT}, which says how to read every other file: "
+                          f"refused; rebuild the bundle")
     for name, digest in listed.items():
+        if not isinstance(digest, str) or not SHA256.match(digest):
+            raise BundleError(f"{root / MANIFEST}: the checksum of '{name}' is {digest!r}, not a SHA-256 (64 hex "
+                              f"digits): the manifest is damaged; refused")
         path = (root / name).resolve()
         if not path.is_relative_to(root.resolve()) or name == MANIFEST:
             raise BundleError(f"{root / MANIFEST} lists '{name}', which is outside the bundle: refused")
@@ -152,6 +175,32 @@ def verify_bundle(root: str | Path) -> dict:
     return manifest
 
 
+def checked_contract(root: Path, manifest: dict) -> dict:
+    """contract.json once every fold file it names is one the manifest lists (so inside the bundle and checked):
+    BundleError naming the fold and the path otherwise."""
+    try:
+        contract = read_json(root / CONTRACT)
+        folds = contract["folds"]
+        shaped = (isinstance(folds, list) and folds and all(isinstance(f, dict) for f in folds)
+                  and "eval_clips" in contract["evaluate"] and "model" in contract)
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        shaped, why = False, f" ({type(error).__name__}: {error})"
+    else:
+        why = ""
+    if not shaped:
+        raise BundleError(f"{root / CONTRACT} is not a cineflow contract{why}; rebuild the bundle")
+    for i, fold in enumerate(folds):
+        for key in FOLD_FILES:
+            name = fold.get(key)
+            if name is None and key in ("onnx", "program"):
+                continue
+            if not isinstance(name, str) or name not in manifest["files"]:
+                raise BundleError(f"{root / CONTRACT}: fold {fold.get('name', i)}'s {key} is {name!r}, which the "
+                                  f"manifest does not list: only files inside the bundle and checked are read; "
+                                  f"refused")
+    return contract
+
+
 def unlisted_files(root: str | Path, manifest: dict) -> list[str]:
     """Files in the bundle folder that its manifest does not list (hidden ones, such as Snakemake's timestamp of a
     directory output, left out): prediction never reads them, and says so."""
@@ -160,13 +209,17 @@ def unlisted_files(root: str | Path, manifest: dict) -> list[str]:
     return sorted(present - set(manifest["files"]) - {MANIFEST})
 
 
-def open_bundle(root: str | Path) -> Bundle:
-    """The verified bundle at `root` (verify_bundle), with its folds' files and decision settings."""
+def open_bundle(root: str | Path, expect: str | None = None) -> Bundle:
+    """The verified bundle at `root` (verify_bundle, `expect`: the manifest's published SHA-256), with its folds'
+    files and decision settings."""
     root = Path(root)
-    manifest = verify_bundle(root)
-    contract = read_json(root / CONTRACT)
+    manifest = verify_bundle(root, expect)
+    contract = checked_contract(root, manifest)
     folds = contract["folds"]
-    metrics = [{"task": f["task"], "threshold": f["threshold"], "calibration": f["calibration"]} for f in folds]
+    try:
+        metrics = [{"task": f["task"], "threshold": f["threshold"], "calibration": f["calibration"]} for f in folds]
+    except KeyError as error:
+        raise BundleError(f"{root / CONTRACT}: a fold has no {error}; rebuild the bundle") from None
     return Bundle(root=root, contract=contract, models=[root / f["model"] for f in folds],
                   onnx=[root / f["onnx"] if f["onnx"] else None for f in folds], metrics=metrics,
                   references=[root / f["shift_reference"] for f in folds], digest=file_sha256(root / MANIFEST),
@@ -181,13 +234,31 @@ def onnx_models(bundle: Bundle) -> list[TrainedModel]:
     if missing:
         raise BundleError(f"{bundle.root}: folds {missing} have no ONNX export (manifest.json's skipped.onnx says "
                           f"why); use the torch route (--runtime torch)")
-    return [replace(TrainedModel.of_checkpoint(load_checkpoint(m)), module=OnnxModule(o))
-            for m, o in zip(bundle.models, bundle.onnx)]
+    return [replace(readable(bundle, m, lambda p: TrainedModel.of_checkpoint(load_checkpoint(p))),
+                    module=readable(bundle, o, OnnxModule)) for m, o in zip(bundle.models, bundle.onnx)]
+
+
+def readable(bundle: Bundle, path: Path, load):
+    """load(path), or BundleError naming the file where it cannot be read: a truncated checkpoint or ONNX graph,
+    or a checkpoint holding code or objects other than tensors (refused by torch's weights_only reader: nothing in
+    it ran)."""
+    import pickle
+
+    name = path.relative_to(bundle.root).as_posix()
+    try:
+        return load(path)
+    except pickle.UnpicklingError:
+        raise BundleError(f"{bundle.root}: {name} holds objects other than weights (code or classes that a pickle "
+                          f"would run): refused, nothing in it ran. Use a bundle cineflow built") from None
+    except Exception as error:  # each reader raises its own kind for a damaged file
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise BundleError(f"{bundle.root}: {name} cannot be read ({first}): the file is damaged or not what "
+                          f"its name says; rebuild the bundle") from None
 
 
 def load_models(bundle: Bundle, device: torch.device) -> list[TrainedModel]:
     """The bundle's fold models loaded (torch route), e.g. once when an app starts."""
-    return [TrainedModel.load(p, device) for p in bundle.models]
+    return [readable(bundle, p, lambda path: TrainedModel.load(path, device)) for p in bundle.models]
 
 
 def predict_with_bundle(bundle: Bundle, source: str | Path | pd.DataFrame, work_dir: str | Path,
@@ -216,7 +287,7 @@ def predict_with_bundle(bundle: Bundle, source: str | Path | pd.DataFrame, work_
             raise BundleError("the ONNX route gives scores only: MC dropout and Grad-CAM need --runtime torch")
         models, references = models or onnx_models(bundle), None
     elif runtime == "torch":
-        models, references = models or bundle.models, bundle.references
+        models, references = models or load_models(bundle, device), bundle.references
     else:
         raise BundleError(f"unknown runtime '{runtime}': torch or onnx")
     gradcam = section(GradcamConfig, "gradcam") if cam_dir else None
