@@ -78,8 +78,8 @@ def test_no_statistic_raises_on_empty_one_class_or_one_unit_tables(kind, drawn):
     assert set(found["headline"]) == set(task.headline)
     units = found["units"]
     if units["skipped"]:
-        assert "metrics" not in units and units["skipped"].startswith(str(units["n_units"] - units["n_left_out"])) \
-            or "different labels" in units["skipped"]
+        assert "metrics" not in units and (units["skipped"].startswith(str(units["n_units"] - units["n_left_out"]))
+                                           or "different labels" in units["skipped"])
     else:
         assert units["n"] >= CFG.aggregate["min_units"]
     if not len(table):

@@ -136,7 +136,6 @@ def test_the_app_listens_on_this_machine_unless_told_otherwise(tmp_path, monkeyp
 
     from cineflow import cli
 
-    monkeypatch.setattr(cli, "open_bundle", lambda *a: None, raising=False)
     monkeypatch.setattr("cineflow.deploy.bundle.open_bundle", lambda *a: None)
     seen = []
     monkeypatch.setattr(streamlit_cli, "main", lambda: seen.append(list(sys.argv)) or 0)
