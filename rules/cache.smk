@@ -17,7 +17,7 @@ rule cache_shard:
         runtime=60,
     params:
         videos=shard_rows,
-        cache=canonical(config["cache"]),
+        cache=canonical(cache_settings(config, None)),
         root=DATA_ROOT,
     script:
         "../scripts/cache_shard.py"
@@ -30,6 +30,7 @@ rule manifest:
     output:
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
+        deidentification="results/deidentification.csv",
     log:
         "results/logs/manifest.log",
     benchmark:
@@ -68,6 +69,7 @@ use rule manifest as manifest_model with:
     output:
         manifest="results/cache/{cache}/manifest.parquet",
         quarantine="results/cache/{cache}/quarantine.csv",
+        deidentification="results/cache/{cache}/deidentification.csv",
     log:
         "results/logs/manifest/{cache}.log",
     benchmark:

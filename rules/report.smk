@@ -33,6 +33,7 @@ rule report:
         splits=expand("results/splits/fold_{fold}.csv", fold=FOLDS),
         manifest="results/manifest.parquet",
         quarantine="results/quarantine.csv",
+        deidentification="results/deidentification.csv",
         comparison="results/comparison.json",
         sweeps=expand("results/sweeps/{base}.json", base=SWEEPS),
         code=code("report"),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cineflow.data.manifest import build_manifest
+from cineflow.data.manifest import build_manifest, deidentification_audit
 from cineflow.io import read_parquet, write_csv, write_parquet
 from cineflow.logs import to_log
 
@@ -19,3 +19,6 @@ with to_log(snakemake.log[0]):
                          + "; ".join(f"{r.source}: {r.reason}" for r in quarantine.itertuples()))
     write_parquet(snakemake.output.manifest, manifest)
     write_csv(snakemake.output.quarantine, quarantine)
+    audit = deidentification_audit(shards)
+    print(f"de-identification: {len(audit)} file(s) audited" if len(audit) else "de-identification: off")
+    write_csv(snakemake.output.deidentification, audit)

@@ -15,5 +15,6 @@ with to_log(snakemake.log[0]):
                 for name in snakemake.params.models],
         splits=list(snakemake.input.splits), manifest=snakemake.input.manifest,
         quarantine=snakemake.input.quarantine, benchmarks=snakemake.params.benchmarks,
-        comparison=snakemake.input.comparison, sweeps=list(snakemake.input.sweeps))
+        comparison=snakemake.input.comparison, sweeps=list(snakemake.input.sweeps),
+        deidentification=snakemake.input.deidentification)
     write_text(snakemake.output[0], build_report(files, snakemake.config, snakemake.params.title, snakemake.output[0]))

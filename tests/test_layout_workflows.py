@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from helpers import TINY
@@ -117,3 +118,69 @@ def test_table_problems_stop_the_run_at_parse_time(tmp_path, row, message):
     out = snakemake(workdir, "-n", check=False)
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
+
+
+def test_an_archive_with_phi_in_headers_and_pixels_leaves_none_of_it_in_results(tmp_path):
+    """data.deidentify on a DICOM export whose headers name the patient and whose frames carry the name burned
+    in above the sector: no header value in any file under results/ (cache, splits, predictions, CAMs, report,
+    bundle), the banner's pixels blank in the cache and the CAMs, the groups hashed yet patients kept together,
+    and the bundle applying the same rules to an upload."""
+    from cineflow.deploy.bundle import load_models, open_bundle
+    from cineflow.deploy.serve import predict_upload
+    from cineflow.io import read_parquet
+    from helpers.media import BANNER, PHI, write_phi_echo
+
+    data, rows = tmp_path / "export", []
+    for patient in range(8):
+        for k in range(2):
+            path = f"study_{patient}/IM_{k + 1:04d}.dcm"
+            write_phi_echo(data / path, patient=patient, seed=10 * patient + k)
+            rows.append({"file": path, "label": ["NORMAL", "REDUCED"][patient % 2]})
+    write_phi_echo(data / "study_9" / "IM_0001.dcm", patient=9, still=True)  # no sector: quarantined
+    rows.append({"file": "study_9/IM_0001.dcm", "label": "NORMAL"})
+    pd.DataFrame(rows).to_csv(data / "labels.csv", index=False)
+    workdir = copy_repo(tmp_path / "repo")
+    salt = tmp_path / "keys" / "salt"
+    write_config(workdir, tiny(
+        data={"layout": "table", "root": str(data), "labels": str(data / "labels.csv"),
+              "columns": {"path": "file", "label": "label", "group": "dicom:PatientID"},
+              "deidentify": {"enabled": True, "salt_file": str(salt)}},
+        cache={"shards": 2, "size": 32, "color": "grey", "sector_mask": True}, evaluate={"bootstrap": 50}))
+    snakemake(workdir, "results/report.html", "results/tiny/bundle")
+    results = workdir / "results"
+    values = [f"{v}{p:02d}" for p in range(10) for k, v in PHI.items() if not k.endswith("Date")]
+    values += [PHI["PatientBirthDate"], "Jonathan", "Elsewhere", "Gregory", "operator notes"]
+    leaks = {str(f.relative_to(results)): v for f in results.rglob("*") if f.is_file()
+             for v in values if v.encode() in f.read_bytes()}
+    assert not leaks, leaks
+    manifest = read_parquet(results / "manifest.parquet")
+    assert manifest["group"].str.startswith("pid-").all() and manifest["group"].nunique() == 8
+    split = pd.read_csv(results / "splits" / "fold_0.csv")
+    assert split.groupby("group")["partition"].nunique().max() == 1  # a patient's loops stay together
+    audit = pd.read_csv(results / "deidentification.csv").set_index("video_id")
+    assert len(audit) == 17 and (audit["burned_in_annotation"] == "YES").all()
+    assert "BurnedInAnnotation YES" in audit.loc["study_9__IM_0001", "reason"]
+    assert audit.drop("study_9__IM_0001")["tags_changed"].str.contains("PatientName").all()
+    for row in manifest.itertuples():  # the banner: 64 x 96 -> 21 x 32 with its aspect, 5 rows of padding above
+        assert np.load(workdir / row.frames_path)[:, 5:8, :11].max() == 0
+    import av
+
+    cams = list(results.glob("tiny/fold_*/gradcam/*.mp4"))
+    assert cams
+    for cam in cams:
+        with av.open(str(cam)) as container:
+            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        band = frames[0].shape[0] - 64  # the caption band above the 64-row source panels
+        rows_, cols = BANNER
+        for frame in frames:
+            for left in (0, 96):  # the source panel and the overlay panel
+                assert frame[band + rows_.start: band + rows_.stop, left + cols.start: left + cols.stop].max() < 60
+    assert "De-identification" in (report := (results / "report.html").read_text())
+    assert "PS3.15 Annex E basic profile" in report and "17 file(s) audited" in report
+    bundle = open_bundle(results / "tiny" / "bundle")
+    upload = write_phi_echo(tmp_path / "upload.dcm", patient=42).read_bytes()
+    answer = predict_upload(bundle, load_models(bundle, torch.device("cpu")), upload, ".dcm", torch.device("cpu"))
+    with av.open(__import__("io").BytesIO(answer.cam)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="gray")
+    assert first[first.shape[0] - 64:][:10, :36].max() < 60  # the upload's banner is blank in the app's CAM
+    assert salt.is_file() and not str(salt).startswith(str(results))

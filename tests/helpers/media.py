@@ -149,3 +149,34 @@ def write_echonet(root: str | Path, n_videos: int = 24, n_frames: int = 16, size
     rows.append(dict(rows[-1], FileName="0XMISSING"))  # listed, but its video is not there (as in the release)
     pd.DataFrame(rows).to_csv(root / "FileList.csv", index=False)
     return pd.DataFrame(rows)
+
+
+# what a scanner writes about the patient into an echo DICOM's header (write_phi_echo), every value findable
+PHI = {"PatientName": "Doe^Jonathan", "PatientID": "MRN4821", "PatientBirthDate": "19610314",
+       "AccessionNumber": "ACC77301", "InstitutionName": "St Elsewhere Hospital", "ReferringPhysicianName":
+       "House^Gregory", "StudyDescription": "Echo Doe Jonathan", "OtherPatientIDs": "NHS9434765919"}
+BANNER = (slice(0, 10), slice(0, 36))  # rows, columns of the burned-in banner write_phi_echo draws
+
+
+def write_phi_echo(path: str | Path, patient: int = 0, seed: int = 0, n_frames: int = 12, burned_in: str = "YES",
+                   still: bool = False) -> Path:
+    """An echo DICOM as a scanner exports it before de-identification: PHI (the patient's number in the values)
+    in its header, a private tag, and the patient's name and number burned in as a banner above the fan
+    (BANNER), beside a moving ECG trace (media.ultrasound, 64 x 96). `still`: a single frame."""
+    import cv2
+    import pydicom
+
+    frames, _ = ultrasound(n_frames, 64, seed, width=96)
+    frames = frames[..., 0].copy()
+    for frame in frames:
+        cv2.putText(frame, f"DOE {patient:02d}", (1, 8), cv2.FONT_HERSHEY_PLAIN, 0.6, 255, 1)
+    path = write_dicom(path, frames[:1] if still else frames, patient_id=f"{PHI['PatientID']}{patient:02d}")
+    ds = pydicom.dcmread(path)
+    for keyword, value in PHI.items():
+        if keyword != "PatientID":
+            setattr(ds, keyword, value if keyword.endswith("Date") else f"{value}{patient:02d}")
+    ds.BurnedInAnnotation = burned_in
+    block = ds.private_block(0x0009, "SCANNER PRIVATE", create=True)
+    block.add_new(0x01, "LO", f"operator notes for {PHI['PatientName']}{patient:02d}")
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -67,6 +67,11 @@ def check_data(config: dict) -> None:
         check_name(name, f"external/{name}")
         for i, cls in enumerate((entry or {}).get("classes", [])):
             check_name(cls, f"external/{name}/classes[{i}]")
+    deidentify = data["deidentify"]
+    if deidentify["enabled"] and not deidentify["salt_file"]:
+        raise ConfigError("data.deidentify is enabled but data.deidentify.salt_file is not set; name a file outside "
+                          "results/ for the salt of the patient-id hash (written with a random salt when missing), "
+                          "e.g. salt_file: ~/.cineflow/salt")
     if isinstance(data["labels"], list) and len(data["labels"]) > 1 and not data["join_on"]:
         raise ConfigError(f"data.labels lists {len(data['labels'])} tables but data.join_on is not set; name the "
                           "key column they share (e.g. join_on: filename)")

@@ -18,11 +18,23 @@ def model_caches(config: dict) -> dict[str, str | None]:
 
 
 def cache_settings(config: dict, name: str | None) -> dict:
-    """The `cache:` section of the cache `name` (model_caches): the shared settings, its size and colour."""
+    """The `cache:` section of the cache `name` (model_caches): the shared settings, its size and colour, and
+    data.deidentify's rules where it is on (they change what is cached, so they are the cache's settings too)."""
+    rules = ingest_rules(config["data"].get("deidentify", {}))
+    settings = dict(config["cache"], **({"deidentify": rules} if rules else {}))
     if name is None:
-        return config["cache"]
+        return settings
     size, color = name.split("px-")
-    return dict(config["cache"], size=int(size), color=color)
+    return dict(settings, size=int(size), color=color)
+
+
+def ingest_rules(deidentify: dict) -> dict | None:
+    """What of data.deidentify acts on each video as it is read (its header's profile, its pixels), for the cache
+    settings; None when off. The salt stays out: it is for the groups alone, and the settings are written into
+    results (the manifest's preprocess column, the checkpoints)."""
+    if not deidentify.get("enabled"):
+        return None
+    return {key: deidentify[key] for key in ("profile", "burned_in", "ecg", "require_sector")}
 
 
 def external_data(config: dict, name: str) -> tuple["DataConfig", "DemoConfig | None", int]:

@@ -37,6 +37,7 @@ class DataConfig:
     group_pattern: str | None
     folder: str | None
     strict: bool
+    deidentify: dict
 
     from_dict = classmethod(from_dict)
 
@@ -83,6 +84,9 @@ class CacheConfig:
     source_fps: float | None
     frame_normalisation: dict | None
     roi: dict
+    # data.deidentify's pixel rules (deidentify.pixel_rules), put here by config.cache_settings so that they reach
+    # every reader of a video: the cache, the CAMs and, through the checkpoint, predict and the app; None = off
+    deidentify: dict | None = None
 
     from_dict = classmethod(from_dict)
 

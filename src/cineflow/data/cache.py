@@ -13,14 +13,16 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.preprocess import fill_value, preprocess, read_as_cached
+from cineflow.data.preprocess import fill_value, preprocess, read_deidentified
+from cineflow.data.deidentify import Audit
 from cineflow.data.readers import UnreadableVideo
 from cineflow.data.store import SHARD_FILE, ShardFile
 from cineflow.data.synthetic import Degradation, degrade
 from cineflow.io import atomic_path, read_ahead
 
 SHARD_COLUMNS = ["video_id", "source", "status", "reason", "n_frames", "fps", "source_frames", "source_fps",
-                 "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset"]
+                 "height", "width", "channels", "crop", "mask_fraction", "preprocess", "frames_path", "frame_offset",
+                 "deidentified"]
 
 
 def leave_out(listed_in: str, settings_fixed: bool = False) -> str:
@@ -51,9 +53,10 @@ def decode_video(source: Path, cfg: CacheConfig, fix: str = leave_out("table"), 
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("shards", "store")}  # how, not where
     row = dict(source=str(source), status="ok", reason="", n_frames=0, fps=0.0, source_frames=0, source_fps=0.0,
                height=0, width=0, channels=cfg.channels, crop=json.dumps(cfg.crop), mask_fraction=1.0,
-               preprocess=json.dumps(settings, sort_keys=True), frames_path="", frame_offset=0)
+               preprocess=json.dumps(settings, sort_keys=True), frames_path="", frame_offset=0, deidentified="")
+    audit = Audit() if cfg.deidentify else None  # what de-identification did: results/deidentification.csv
     try:
-        frames, fps = read_as_cached(source, cfg)
+        frames, fps, _ = read_deidentified(source, cfg, audit)
         if cfg.media == "video" and len(frames) < 2:
             raise UnreadableVideo(f"a still image (1 frame) where cache.media is 'video'; {fix}")
         if cfg.media == "image" and len(frames) > 1:
@@ -62,11 +65,18 @@ def decode_video(source: Path, cfg: CacheConfig, fix: str = leave_out("table"), 
         if degradation is not None:
             cached = degrade(cached, degradation, fill_value(cfg.fill, cfg.channels), key)
     except UnreadableVideo as err:
-        return Decoded(dict(row, status="quarantined", reason=str(err)))
+        return Decoded(dict(row, status="quarantined", reason=str(err), deidentified=audited(audit)))
     except Exception as err:  # a decoder crash on one file must not stop the shard
-        return Decoded(dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}"))
+        return Decoded(dict(row, status="quarantined", reason=f"decoder error: {type(err).__name__}: {err}",
+                            deidentified=audited(audit)))
+    row["deidentified"] = audited(audit)
     return Decoded(dict(row, n_frames=len(cached), source_frames=len(frames), source_fps=float(fps),
                         height=frames.shape[1], width=frames.shape[2], **info), cached)
+
+
+def audited(audit: Audit | None) -> str:
+    """The shard table's `deidentified` cell: the audit as JSON, "" where de-identification is off."""
+    return json.dumps(audit.row(), sort_keys=True) if audit is not None else ""
 
 
 def store_video(decoded: Decoded, dest: Path | ShardFile) -> dict:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cineflow.config import DataConfig, DemoConfig
 from cineflow.data.columns import apply_label_map, apply_label_threshold, join_tables, map_columns
+from cineflow.data.deidentify import hashed_groups, read_salt
 from cineflow.data.demo import LABEL_COLUMNS, plan
 from cineflow.data.labels import PARTITIONS, LabelsError, path_id, validate
 from cineflow.data.readers import reader_suffixes
@@ -48,8 +49,11 @@ def labels_table(cfg: DataConfig, demo: DemoConfig | None = None, seed: int = 0)
         table = table[LABEL_COLUMNS + [c for c in cfg.subgroups if c in table]]
     else:
         table = load_layout(cfg)
-    return validate(table, cfg.classes, cfg.root, source=table_source(cfg), targets=cfg.targets,
-                    originals=cfg.augment_original, subgroups=cfg.subgroups)
+    table = validate(table, cfg.classes, cfg.root, source=table_source(cfg), targets=cfg.targets,
+                     originals=cfg.augment_original, subgroups=cfg.subgroups)
+    if cfg.deidentify.get("enabled"):  # the patient id never leaves this function: its salted hash does
+        table = table.assign(group=hashed_groups(table["group"], read_salt(cfg.deidentify["salt_file"])))
+    return table
 
 
 def leakage_warning(cfg: DataConfig) -> str | None:

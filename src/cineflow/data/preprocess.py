@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cineflow.config import CacheConfig, schema_default
+from cineflow.data.deidentify import Audit, Rules, blank_outside, clean_header, moving_outside
 from cineflow.data.readers import UnreadableVideo, read_video, rgb_to_grey
 from cineflow.data.roi import bounding_box, outline_inside
 
@@ -230,14 +231,65 @@ def cache_config(preprocess: dict | str) -> CacheConfig:
     (a dict): every setting but where the frames went. A setting added after the cache was written takes the
     schema's default, which is what the cache was made with."""
     settings = json.loads(preprocess) if isinstance(preprocess, str) else preprocess
-    added = {f.name for f in fields(CacheConfig)} - set(settings) - {"shards", "store"}
+    added = {f.name for f in fields(CacheConfig)} - set(settings) - {"shards", "store", "deidentify"}
     return CacheConfig.from_dict({**{k: schema_default("cache", k) for k in added}, **settings, "shards": 1,
                                   "store": "files"})
 
 
 def read_as_cached(source: str | Path, cfg: CacheConfig) -> tuple[np.ndarray, float]:
     """(frames, fps) of a video read as the cache reads it: its reader, grey where the cache is grey (RGB while an
-    outline's colour must be seen), and cache.source_fps where the file carries no rate (frame folders)."""
-    frames, fps = read_video(source, cfg.reader, grey=cfg.channels == 1 and not cfg.outline_roi,
-                             normalised=cfg.frame_normalisation)
-    return frames, fps or float(cfg.source_fps or 0.0)
+    outline's colour must be seen), cache.source_fps where the file carries no rate (frame folders), and
+    de-identified as the cache settings say (read_deidentified)."""
+    frames, fps, _ = read_deidentified(source, cfg)
+    return frames, fps
+
+
+def read_deidentified(source: str | Path, cfg: CacheConfig, audit: Audit | None = None
+                      ) -> tuple[np.ndarray, float, Audit | None]:
+    """read_as_cached's (frames, fps) and, where cfg.deidentify is on, what de-identification did (`audit`, filled
+    as it goes, so that it says what was found also when the video is refused; else None): a DICOM header
+    cleaned before its pixels are decoded from it, and everything outside the sector or ROI and inside the
+    burned_in rectangles set to the fill colour. UnreadableVideo where it cannot be done."""
+    grey = cfg.channels == 1 and not cfg.outline_roi
+    if not cfg.deidentify:
+        frames, fps = read_video(source, cfg.reader, grey=grey, normalised=cfg.frame_normalisation)
+        return frames, fps or float(cfg.source_fps or 0.0), None
+    rules, audit = Rules.from_dict(cfg.deidentify), audit if audit is not None else Audit()
+
+    def clean(dataset) -> None:
+        found = clean_header(dataset, rules.profile)
+        audit.dicom, audit.burned_in_annotation = True, found.burned_in_annotation
+        audit.removed, audit.changed = found.removed, found.changed
+
+    frames, fps = read_video(source, cfg.reader, grey=grey, normalised=cfg.frame_normalisation, clean=clean)
+    keep, moving = where_the_image_is(frames, cfg)
+    try:
+        frames = blank_outside(frames, keep, rules, fill_value(cfg.fill, frames.shape[-1]), audit, moving)
+    except ValueError as err:
+        raise UnreadableVideo(str(err)) from None
+    return frames, fps or float(cfg.source_fps or 0.0), audit
+
+
+def where_the_image_is(frames: np.ndarray, cfg: CacheConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """([H, W] bool of what de-identification keeps, or None where nothing says; [H, W] bool of what moves outside
+    the sector, or None): inside cache.crop, the outline ROI with its outline (cache.roi) or else the ultrasound
+    sector, found as the cache finds it (sector_mask) whether or not cache.sector_mask is on."""
+    import cv2
+
+    height, width = frames.shape[1:3]
+    x, y, w, h = cfg.crop or [0, 0, width, height]
+    region = crop_box(frames, cfg.crop)
+    moving = None
+    if cfg.outline_roi:  # the outline is kept with its inside: the cache looks for it again
+        inside = outline_inside(region, cfg.roi["outline_color"], cfg.roi["tolerance"])
+        local = cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    else:
+        local = sector_mask(region)
+        if local is not None:
+            moving = np.zeros((height, width), bool)
+            moving[y: y + h, x: x + w] = moving_outside(region, local)
+    if local is None and not cfg.crop:
+        return None, None
+    keep = np.zeros((height, width), bool)
+    keep[y: y + h, x: x + w] = True if local is None else local
+    return keep, moving

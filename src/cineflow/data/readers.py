@@ -44,11 +44,13 @@ def reader_suffixes() -> dict[str, str]:
 
 
 def read_video(path: str | Path, reader: str = "auto", grey: bool = False,
-               normalised: dict | None = None) -> tuple[np.ndarray, float]:
+               normalised: dict | None = None, clean: Callable | None = None) -> tuple[np.ndarray, float]:
     """(frames [T, H, W, 3] uint8 RGB, or [T, H, W, 1] when `grey`; fps or 0.0 when unknown).
 
     Raises UnreadableVideo with the reason. Asking for grey lets a decoder skip the RGB step. `normalised`:
     cache.frame_normalisation, the {mean, std} that a frame folder's float tensors were saved normalised with.
+    `clean`: for DICOM, called on the dataset as read, before anything else reads it (de-identification); its
+    ValueError is the file's quarantine reason.
     """
     path = Path(path)
     name = reader_for(path, reader)
@@ -59,8 +61,17 @@ def read_video(path: str | Path, reader: str = "auto", grey: bool = False,
         raise UnreadableVideo("file not found")
     elif path.stat().st_size == 0:
         raise UnreadableVideo("empty file (0 bytes)")
-    frames, fps = (READERS.get(name)(path, grey) if name != "frames" or normalised is None
-                   else read_frame_folder(path, grey, normalised))
+    if name == "dicom" and clean is not None:
+        dataset = read_dicom(path)
+        try:
+            clean(dataset)
+        except ValueError as err:
+            raise UnreadableVideo(str(err)) from None
+        frames, fps = dicom_frames(dataset, grey)
+    elif name == "frames" and normalised is not None:
+        frames, fps = read_frame_folder(path, grey, normalised)
+    else:
+        frames, fps = READERS.get(name)(path, grey)
     if grey and frames.shape[-1] == 3:
         frames = rgb_to_grey(frames)
     elif not grey and frames.shape[-1] == 1:
@@ -287,14 +298,24 @@ def image(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
 @READERS.register(suffixes=(".dcm", ".dicom"))
 def dicom(path: Path, grey: bool = False) -> tuple[np.ndarray, float]:
     """Single- and multi-frame DICOM, compressed or not, in the photometric interpretations of echo."""
+    return dicom_frames(read_dicom(path), grey)
+
+
+def read_dicom(path: Path):
+    """The pydicom dataset of a file, pixels not yet decoded; UnreadableVideo when it is no DICOM."""
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_color_lut
 
     try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, EOFError, OSError) as err:
-        raise UnreadableVideo(f"not a readable DICOM file: {err}") from None
+        return pydicom.dcmread(path)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as err:
+        raise UnreadableVideo(f"not a readable DICOM file ({type(err).__name__}: {err})") from None
+
+
+def dicom_frames(ds, grey: bool = False) -> tuple[np.ndarray, float]:
+    """(frames, fps) decoded from a dataset read by read_dicom (the dicom reader's work)."""
+    from pydicom.pixels import apply_color_lut
+
     if "PixelData" not in ds:
         raise UnreadableVideo("DICOM file has no pixel data (a report or structured document?)")
     claimed = (int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from cineflow.config import DataConfig
+from cineflow.data.deidentify import described
 from cineflow.data.layouts import leakage_warning
 from cineflow.evaluate.aggregate import level_name
 from cineflow.evaluate.summary import first_repeat, read_predictions
@@ -58,6 +59,7 @@ class ReportFiles:
     benchmarks: str
     comparison: str
     sweeps: list[str] = field(default_factory=list)  # results/sweeps/<base>.json, one per sweep
+    deidentification: str | None = None  # results/deidentification.csv (the manifest rule's audit)
 
 
 PARTITIONS = ["train", "val", "test"]
@@ -362,6 +364,8 @@ def build_report(files: ReportFiles, config: dict, title: str, report_path: str 
         class_counts=manifest["label"].value_counts().sort_index().to_dict(),
         data_table=data_summary(splits).to_html(index=False, classes="table", border=0, table_id="data"),
         quarantine=quarantine.to_dict("records"),
+        deidentification=described(config["data"].get("deidentify", {}),
+                                   read_csv(files.deidentification) if files.deidentification else pd.DataFrame()),
         config_yaml=yaml.safe_dump(config, sort_keys=False), code_version=code_version(),
         packages=package_versions(), hardware=hardware(),
         origins=pd.concat(origins).to_html(index=False, classes="table", border=0),
