@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from cineflow.config import CacheConfig
-from cineflow.data.preprocess import fill_value, preprocess, read_deidentified
 from cineflow.data.deidentify import Audit
+from cineflow.data.preprocess import fill_value, preprocess, read_deidentified
 from cineflow.data.readers import UnreadableVideo
 from cineflow.data.store import SHARD_FILE, ShardFile
 from cineflow.data.synthetic import Degradation, degrade

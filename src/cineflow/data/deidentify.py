@@ -65,10 +65,10 @@ class Rules:
             BurnedInAnnotation YES; "always": whatever its header says.
     """
 
-    profile: str = "basic"
-    burned_in: list = field(default_factory=list)
-    ecg: str = "blank"
-    require_sector: str = "burned_in"
+    profile: str
+    burned_in: list
+    ecg: str
+    require_sector: str
 
     @classmethod
     def from_dict(cls, rules: dict) -> "Rules":
@@ -141,9 +141,10 @@ def _elements(ds) -> dict[str, str]:
     return out
 
 
-def clean_header(ds, profile: str = "basic") -> Audit:
-    """Clean a pydicom dataset in place with `profile` and say what changed. dicognito replaces the identifying
-    elements (names, ids, UIDs, addresses, institutions; dates shifted); private tags, overlays and REMOVED go.
+def clean_header(ds, profile: str = "basic", audit: Audit | None = None) -> Audit:
+    """Clean a pydicom dataset in place with `profile` and say what changed, in `audit` (a new one when None).
+    dicognito replaces the identifying elements (names, ids, UIDs, addresses, institutions; dates shifted);
+    private tags, overlays and REMOVED go.
 
     Raises:
         ValueError: the header cannot be cleaned (the message is the quarantine reason).
@@ -164,9 +165,11 @@ def clean_header(ds, profile: str = "basic") -> Audit:
     except Exception as err:  # a header dicognito cannot walk: quarantined, never read on
         raise ValueError(f"the header cannot be de-identified ({type(err).__name__}: {err})") from None
     after = _elements(ds)
-    removed = sorted(k for k in before if k not in after)
-    changed = sorted(k for k in before if k in after and before[k] != after[k])
-    return Audit(dicom=True, burned_in_annotation=burned_in, removed=removed, changed=changed)
+    audit = audit if audit is not None else Audit()
+    audit.dicom, audit.burned_in_annotation = True, burned_in
+    audit.removed = sorted(k for k in before if k not in after)
+    audit.changed = sorted(k for k in before if k in after and before[k] != after[k])
+    return audit
 
 
 # --- the pixels ------------------------------------------------------------------------------------------------

@@ -255,13 +255,8 @@ def read_deidentified(source: str | Path, cfg: CacheConfig, audit: Audit | None 
         frames, fps = read_video(source, cfg.reader, grey=grey, normalised=cfg.frame_normalisation)
         return frames, fps or float(cfg.source_fps or 0.0), None
     rules, audit = Rules.from_dict(cfg.deidentify), audit if audit is not None else Audit()
-
-    def clean(dataset) -> None:
-        found = clean_header(dataset, rules.profile)
-        audit.dicom, audit.burned_in_annotation = True, found.burned_in_annotation
-        audit.removed, audit.changed = found.removed, found.changed
-
-    frames, fps = read_video(source, cfg.reader, grey=grey, normalised=cfg.frame_normalisation, clean=clean)
+    frames, fps = read_video(source, cfg.reader, grey=grey, normalised=cfg.frame_normalisation,
+                             clean=lambda dataset: clean_header(dataset, rules.profile, audit))
     keep, moving = where_the_image_is(frames, cfg)
     try:
         frames = blank_outside(frames, keep, rules, fill_value(cfg.fill, frames.shape[-1]), audit, moving)
